@@ -1,0 +1,48 @@
+"""Helpers shared by the route modules: JSON bodies and query parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from ..errors import ApiError
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message, "Bad Request")
+
+
+def query_flag(request: Request, name: str, default: bool = False) -> bool:
+    """A 0/1 query parameter (``content=0``); anything else is a 400 naming the parameter."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    if value not in ("0", "1"):
+        raise bad_request(f"{name} {value!r} is invalid: expected 0 or 1")
+    return value == "1"
+
+
+async def json_body(request: Request, *, required: bool = True) -> Any:
+    """Parse the request body as JSON whatever its Content-Type (JupyterLab sends text/plain).
+
+    An empty body gives None when not ``required``; malformed JSON is a 400 naming the problem.
+    """
+    body = await request.body()
+    if not body.strip():
+        if required:
+            raise bad_request("request body is empty; expected JSON")
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}") from None
+
+
+async def json_object(request: Request, *, required: bool = True) -> dict[str, Any] | None:
+    """Like :func:`json_body` but the body must be a JSON object."""
+    value = await json_body(request, required=required)
+    if value is not None and not isinstance(value, dict):
+        raise bad_request(f"request body must be a JSON object, not {type(value).__name__}")
+    return value

@@ -1,0 +1,180 @@
+"""create_app: the one entry point for serving and embedding carme."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import config
+from .auth import Authenticator, AuthMiddleware
+from .errors import EXCEPTION_HANDLERS
+from .events import EventBus
+from .plugins import Plugins
+from .server import Server
+
+log = logging.getLogger("carme.app")
+
+
+class RouteConflictError(ValueError):
+    """Two plugins claim the same route path."""
+
+
+class CarmeApp(Starlette):
+    """The Starlette app made by :func:`create_app`; ``app.server`` is its :class:`Server`.
+
+    Mounted inside another app, Starlette does not run a mounted app's lifespan: pass
+    ``lifespan=carme_app.lifespan`` to the host (or enter ``carme_app.lifespan(host)`` in the host's
+    own lifespan) so kernels are shut down with it. Without that, services start on the first
+    request and a warning is logged.
+    """
+
+    server: Server
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
+        """Start and stop the carme services; usable as a host app's ``lifespan``."""
+        await self.server.start()
+        try:
+            yield
+        finally:
+            await self.server.stop()
+
+
+def _route_path(route: BaseRoute) -> str:
+    if isinstance(route, Route | WebSocketRoute | Mount):
+        return route.path
+    if isinstance(route, Host):
+        return "host:" + route.host
+    return repr(route)
+
+
+def collect_routes(plugins: Plugins, server: Server) -> list[BaseRoute]:
+    """Every plugin's routes in registration order; a path claimed twice is an error naming both."""
+    owners: dict[tuple[str, str], str] = {}
+    routes: list[BaseRoute] = []
+    for name, contributed in plugins.each("carme_register_routes", server=server):
+        for route in contributed:
+            kind = "ws" if isinstance(route, WebSocketRoute) else "http"
+            key = (kind, _route_path(route))
+            if owners.get(key, name) != name:
+                raise RouteConflictError(
+                    f"route {key[1]!r} is claimed by both {owners[key]!r} and {name!r}; disable one of them"
+                )
+            owners[key] = name
+            routes.append(route)
+    return routes
+
+
+def normalise_base_url(base_url: str) -> str:
+    return "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+
+
+def create_app(
+    root_dir: str | None = None,
+    *,
+    token: str | None = None,
+    auth: bool | None = None,
+    base_url: str | None = None,
+    extensions: Iterable[str] | Mapping[str, bool] | None = None,
+    plugins: Iterable[object] = (),
+    settings: Mapping[str, Any] | None = None,
+    config_files: bool = True,
+    environ: Mapping[str, str] | None = None,
+    _cli: Iterable[config.ConfigLayer] = (),
+) -> CarmeApp:
+    """Build a carme app: a Starlette app serving the Jupyter Server API and its extensions.
+
+    Arguments override every other configuration source:
+
+    - ``root_dir``: the folder served (default: the current directory).
+    - ``token``: the auth token (default: ``JUPYTER_TOKEN``, else generated); ``auth=False``
+      turns authentication off explicitly.
+    - ``base_url``: URL prefix of every route (``/user/me/``).
+    - ``extensions``: a list of names to enable (all others off), or a mapping name -> bool
+      applied over the configured state; None keeps the configured state.
+    - ``plugins``: extra plugin objects (with ``@hookimpl`` functions) to register, e.g. an
+      embedding product's own authentication.
+    - ``settings``: any setting by dotted name (``{"cull_idle_timeout": 600, "watch.polling": True}``).
+    - ``config_files``: read ``carme_config.json`` files from the Jupyter config path.
+    - ``environ``: where ``CARME_*`` variables are read (default ``os.environ``).
+
+    Raises :class:`carme.config.ConfigError` for a bad setting and :class:`RouteConflictError`
+    when two extensions claim one route.
+    """
+    overrides: dict[str, Any] = dict(settings or {})
+    for key, value in (("root_dir", root_dir), ("token", token), ("auth_enabled", auth), ("base_url", base_url)):
+        if value is not None:
+            overrides[key] = value
+    explicit_extensions: dict[str, bool] = {}
+    only: list[str] | None = None
+    if isinstance(extensions, Mapping):
+        explicit_extensions = dict(extensions)
+    elif extensions is not None:
+        only = list(extensions)
+
+    layers = [config.read_file(path) for path in config.config_files()] if config_files else []
+    layers.append(config.read_environment(environ))
+    layers.extend(_cli)
+    layers.append(config.overrides_layer("create_app", overrides, explicit_extensions))
+
+    plugin_set = Plugins()
+    plugin_set.register_builtins()
+    for plugin in plugins:
+        plugin_set.register(plugin)
+    plugin_set.load_extensions(config.extension_states(layers), only)
+
+    disabled = [name for name, info in plugin_set.extensions.items() if not info.enabled or info.error]
+    resolved = config.resolve(plugin_set.settings_specs(), layers, ignored_sections=disabled)
+    server = Server(resolved, plugin_set)
+    server.events = EventBus()
+    server.auth = Authenticator(server)
+    for _name, schemas in plugin_set.each("carme_register_event_schemas"):
+        for schema in schemas:
+            server.events.register(schema)
+
+    routes = collect_routes(plugin_set, server)
+    public = ["/api", "/login", "/static/carme/"]
+    for _name, paths in plugin_set.each("carme_register_public_paths", server=server):
+        public.extend(paths)
+    middleware = [Middleware(AuthMiddleware, server=server, public_paths=public)]
+    for _name, entries in plugin_set.each("carme_register_middleware", server=server):
+        middleware.extend(entries)
+
+    base = normalise_base_url(server.settings["base_url"])
+    inner = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    inner.state.server = server
+    app = CarmeApp(
+        routes=[Mount(base.rstrip("/"), app=inner)] if base != "/" else routes,
+        middleware=[Middleware(LazyStartMiddleware, server=server)] + ([] if base != "/" else middleware),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    app.router.lifespan_context = app.lifespan
+    app.server = server
+    app.state.server = server
+    return app
+
+
+class LazyStartMiddleware:
+    """Starts the services on the first request when the host app did not run carme's lifespan."""
+
+    def __init__(self, app: ASGIApp, server: Server) -> None:
+        self.app = app
+        self.server = server
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan" and not self.server.running:
+            async with self._lock:
+                if not self.server.running:
+                    log.warning("carme was mounted without its lifespan; starting services on first request "
+                                "(pass lifespan=carme_app.lifespan to the host app so they also stop)")
+                    await self.server.start()
+        await self.app(scope, receive, send)

@@ -1,0 +1,363 @@
+"""Identity, token, cookie, XSRF, Origin and Host checks, as jupyter_server does them.
+
+- A request is authenticated by ``Authorization: token|bearer <t>``, ``?token=<t>``, or the
+  signed login cookie set after the first token-authenticated request.
+- Unsafe requests (POST/PUT/PATCH/DELETE) authenticated by cookie only must carry the ``_xsrf``
+  cookie's value in ``X-XSRFToken`` (or ``X-CSRFToken``, or an ``_xsrf`` field).
+- Cross-origin API requests and websockets are refused unless the origin is allowed
+  (``allow_origin`` / ``allow_origin_pat``) or the request carries the token.
+- Unauthenticated API requests and websockets get 403 JSON; pages redirect to /login.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlparse
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import Setting
+from .errors import ApiError
+from .hooks import hookimpl
+from .jsonutil import dumps, loads
+from .plugins import await_maybe
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger("carme.auth")
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+XSRF_COOKIE = "_xsrf"
+_AUTH_HEADER = re.compile(r"(?:token|bearer)\s+(.+)", re.IGNORECASE)
+COOKIE_MAX_AGE = 30 * 24 * 3600
+_MOONS = ["Adrastea", "Amalthea", "Ananke", "Callisto", "Carme", "Elara", "Europa", "Ganymede", "Himalia",
+          "Io", "Leda", "Lysithea", "Metis", "Pasiphae", "Sinope", "Thebe"]
+_COLORS = ["var(--jp-collaborator-color1)", "var(--jp-collaborator-color2)", "var(--jp-collaborator-color3)",
+           "var(--jp-collaborator-color4)", "var(--jp-collaborator-color5)", "var(--jp-collaborator-color6)",
+           "var(--jp-collaborator-color7)"]
+
+
+@dataclass(frozen=True)
+class User:
+    """Who is making a request: jupyter_server's identity model."""
+
+    username: str
+    name: str = ""
+    display_name: str = ""
+    initials: str | None = None
+    avatar_url: str | None = None
+    color: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["name"] = self.name or self.username
+        data["display_name"] = self.display_name or data["name"]
+        return data
+
+
+def anonymous_user() -> User:
+    """A fresh anonymous user, named after a moon of Jupiter as jupyter_server does."""
+    moon = secrets.choice(_MOONS)
+    return User(secrets.token_hex(16), f"Anonymous {moon}", f"Anonymous {moon}", "A" + moon[0],
+                None, secrets.choice(_COLORS))
+
+
+def resolve_token(configured: str | None, environ: dict[str, str] | None = None) -> tuple[str, bool]:
+    """The token to use and whether it was generated: setting > JUPYTER_TOKEN > file > random."""
+    env = os.environ if environ is None else environ
+    if configured:
+        return configured, False
+    if env.get("JUPYTER_TOKEN"):
+        return env["JUPYTER_TOKEN"], False
+    token_file = env.get("JUPYTER_TOKEN_FILE")
+    if token_file and Path(token_file).is_file():
+        return Path(token_file).read_text().strip(), False
+    return secrets.token_hex(24), True
+
+
+class Authenticator:
+    """The token, the cookie signing secret and the checks of one server."""
+
+    def __init__(self, server: Server) -> None:
+        settings = server.settings
+        self.enabled: bool = settings["auth_enabled"]
+        self.token, self.token_generated = resolve_token(settings["token"]) if self.enabled else ("", False)
+        self.secret = secrets.token_bytes(32)
+        self.allow_origin: str = settings["allow_origin"]
+        self.allow_origin_pat = re.compile(settings["allow_origin_pat"]) if settings["allow_origin_pat"] else None
+        self.allow_credentials: bool = settings["allow_credentials"]
+        self.disable_check_xsrf: bool = settings["disable_check_xsrf"]
+        self.allow_remote_access: bool | None = settings["allow_remote_access"]
+        self.local_hostnames: list[str] = settings["local_hostnames"]
+        self.anonymous = anonymous_user()
+
+    # -- tokens and cookies -------------------------------------------------------------------
+
+    def token_from(self, conn: HTTPConnection) -> str | None:
+        header = conn.headers.get("authorization")
+        if header:
+            match = _AUTH_HEADER.match(header)
+            if match:
+                return match.group(1).strip()
+        return conn.query_params.get("token")
+
+    def token_matches(self, token: str | None) -> bool:
+        return bool(token) and bool(self.token) and hmac.compare_digest(token.encode(), self.token.encode())
+
+    @staticmethod
+    def cookie_name(conn: HTTPConnection) -> str:
+        host = conn.headers.get("host", "")
+        return "username-" + re.sub(r"[^A-Za-z0-9]", "-", host)
+
+    def sign(self, user: User) -> str:
+        payload = base64.urlsafe_b64encode(dumps(user.to_dict())).decode()
+        mac = hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()
+        return f"{payload}|{mac}"
+
+    def unsign(self, value: str) -> User | None:
+        payload, _, mac = value.partition("|")
+        expected = hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()
+        if not mac or not hmac.compare_digest(mac, expected):
+            return None
+        try:
+            data = loads(base64.urlsafe_b64decode(payload.encode()))
+            return User(**{k: data.get(k) for k in ("username", "name", "display_name", "initials",
+                                                     "avatar_url", "color")})
+        except (ValueError, TypeError):
+            return None
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def origin_allowed(self, conn: HTTPConnection) -> bool:
+        """jupyter_server's check_origin: same host, or an allowed origin, or no Origin at all."""
+        if self.allow_origin == "*":
+            return True
+        origin = conn.headers.get("origin")
+        host = conn.headers.get("host")
+        if not origin or not host:
+            return True
+        if urlparse(origin.lower()).netloc == host.lower():
+            return True
+        if self.allow_origin and origin == self.allow_origin:
+            return True
+        return bool(self.allow_origin_pat and self.allow_origin_pat.match(origin))
+
+    def host_allowed(self, conn: HTTPConnection) -> bool:
+        """DNS-rebinding defence when serving on loopback: the Host must be local."""
+        if self.allow_remote_access is not False:
+            return True
+        host = conn.headers.get("host", "")
+        name = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") or "]" in host else host
+        if host.startswith("["):
+            name = host[1:].split("]", 1)[0]
+        if name in self.local_hostnames:
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    def xsrf_ok(self, conn: HTTPConnection) -> bool:
+        cookie = conn.cookies.get(XSRF_COOKIE)
+        sent = conn.headers.get("x-xsrftoken") or conn.headers.get("x-csrftoken") or conn.query_params.get(XSRF_COOKIE)
+        return bool(cookie) and bool(sent) and hmac.compare_digest(cookie.encode(), sent.encode())
+
+
+@dataclass
+class AuthResult:
+    user: User | None
+    by_token: bool = False
+    set_cookie: bool = False
+
+
+async def identify(server: Server, conn: HTTPConnection) -> AuthResult:
+    """Find the user of a request: plugins first (carme_authenticate), then token, then cookie."""
+    auth = server.auth
+    if not auth.enabled:
+        return AuthResult(auth.anonymous, by_token=True)
+    user = await await_maybe(server.hook.carme_authenticate(server=server, connection=conn))
+    if user is not None:
+        return AuthResult(user, by_token=getattr(user, "_by_token", False))
+    token = auth.token_from(conn)
+    cookie = conn.cookies.get(auth.cookie_name(conn))
+    if auth.token_matches(token):
+        from_cookie = auth.unsign(cookie) if cookie else None
+        return AuthResult(from_cookie or auth.anonymous, by_token=True, set_cookie=from_cookie is None)
+    if cookie:
+        return AuthResult(auth.unsign(cookie))
+    return AuthResult(None)
+
+
+def _is_page_request(path: str, headers: Headers) -> bool:
+    """A browser asking for a page (redirected to /login), not an API client (given 403)."""
+    if path.startswith(("/api/", "/files/", "/lab/api/", "/kernelspecs/")) or path == "/api":
+        return False
+    return "text/html" in headers.get("accept", "")
+
+
+def base_path(scope: Scope) -> str:
+    """The URL prefix in front of this app's routes (mount prefix + base URL), ending in '/'."""
+    return (scope.get("root_path", "") or "").rstrip("/") + "/"
+
+
+class AuthMiddleware:
+    """Authenticates every HTTP request and websocket that is not public, and applies the checks."""
+
+    def __init__(self, app: ASGIApp, server: Server, public_paths: Iterable[str]) -> None:
+        self.app = app
+        self.server = server
+        self.public = tuple(public_paths)
+
+    def _relative(self, scope: Scope) -> str:
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        return path[len(root):] if root and path.startswith(root) else path
+
+    def _is_public(self, path: str) -> bool:
+        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        auth = self.server.auth
+        path = self._relative(scope)
+        if not auth.host_allowed(conn):
+            await self._deny(scope, receive, send, 403, f"Host {conn.headers.get('host')!r} is not allowed")
+            return
+        if scope["type"] == "http" and scope["method"] == "OPTIONS" and conn.headers.get("origin"):
+            await self._preflight(conn, send)
+            return
+        if self._is_public(path):
+            await self._with_headers(scope, receive, send, conn, None)
+            return
+        try:
+            result = await identify(self.server, conn)
+        except ApiError as exc:
+            await self._deny(scope, receive, send, exc.status, exc.message)
+            return
+        if result.user is None:
+            if scope["type"] == "http" and _is_page_request(path, conn.headers):
+                target = base_path(scope) + "login?next=" + quote(scope.get("root_path", "") + path
+                                                                   + ("?" + scope["query_string"].decode() if scope["query_string"] else ""), safe="")
+                await self._redirect(send, target)
+            else:
+                await self._deny(scope, receive, send, 403, "Forbidden")
+            return
+        if not result.by_token:
+            if not auth.origin_allowed(conn):
+                status = 403 if scope["type"] == "websocket" else 404
+                await self._deny(scope, receive, send, status, "Blocking Cross Origin API request")
+                return
+            if (scope["type"] == "http" and scope["method"] in UNSAFE_METHODS and not auth.disable_check_xsrf
+                    and not auth.xsrf_ok(conn)):
+                await self._deny(scope, receive, send, 403, "'_xsrf' argument missing from POST")
+                return
+        elif scope["type"] == "websocket" and not auth.origin_allowed(conn) and conn.query_params.get("token") is None:
+            await self._deny(scope, receive, send, 403, "Blocking Cross Origin websocket")
+            return
+        scope["user"] = result.user
+        scope.setdefault("state", {})["token_authenticated"] = result.by_token
+        cookie = auth.sign(result.user) if result.set_cookie else None
+        await self._with_headers(scope, receive, send, conn, cookie)
+        if scope["type"] == "http" and not path.startswith(("/api/status", "/api/me")) and "no_track_activity" not in conn.query_params:
+            self.server.touch()
+
+    async def _with_headers(self, scope: Scope, receive: Receive, send: Send, conn: HTTPConnection,
+                            cookie: str | None) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        auth = self.server.auth
+        origin = conn.headers.get("origin")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("x-content-type-options", "nosniff")
+                headers.setdefault("content-security-policy", "frame-ancestors 'self'")
+                if cookie is not None:
+                    headers.append("set-cookie", f"{auth.cookie_name(conn)}={cookie}; Path={base_path(scope)}; "
+                                   f"Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax")
+                if origin:
+                    allowed = self._cors_origin(conn)
+                    if allowed:
+                        headers["access-control-allow-origin"] = allowed
+                        if auth.allow_credentials:
+                            headers["access-control-allow-credentials"] = "true"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _cors_origin(self, conn: HTTPConnection) -> str | None:
+        auth = self.server.auth
+        origin = conn.headers.get("origin")
+        if auth.allow_origin == "*":
+            return "*"
+        if origin and (origin == auth.allow_origin or (auth.allow_origin_pat and auth.allow_origin_pat.match(origin))):
+            return origin
+        return None
+
+    async def _preflight(self, conn: HTTPConnection, send: Send) -> None:
+        headers = [(b"access-control-allow-headers", b"accept, content-type, authorization, x-xsrftoken"),
+                   (b"access-control-allow-methods", b"GET, PUT, POST, PATCH, DELETE, OPTIONS"),
+                   (b"content-length", b"0")]
+        allowed = self._cors_origin(conn)
+        if allowed:
+            headers.append((b"access-control-allow-origin", allowed.encode()))
+            if self.server.auth.allow_credentials:
+                headers.append((b"access-control-allow-credentials", b"true"))
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _redirect(self, send: Send, location: str) -> None:
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+        body = dumps({"message": message, "reason": None})
+        if scope["type"] == "websocket":
+            # Refuse before accepting; servers supporting the denial extension send the status.
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await send({"type": "websocket.http.response.start", "status": status,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "websocket.http.response.body", "body": body})
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+@hookimpl
+def carme_register_settings() -> list[Setting]:
+    return [
+        Setting("token", str, None, "Token clients authenticate with (default: JUPYTER_TOKEN, else generated)",
+                nullable=True),
+        Setting("auth_enabled", bool, True, "Require authentication; false serves everyone as an anonymous user"),
+        Setting("allow_origin", str, "", "Origin allowed for cross-origin requests ('*' for any)"),
+        Setting("allow_origin_pat", str, "", "Regular expression of origins allowed for cross-origin requests"),
+        Setting("allow_credentials", bool, False, "Send Access-Control-Allow-Credentials: true"),
+        Setting("disable_check_xsrf", bool, False, "Skip the XSRF check on cookie-authenticated requests"),
+        Setting("allow_remote_access", bool, None, "Accept Host headers that are not local "
+                "(default: yes, except when serving on a loopback address)", nullable=True),
+        Setting("local_hostnames", list, ["localhost"], "Host names treated as local by the Host check"),
+    ]

@@ -1,0 +1,55 @@
+"""API errors and their JSON shape: ``{"message": ..., "reason": ...}`` as jupyter_server sends."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .jsonutil import JSONResponse
+
+log = logging.getLogger("carme.errors")
+
+
+class ApiError(Exception):
+    """Raise from a route or a service to answer with ``status`` and a JSON message.
+
+    ``reason`` is a short machine-readable phrase (jupyter_server's ``HTTPError.reason``).
+    """
+
+    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+def error_response(status: int, message: str, reason: str | None = None) -> JSONResponse:
+    return JSONResponse({"message": message, "reason": reason}, status_code=status)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.reason)
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = error_response(exc.status_code, str(exc.detail), None)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"message": "Unhandled error", "reason": None, "traceback": ""}, status_code=500)
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: api_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: unhandled_error_handler,
+}

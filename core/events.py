@@ -1,0 +1,205 @@
+"""The event bus: one Python API to emit events, served at /api/events/subscribe.
+
+Each event is sent to subscribers as one JSON text frame: the event's data with ``schema_id``,
+``version`` and ``timestamp`` added at the top level. JupyterLab reads ``schema_id`` and the data
+keys from the top level, as jupyter_server sends them; ``version`` and ``timestamp`` are reserved
+names that a schema cannot use for its own properties.
+
+Schemas are registered by plugins (:func:`carme.hooks.carme_register_event_schemas`); data is
+checked against the schema's ``required`` keys and each property's JSON type / enum, which is the
+part of JSON Schema jupyter_server's own event schemas use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .errors import ApiError
+from .hooks import hookimpl
+from .jsonutil import dumps, isoformat, utcnow
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger("carme.events")
+
+RESERVED = frozenset({"schema_id", "version", "timestamp"})
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,), "null": (type(None),),
+}
+SUBSCRIBER_QUEUE = 10_000
+
+CONTENTS_SCHEMA = "https://events.jupyter.org/jupyter_server/contents_service/v1"
+KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
+
+
+class EventError(ValueError):
+    """An event does not match its schema, or its schema is unknown."""
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    """A registered event schema: id, integer version, and JSON-Schema-style properties."""
+
+    id: str
+    version: int
+    title: str
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        clash = RESERVED & set(self.properties)
+        if clash:
+            raise EventError(f"event schema {self.id}: property names {sorted(clash)} are reserved")
+
+    def validate(self, data: dict[str, Any]) -> None:
+        missing = [key for key in self.required if key not in data]
+        if missing:
+            raise EventError(f"event {self.id}: missing required {missing}")
+        for key, value in data.items():
+            rule = self.properties.get(key)
+            if rule is None:
+                continue
+            kinds = rule.get("type")
+            if kinds is not None:
+                names = [kinds] if isinstance(kinds, str) else kinds
+                allowed = tuple(t for name in names for t in _JSON_TYPES[name])
+                if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                    raise EventError(f"event {self.id}: {key} = {value!r} is not of type {kinds}")
+            if "enum" in rule and value not in rule["enum"]:
+                raise EventError(f"event {self.id}: {key} = {value!r} is not one of {rule['enum']}")
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class EventBus:
+    """Registered schemas and subscribers. Emitting is synchronous and never blocks on a client."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, EventSchema] = {}
+        self._listeners: list[Listener] = []
+
+    def register(self, schema: EventSchema) -> None:
+        known = self.schemas.get(schema.id)
+        if known is not None and known != schema:
+            raise EventError(f"event schema {schema.id} is registered twice with different definitions")
+        self.schemas[schema.id] = schema
+
+    def emit(self, schema_id: str, data: dict[str, Any], version: int | None = None) -> dict[str, Any]:
+        """Validate ``data`` against its schema and deliver it to every listener; returns the event."""
+        schema = self.schemas.get(schema_id)
+        if schema is None:
+            raise EventError(f"unknown event schema {schema_id!r}")
+        if version is not None and version != schema.version:
+            raise EventError(f"event schema {schema_id} has version {schema.version}, not {version}")
+        schema.validate(data)
+        event = {**data, "schema_id": schema_id, "version": schema.version, "timestamp": isoformat(utcnow())}
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed")
+        return event
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+
+BUILTIN_SCHEMAS = [
+    EventSchema(
+        CONTENTS_SCHEMA, 1, "Contents Manager activities",
+        {"action": {"enum": ["get", "create", "save", "upload", "rename", "copy", "delete"]},
+         "path": {"type": "string"}, "source_path": {"type": "string"}},
+        ("action", "path"),
+    ),
+    EventSchema(
+        KERNEL_ACTIONS_SCHEMA, 1, "Kernel Manager activities",
+        {"kernel_id": {"type": "string"}, "kernel_name": {"type": "string"},
+         "action": {"enum": ["start", "interrupt", "shutdown", "restart"]},
+         "status": {"enum": ["success", "error"]}, "status_code": {"type": "number"}, "msg": {"type": "string"}},
+        ("action",),
+    ),
+]
+
+
+async def subscribe(websocket: WebSocket) -> None:
+    server: Server = websocket.app.state.server
+    await websocket.accept()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
+
+    def deliver(event: dict[str, Any]) -> None:
+        if queue.full():
+            log.warning("event subscriber too slow; dropping an event of %s", event["schema_id"])
+            return
+        queue.put_nowait(event)
+
+    remove = server.events.add_listener(deliver)
+    receiver = asyncio.create_task(_drain(websocket))
+    try:
+        while not receiver.done():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await websocket.send_text(dumps(getter.result()).decode())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        remove()
+        receiver.cancel()
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) client frames until it disconnects."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+async def post_event(request: Request) -> Response:
+    from .api.util import json_object
+
+    server: Server = request.app.state.server
+    body = await json_object(request)
+    assert body is not None
+    schema_id, version, data = body.get("schema_id"), body.get("version"), body.get("data")
+    if not isinstance(schema_id, str) or not isinstance(data, dict):
+        raise ApiError(400, "an event needs schema_id (string) and data (object)", "Bad Request")
+    if version is not None and not isinstance(version, int | float | str):
+        raise ApiError(400, "version must be a number", "Bad Request")
+    try:
+        server.events.emit(schema_id, data, int(float(version)) if version is not None else None)
+    except (EventError, ValueError) as exc:
+        raise ApiError(400, str(exc), "Bad Request") from None
+    return Response(status_code=204)
+
+
+@hookimpl
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    return [
+        WebSocketRoute("/api/events/subscribe", subscribe),
+        Route("/api/events", post_event, methods=["POST"]),
+    ]
+
+
+@hookimpl
+def carme_register_event_schemas() -> list[EventSchema]:
+    return BUILTIN_SCHEMAS

@@ -1,0 +1,200 @@
+"""The extension contract: every hook carme calls, in one file.
+
+carme uses pluggy (project name ``carme``). An extension is a module or object with functions
+decorated by :data:`hookimpl`; it is found through the ``carme.extensions`` entry-point group, or
+passed to :func:`carme.create_app` as ``plugins=[...]``. The core services (contents, kernels,
+sessions, auth, events) are plugins too, registered first, so an extension replaces one the same
+way it adds anything.
+
+Grammar of names (after Datasette): ``carme_register_*`` returns things to add,
+``carme_*_manager`` / ``carme_kernel_provisioner`` return the one object that wins
+(``firstresult``), ``carme_on_*`` are notifications. Hooks marked *may be awaitable* can be
+``async def`` or return an awaitable; the caller awaits what needs awaiting
+(:func:`carme.plugins.await_maybe`). Hooks that are called per request or per kernel message do not
+exist on purpose: a kernel exposes a subscription for its messages instead.
+
+An extension can add hookspecs of its own for other extensions (watch adds
+``carme_file_changed``) through :func:`carme_add_hookspecs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from starlette.middleware import Middleware
+    from starlette.requests import HTTPConnection
+    from starlette.routing import BaseRoute
+
+    from .auth import User
+    from .config import Setting
+    from .contents.manager import ContentsManager
+    from .events import EventSchema
+    from .kernels.kernel import Kernel
+    from .kernels.provisioner import Provisioner
+    from .kernels.specs import KernelSpec
+    from .server import Server
+
+PROJECT = "carme"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# --------------------------------------------------------------------------------------------
+# Loading: called once, synchronously, while create_app assembles the app.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def carme_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
+    """Add hookspecs of this extension, for other extensions to implement.
+
+    Called once for every plugin as it is registered (historic, so order of registration does
+    not matter). Call ``pluginmanager.add_hookspecs(module_or_class)``; return nothing.
+    """
+
+
+@hookspec
+def carme_register_settings() -> list[Setting]:
+    """Declare this plugin's settings.
+
+    Called once while the configuration is read, before anything else runs. Return a list of
+    :class:`carme.config.Setting`. An extension's settings live in its own section, named after
+    the extension (``watch.polling``); the core's built-in plugins declare the top-level ones.
+    Values come from defaults < config files < ``CARME_*`` environment < CLI / create_app.
+    """
+
+
+@hookspec
+def carme_register_event_schemas() -> list[EventSchema]:
+    """Declare the event schemas this plugin emits on the event bus.
+
+    Called once at app creation. Return a list of :class:`carme.events.EventSchema`; emitting
+    an event whose schema was not registered is an error.
+    """
+
+
+@hookspec
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    """Return the Starlette routes (``Route``, ``WebSocketRoute``, ``Mount``) this plugin serves.
+
+    Called once at app creation; ``server`` is not started yet, so handlers must look services
+    up on it when a request arrives. Paths are relative to the app (the base URL and any mount
+    prefix are added outside). Two plugins returning the same path is a start-up error naming
+    both. Every route is behind authentication unless listed by
+    :func:`carme_register_public_paths`.
+    """
+
+
+@hookspec
+def carme_register_public_paths(server: Server) -> list[str]:
+    """Return path prefixes (relative to the app) that need no authentication.
+
+    Called once at app creation. Use sparingly: login pages and static assets only.
+    """
+
+
+@hookspec
+def carme_register_middleware(server: Server) -> list[Middleware]:
+    """Return Starlette ``Middleware`` entries wrapped around the app, inside authentication.
+
+    Called once at app creation; the middleware stack is built once and never changes.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Lifecycle: called from the ASGI lifespan.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def carme_startup(server: Server) -> Awaitable[None] | None:
+    """Start this plugin's services. May be awaitable.
+
+    Called in registration order (core services first) when the ASGI lifespan starts. Publish
+    services for other extensions with ``server.services[name] = obj``. An exception aborts
+    start-up with a message naming the plugin.
+    """
+
+
+@hookspec
+def carme_shutdown(server: Server) -> Awaitable[None] | None:
+    """Stop this plugin's services. May be awaitable.
+
+    Called in reverse registration order when the ASGI lifespan ends (Ctrl-C, SIGTERM,
+    /api/shutdown, or the embedding app stopping). Exceptions are logged, never raised, so every
+    plugin gets to stop.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Replaceable services: the first non-None answer wins.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def carme_contents_manager(server: Server) -> ContentsManager | None:
+    """Return the contents manager that serves /api/contents and /files.
+
+    Called once at start-up. The built-in file-system manager answers last, so an extension that
+    returns one replaces it. Return None to leave the choice to others.
+    """
+
+
+@hookspec(firstresult=True)
+def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | None:
+    """Return the provisioner that launches a kernel of ``spec``.
+
+    Called each time a kernel starts. The built-in provisioner (a local process in its own
+    process group) answers last. Return None to leave the kernel to others.
+    """
+
+
+@hookspec(firstresult=True)
+def carme_authenticate(server: Server, connection: HTTPConnection) -> Awaitable[User | None] | User | None:
+    """Identify who makes a request or opens a websocket. May be awaitable.
+
+    Called for every request and websocket that is not public. Return a
+    :class:`carme.auth.User` to let it in, None to leave the decision to the next plugin. The
+    built-in token authenticator answers last. Raise ``carme.errors.ApiError(403, ...)`` to refuse
+    outright.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Notifications.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def carme_on_kernel_started(server: Server, kernel: Kernel) -> Awaitable[None] | None:
+    """A kernel has started and answered kernel_info. May be awaitable.
+
+    Called once per kernel, after start (not after restarts). Subscribe to its messages here
+    with ``kernel.subscribe(callback)``.
+    """
+
+
+@hookspec
+def carme_on_kernel_stopped(server: Server, kernel: Kernel) -> Awaitable[None] | None:
+    """A kernel has shut down or died for good. May be awaitable."""
+
+
+@hookspec
+def carme_on_contents_changed(server: Server, action: str, path: str, source_path: str | None) -> Awaitable[None] | None:
+    """The contents API changed a file or directory. May be awaitable.
+
+    ``action`` is one of ``create``, ``save``, ``upload``, ``rename``, ``copy``, ``delete``;
+    ``path`` is the API path (relative to the root, ``/``-separated); ``source_path`` is set for
+    rename and copy. Called after the change is on disk.
+    """
+
+
+def hookspec_names() -> list[str]:
+    """Names of the hookspecs declared in this module (used by the docs and hook tests)."""
+    return sorted(name for name, value in globals().items() if name.startswith("carme_") and callable(value))
+
+
+__all__ = ["PROJECT", "hookimpl", "hookspec", "hookspec_names"]

@@ -1,0 +1,34 @@
+"""Fast JSON in and out (orjson) and jupyter_server's timestamp format."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+def dumps(value: Any) -> bytes:
+    """Encode to JSON bytes; non-str dict keys and datetimes are handled."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def isoformat(moment: datetime) -> str:
+    """ISO-8601 UTC with a ``Z`` suffix, as jupyter_server writes timestamps."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)

@@ -1,0 +1,178 @@
+"""The plugin manager: built-in plugins, entry-point discovery, enabled state and load errors.
+
+One :class:`Plugins` per app (never a module global), so two carme apps in one process never
+share plugins or state. Built-in plugins are essential: they cannot be disabled, only replaced
+through the firstresult hooks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, TypeVar
+
+import pluggy
+
+from . import hooks
+from .config import Setting
+
+log = logging.getLogger("carme.plugins")
+
+ENTRY_POINT_GROUP = "carme.extensions"
+T = TypeVar("T")
+
+# Built-in plugins, registered first and in this order (so they answer last in firstresult hooks).
+BUILTIN_MODULES = (
+    "carme.events",
+    "carme.auth",
+    "carme.api.server",
+    "carme.contents.plugin",
+    "carme.kernels.plugin",
+    "carme.sessions",
+)
+
+
+async def await_maybe(value: T | Awaitable[T]) -> T:
+    """Await ``value`` if it is awaitable (hook implementations may be sync or async)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+@dataclass
+class ExtensionInfo:
+    """What ``carme extension list`` shows for one installed extension."""
+
+    name: str
+    distribution: str
+    version: str
+    enabled: bool
+    source: str
+    error: str | None = None
+    entry_point: EntryPoint | None = None
+
+    @property
+    def loads(self) -> bool:
+        return self.error is None
+
+
+def installed_extensions() -> dict[str, EntryPoint]:
+    """Entry points of the ``carme.extensions`` group, by extension name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class Plugins:
+    """A pluggy PluginManager plus carme's bookkeeping: names, sections and load errors."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hooks.PROJECT)
+        self.pm.add_hookspecs(hooks)
+        self.extensions: dict[str, ExtensionInfo] = {}
+        self.builtins: list[str] = []
+        if os.environ.get("CARME_TRACE_HOOKS"):
+            self.pm.trace.root.setwriter(lambda text: log.info("%s", text.rstrip()))
+            self.pm.enable_tracing()
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay: ``plugins.hook.carme_startup(server=...)``."""
+        return self.pm.hook
+
+    def register_builtins(self) -> None:
+        for module_name in BUILTIN_MODULES:
+            if module_name.startswith("carme.") and not _module_available(module_name):
+                continue  # a service still being built; carme runs without it
+            module = importlib.import_module(module_name)
+            self.pm.register(module, name=module_name)
+            self.builtins.append(module_name)
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register an extra plugin object (create_app ``plugins=[...]``); returns its name."""
+        registered = self.pm.register(plugin, name=name)
+        assert registered is not None
+        return registered
+
+    def load_extensions(self, states: dict[str, tuple[bool, str]], only: Iterable[str] | None = None) -> None:
+        """Load every installed extension that is enabled; record the rest and any load error.
+
+        ``states`` maps name -> (enabled, source). Extensions are enabled by default when installed.
+        ``only``, when given, is the exact set to enable (create_app ``extensions=[...]``).
+        """
+        wanted = set(only) if only is not None else None
+        for name, ep in sorted(installed_extensions().items()):
+            if wanted is not None:
+                enabled, source = name in wanted, "create_app(extensions=...)"
+            else:
+                enabled, source = states.get(name, (True, "default"))
+            dist = ep.dist
+            info = ExtensionInfo(name, dist.name if dist else "?", dist.version if dist else "?", enabled, source,
+                                 entry_point=ep)
+            self.extensions[name] = info
+            if not enabled:
+                continue
+            try:
+                plugin = ep.load()
+                self.pm.register(plugin, name=name)
+            except Exception as exc:  # a broken extension must not stop the others
+                info.error = f"{type(exc).__name__}: {exc}"
+                log.error("extension %r failed to load: %s", name, info.error)
+        if wanted is not None:
+            unknown = wanted - set(self.extensions)
+            if unknown:
+                raise ValueError(f"unknown extension(s) {sorted(unknown)}; installed: {sorted(self.extensions)}")
+
+    def name_of(self, plugin: object) -> str:
+        return self.pm.get_name(plugin) or repr(plugin)
+
+    def section_of(self, plugin: object) -> str | None:
+        """The settings section of a plugin: None for built-ins, else its registered name."""
+        name = self.name_of(plugin)
+        return None if name in self.builtins else name
+
+    def each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call one hook on each plugin separately, in registration order: [(plugin name, result)].
+
+        Used where the caller must know which plugin answered (settings sections, route owners).
+        """
+        caller = getattr(self.pm.hook, hook_name)
+        results = []
+        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps them last-registered first
+            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            if result is not None:
+                results.append((self.name_of(impl.plugin), result))
+        return results
+
+    def settings_specs(self) -> dict[str, Setting]:
+        """Every declared setting by dotted key; extension settings are put in their section."""
+        specs: dict[str, Setting] = {}
+        for impl in reversed(self.pm.hook.carme_register_settings.get_hookimpls()):
+            section = self.section_of(impl.plugin)
+            for setting in impl.function() or []:
+                key = setting.name if section is None else f"{section}.{setting.name}"
+                if key in specs:
+                    raise ValueError(f"setting {key!r} is declared twice (by {self.name_of(impl.plugin)})")
+                specs[key] = setting
+        return specs
+
+    def call_each_async(self, hook_name: str, reverse: bool = False, **kwargs: Any) -> list[tuple[str, Callable[[], Any]]]:
+        """Per-plugin thunks for a lifecycle hook, in registration order (or reversed)."""
+        caller = getattr(self.pm.hook, hook_name)
+        impls = list(reversed(caller.get_hookimpls()))
+        if reverse:
+            impls.reverse()
+        return [
+            (self.name_of(impl.plugin), lambda impl=impl: impl.function(**{a: kwargs[a] for a in impl.argnames}))
+            for impl in impls
+        ]

@@ -1,0 +1,95 @@
+"""The Server object: one per app, holding settings, plugins and the running services.
+
+Plugins receive it in every hook. Services are attributes for the core (``contents``,
+``kernels``, ``sessions``, ``events``, ``auth``) and entries of ``services`` for extensions
+(``server.services["watch"]``), published from :func:`carme.hooks.carme_startup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .jsonutil import utcnow
+from .plugins import Plugins, await_maybe
+
+if TYPE_CHECKING:
+    from .auth import Authenticator
+    from .contents.manager import ContentsManager
+    from .events import EventBus
+    from .kernels.manager import KernelManager
+    from .kernels.specs import KernelSpecManager
+    from .sessions import SessionManager
+
+log = logging.getLogger("carme.server")
+
+
+class Server:
+    """Everything one carme app knows. Made by :func:`carme.create_app`, never global."""
+
+    def __init__(self, settings: Settings, plugins: Plugins) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.root_dir = Path(settings["root_dir"] or ".").expanduser().resolve()
+        self.started: datetime = utcnow()
+        self.last_activity: datetime = self.started
+        self.services: dict[str, Any] = {}
+        self.running = False
+        # Core services, set by the built-in plugins at start-up (or replaced by extensions).
+        self.events: EventBus
+        self.auth: Authenticator
+        self.contents: ContentsManager
+        self.kernelspecs: KernelSpecManager
+        self.kernels: KernelManager
+        self.sessions: SessionManager
+        self._shutdown_request: Callable[[], None] | None = None
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay, for calling hooks: ``server.hook.carme_on_kernel_started(...)``."""
+        return self.plugins.hook
+
+    def touch(self) -> None:
+        """Record API activity (for /api/status and idle shutdown)."""
+        self.last_activity = utcnow()
+
+    async def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a notification hook on every plugin, awaiting async ones; errors are logged."""
+        for name, call in self.plugins.call_each_async(hook_name, server=self, **kwargs):
+            try:
+                await await_maybe(call())
+            except Exception:
+                log.exception("plugin %s failed in %s", name, hook_name)
+
+    async def start(self) -> None:
+        """Run every plugin's carme_startup in registration order; a failure names the plugin."""
+        for name, call in self.plugins.call_each_async("carme_startup", server=self):
+            try:
+                await await_maybe(call())
+            except Exception as exc:
+                raise RuntimeError(f"extension {name!r} failed to start: {exc}") from exc
+        self.running = True
+
+    async def stop(self) -> None:
+        """Run every plugin's carme_shutdown in reverse order; errors are logged, never raised."""
+        self.running = False
+        for name, call in self.plugins.call_each_async("carme_shutdown", reverse=True, server=self):
+            try:
+                await await_maybe(call())
+            except Exception:
+                log.exception("plugin %s failed to shut down", name)
+
+    def request_shutdown(self) -> None:
+        """Ask whoever runs the server (the CLI) to stop it, as /api/shutdown does."""
+        if self._shutdown_request is not None:
+            asyncio.get_running_loop().call_soon(self._shutdown_request)
+        else:
+            log.warning("shutdown requested but this app is embedded; the host app decides")
+
+    def on_shutdown_request(self, callback: Callable[[], None]) -> None:
+        self._shutdown_request = callback
