@@ -73,6 +73,27 @@ def collect_routes(plugins: Plugins, server: Server) -> list[BaseRoute]:
     return routes
 
 
+def load_plugins(layers: list[config.ConfigLayer], extra: Iterable[object] = (), only: Iterable[str] | None = None,
+                 explicit: Iterable[str] = ()) -> tuple[Plugins, config.Settings]:
+    """The plugin manager (built-ins, extra plugins, enabled extensions) and the resolved settings.
+
+    ``explicit`` names extensions the caller asked for by name: an unknown one is an error
+    listing the installed ones (names in config files are not checked: an uninstalled
+    extension's old config must not stop the server).
+    """
+    plugin_set = Plugins()
+    plugin_set.register_builtins()
+    for plugin in extra:
+        plugin_set.register(plugin)
+    plugin_set.load_extensions(config.extension_states(layers), only)
+    unknown = sorted(set(explicit) - set(plugin_set.extensions))
+    if unknown:
+        raise config.ConfigError(f"unknown extension(s) {', '.join(unknown)}; installed: "
+                                 f"{', '.join(sorted(plugin_set.extensions)) or 'none'}")
+    disabled = [name for name, info in plugin_set.extensions.items() if not info.enabled or info.error]
+    return plugin_set, config.resolve(plugin_set.settings_specs(), layers, ignored_sections=disabled)
+
+
 def normalise_base_url(base_url: str) -> str:
     return "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
 
@@ -89,6 +110,7 @@ def create_app(
     config_files: bool = True,
     environ: Mapping[str, str] | None = None,
     _cli: Iterable[config.ConfigLayer] = (),
+    _cli_extensions: Iterable[str] = (),
 ) -> CarmeApp:
     """Build a carme app: a Starlette app serving the Jupyter Server API and its extensions.
 
@@ -120,19 +142,10 @@ def create_app(
     elif extensions is not None:
         only = list(extensions)
 
-    layers = [config.read_file(path) for path in config.config_files()] if config_files else []
-    layers.append(config.read_environment(environ))
+    layers = config.read_layers(config_files, environ)
     layers.extend(_cli)
     layers.append(config.overrides_layer("create_app", overrides, explicit_extensions))
-
-    plugin_set = Plugins()
-    plugin_set.register_builtins()
-    for plugin in plugins:
-        plugin_set.register(plugin)
-    plugin_set.load_extensions(config.extension_states(layers), only)
-
-    disabled = [name for name, info in plugin_set.extensions.items() if not info.enabled or info.error]
-    resolved = config.resolve(plugin_set.settings_specs(), layers, ignored_sections=disabled)
+    plugin_set, resolved = load_plugins(layers, plugins, only, explicit=[*explicit_extensions, *(only or []), *_cli_extensions])
     server = Server(resolved, plugin_set)
     server.events = EventBus()
     server.auth = Authenticator(server)

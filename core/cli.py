@@ -1,30 +1,37 @@
-"""The ``carme`` command: serve, extension list|enable|disable, config, --version."""
+"""The ``carme`` command: serve, extension list|enable|disable, config, --version.
+
+``carme serve`` runs the app of :func:`carme.create_app` on uvicorn. The first Ctrl-C or SIGTERM
+shuts down gracefully (the ASGI lifespan stops every extension and kernel); a second Ctrl-C
+forces the exit. Nothing is written to disk: the URL with the token goes to the log (stderr).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
+import ipaddress
 import logging
+import signal
 import socket
 import sys
 import webbrowser
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, config
 from .config import ConfigError
 
+if TYPE_CHECKING:
+    import uvicorn
+
+    from .app import CarmeApp
+    from .server import Server
+
 log = logging.getLogger("carme.cli")
 
-
-def _parse_set(items: Sequence[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set cull_idle_timeout=600")
-        values[key.strip()] = value
-    return values
+PORT_RETRIES = 50  # as jupyter_server: the next ports are tried when the port is taken
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,18 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
     serve.add_argument("--base-url", help="URL prefix, e.g. /user/me/")
     serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="any setting by name, e.g. --set watch.polling=true (repeatable)")
+                       help="any setting by name, e.g. --set watch.polling=true (repeatable; see `carme config`)")
     serve.add_argument("--enable", action="append", default=[], metavar="EXT", help="enable an extension for this run")
     serve.add_argument("--disable", action="append", default=[], metavar="EXT", help="disable an extension for this run")
 
     ext = commands.add_parser("extension", help="list, enable or disable extensions")
     ext_commands = ext.add_subparsers(dest="ext_command", metavar="ACTION", required=True)
-    ext_commands.add_parser("list", help="show installed extensions and their state")
+    ext_commands.add_parser("list", help="show installed extensions, their state and whether they load")
     for action in ("enable", "disable"):
-        cmd = ext_commands.add_parser(action, help=f"{action} an extension (persisted)")
+        cmd = ext_commands.add_parser(action, help=f"{action} an extension (persisted in a config file)")
         cmd.add_argument("name")
         level = cmd.add_mutually_exclusive_group()
-        level.add_argument("--user", dest="level", action="store_const", const="user", help="in the user config dir")
+        level.add_argument("--user", dest="level", action="store_const", const="user",
+                           help="in the user config dir (jupyter --config-dir)")
         level.add_argument("--sys-prefix", dest="level", action="store_const", const="sys-prefix",
                            help="in sys.prefix/etc/jupyter (default)")
         level.add_argument("--system", dest="level", action="store_const", const="system",
@@ -63,84 +71,140 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cli_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, bool]]:
-    values: dict[str, Any] = {}
-    for key, attr in (("port", "port"), ("ip", "ip"), ("token", "token"), ("base_url", "base_url"),
-                      ("root_dir", "root_dir")):
-        if getattr(args, attr) is not None:
-            values[key] = getattr(args, attr)
+def _cli_layers(args: argparse.Namespace) -> list[config.ConfigLayer]:
+    """The command line as two config layers: ``--set KEY=VALUE`` (text), then the named flags."""
+    sets = config.ConfigLayer("command line", text=True)
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set port=9000")
+        sets.values[key.strip()] = (f"--set {key.strip()}", text)
+    flags: dict[str, Any] = {key: getattr(args, key) for key in ("port", "ip", "token", "base_url", "root_dir")
+                             if getattr(args, key) is not None}
     if args.no_browser:
-        values["open_browser"] = False
+        flags["open_browser"] = False
     if args.no_auth:
-        values["auth_enabled"] = False
+        flags["auth_enabled"] = False
     extensions = {name: True for name in args.enable} | {name: False for name in args.disable}
-    return values, extensions
+    return [sets, config.overrides_layer("command line", flags, extensions)]
 
 
-def _free_port(ip: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+def app_from_args(args: argparse.Namespace) -> CarmeApp:
+    """The app ``carme serve ARGS`` would serve (config files < environment < command line)."""
     from .app import create_app
 
-    values, extensions = _cli_settings(args)
-    cli = config.ConfigLayer("command line", text=True)
-    cli.values = {key: (f"--set {key}", text) for key, text in _parse_set(args.set).items()}
-    app = create_app(extensions=extensions or None, _cli=[cli, config.overrides_layer("command line", values)])
-    server = app.server
-    settings = server.settings
-    ip, port = settings["ip"], settings["port"] or _free_port(settings["ip"])
-    if server.auth.allow_remote_access is None:
-        server.auth.allow_remote_access = not _is_loopback(ip)
-    uv_config = uvicorn.Config(app, host=ip, port=port, log_level=args.log_level.lower(), lifespan="on",
-                            ws_max_size=settings.get("websocket_max_message_size", 512 * 1024 * 1024),
-                            timeout_graceful_shutdown=10, access_log=False)
-    uv_server = uvicorn.Server(uv_config)
-    server.on_shutdown_request(lambda: setattr(uv_server, "should_exit", True))
-
-    base = settings["base_url"].strip("/")
-    landing = "/" + (base + "/" if base else "") + (settings["default_url"].lstrip("/") if _has_frontend(server) else "api/status")
-    host = "localhost" if _is_loopback(ip) else ip
-    query = f"?token={server.auth.token}" if server.auth.enabled else ""
-
-    async def run() -> None:
-        task = asyncio.create_task(uv_server.serve())
-        while not uv_server.started and not task.done():
-            await asyncio.sleep(0.05)
-        if uv_server.started:
-            url = f"http://{host}:{port}{landing}{query}"
-            log.info("Serving %s", server.root_dir)
-            log.info("carme %s is running at:\n    %s\n    http://127.0.0.1:%d%s%s", __version__, url, port, landing, query)
-            log.info("Use Control-C to stop this server and shut down all kernels (twice to force).")
-            if settings["open_browser"]:
-                webbrowser.open(url)
-        await task
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-def _has_frontend(server: Any) -> bool:
-    return "lab" in server.plugins.extensions and server.plugins.extensions["lab"].enabled
+    return create_app(_cli=_cli_layers(args), _cli_extensions=[*args.enable, *args.disable])
 
 
 def _is_loopback(ip: str) -> bool:
-    import ipaddress
-
     if ip == "localhost":
         return True
     try:
         return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False
+
+
+def bind(ip: str, port: int) -> socket.socket:
+    """A listening socket on ``ip``: ``port``, or one of the next ports when it is taken."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    tries = 1 if port == 0 else PORT_RETRIES + 1
+    for candidate in range(port, port + tries):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, candidate))
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise ConfigError(f"cannot listen on {ip}:{candidate}: {exc.strerror}") from None
+            log.info("The port %d is already in use, trying another port.", candidate)
+            continue
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+    raise ConfigError(f"ports {port}-{port + tries - 1} on {ip} are all in use; pick another with --port")
+
+
+def make_uvicorn(app: CarmeApp, log_level: str) -> uvicorn.Server:
+    """A uvicorn server for ``app`` that leaves signal handling to carme (see :func:`_run`)."""
+    import uvicorn  # lazily: `carme extension list` and friends start faster without it
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # uvicorn's handlers re-raise the signal after a clean shutdown, which turns a
+            # clean stop into an error exit; _run installs carme's own.
+            yield
+
+    settings = app.server.settings
+    return Server(uvicorn.Config(app, log_level=log_level.lower(), lifespan="on", access_log=False, log_config=None,
+                                 ws_max_size=settings.get("websocket_max_message_size", 512 * 1024 * 1024),
+                                 timeout_graceful_shutdown=10))
+
+
+def _urls(server: Server, ip: str, port: int) -> list[str]:
+    settings = server.settings
+    base = settings["base_url"].strip("/")
+    frontend = "lab" in server.plugins.extensions and server.plugins.extensions["lab"].enabled
+    landing = "/" + (base + "/" if base else "") + (settings["default_url"].lstrip("/") if frontend else "api/status")
+    query = f"?token={server.auth.token}" if server.auth.enabled else ""
+    hosts = ["localhost", "127.0.0.1"] if ip in ("127.0.0.1", "localhost") else [f"[{ip}]" if ":" in ip else ip]
+    return [f"http://{host}:{port}{landing}{query}" for host in hosts]
+
+
+async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, open_browser: bool) -> int:
+    """Serve until a signal or /api/shutdown; 0 after a clean stop, 1 if forced or start-up failed."""
+    loop = asyncio.get_running_loop()
+    serving = asyncio.ensure_future(uv_server.serve(sockets=[sock]))
+    forced = False
+
+    def on_signal(signum: int) -> None:
+        nonlocal forced
+        if not uv_server.should_exit:
+            log.info("Received %s: shutting down (Ctrl-C again to force)", signal.Signals(signum).name)
+            uv_server.should_exit = True
+        elif signum == signal.SIGINT:
+            log.warning("Second Ctrl-C: forcing the exit")
+            forced = uv_server.force_exit = True
+            serving.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    app.server.on_shutdown_request(lambda: setattr(uv_server, "should_exit", True))
+    try:
+        while not uv_server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if uv_server.started:
+            urls = _urls(app.server, app.server.settings["ip"], sock.getsockname()[1])
+            log.info("Serving %s", app.server.root_dir)
+            log.info("carme %s is running at:\n    %s", __version__, "\n    ".join(urls))
+            log.info("Use Control-C to stop this server and shut down all kernels (twice to force).")
+            if open_browser:
+                webbrowser.open(urls[0])
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if forced or not uv_server.started:
+        return 1
+    log.info("carme stopped")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``carme serve``: build the app, bind, serve until stopped."""
+    app = app_from_args(args)
+    server = app.server
+    ip = server.settings["ip"]
+    if server.auth.allow_remote_access is None:
+        # DNS-rebinding defence (jupyter_server's check_host) when only local clients can connect.
+        server.auth.allow_remote_access = not _is_loopback(ip)
+    sock = bind("127.0.0.1" if ip == "localhost" else ip, server.settings["port"])
+    uv_server = make_uvicorn(app, args.log_level)
+    with asyncio.Runner(loop_factory=uv_server.config.get_loop_factory()) as runner:
+        return runner.run(_run(app, uv_server, sock, server.settings["open_browser"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from jupyter_core.paths import jupyter_config_path
 CONFIG_FILE = "carme_config.json"
 CONFIG_DIR = "carme_config.d"
 ENV_PREFIX = "CARME_"
+# CARME_* variables that are not settings (read elsewhere, before settings exist).
+NOT_SETTINGS = frozenset({"CARME_TRACE_HOOKS"})
 EXTENSIONS_KEY = "extensions"
 
 
@@ -147,7 +149,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> ConfigLayer:
     environ = os.environ if environ is None else environ
     layer = ConfigLayer("environment", text=True)
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "CARME_CONFIG_TRACE":
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         key = name[len(ENV_PREFIX):].lower().replace("__", ".")
         if key.startswith(EXTENSIONS_KEY + "."):
@@ -156,6 +158,13 @@ def read_environment(environ: Mapping[str, str] | None = None) -> ConfigLayer:
         else:
             layer.values[key] = (name, value)
     return layer
+
+
+def read_layers(files: bool = True, environ: Mapping[str, str] | None = None) -> list[ConfigLayer]:
+    """The config-file layers (lowest precedence first), then the environment layer."""
+    layers = [read_file(path) for path in config_files()] if files else []
+    layers.append(read_environment(environ))
+    return layers
 
 
 def overrides_layer(source: str, values: Mapping[str, Any], extensions: Mapping[str, bool] | None = None) -> ConfigLayer:
@@ -240,6 +249,9 @@ def resolve(specs: Mapping[str, Setting], layers: Iterable[ConfigLayer], ignored
                 settings.set(key, raw, layer.source)
             elif key.split(".", 1)[0] in ignored:
                 continue
+            elif key in sections:
+                raise ConfigError(f"{layer.source}: {key} = {raw!r} is not valid: expected an object of "
+                                  f"{key!r} settings ({_known(specs, key)})")
             else:
                 raise ConfigError(f"{layer.source}: unknown setting {key!r}; {_known(specs)}")
     return settings

@@ -8,6 +8,7 @@ through the firstresult hooks.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -24,6 +25,7 @@ from .config import Setting
 log = logging.getLogger("carme.plugins")
 
 ENTRY_POINT_GROUP = "carme.extensions"
+TRACE_ENV = "CARME_TRACE_HOOKS"  # set to log every hook call (pluggy tracing)
 T = TypeVar("T")
 
 # Built-in plugins, registered first and in this order (so they answer last in firstresult hooks).
@@ -42,6 +44,10 @@ async def await_maybe(value: T | Awaitable[T]) -> T:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+class PluginError(RuntimeError):
+    """A plugin failed while the app was being assembled; the message names the plugin and hook."""
 
 
 @dataclass
@@ -79,9 +85,11 @@ class Plugins:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hooks.PROJECT)
         self.pm.add_hookspecs(hooks)
+        # Historic: every plugin registered from now on gets to add its hookspecs as it arrives.
+        self.pm.hook.carme_add_hookspecs.call_historic(kwargs={"pluginmanager": self.pm})
         self.extensions: dict[str, ExtensionInfo] = {}
         self.builtins: list[str] = []
-        if os.environ.get("CARME_TRACE_HOOKS"):
+        if os.environ.get(TRACE_ENV):
             self.pm.trace.root.setwriter(lambda text: log.info("%s", text.rstrip()))
             self.pm.enable_tracing()
 
@@ -99,7 +107,21 @@ class Plugins:
             self.builtins.append(module_name)
 
     def register(self, plugin: object, name: str | None = None) -> str:
-        """Register an extra plugin object (create_app ``plugins=[...]``); returns its name."""
+        """Register an extra plugin object (create_app ``plugins=[...]``); returns its name.
+
+        The name is also the plugin's settings section: ``name``, else the plugin's ``name``
+        attribute, else the last part of its module or class name.
+        """
+        if name is None:
+            attr = getattr(plugin, "name", None)
+            if isinstance(attr, str) and attr:
+                name = attr
+            elif inspect.ismodule(plugin):
+                name = plugin.__name__.rsplit(".", 1)[-1]
+            else:
+                name = (plugin if inspect.isclass(plugin) else type(plugin)).__name__.lower()
+        if self.pm.has_plugin(name):
+            raise ValueError(f"a plugin named {name!r} is already registered; pass another name")
         registered = self.pm.register(plugin, name=name)
         assert registered is not None
         return registered
@@ -122,23 +144,56 @@ class Plugins:
             self.extensions[name] = info
             if not enabled:
                 continue
-            try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=name)
-            except Exception as exc:  # a broken extension must not stop the others
-                info.error = f"{type(exc).__name__}: {exc}"
+            info.error = self._load(name, ep)
+            if info.error:
                 log.error("extension %r failed to load: %s", name, info.error)
-        if wanted is not None:
-            unknown = wanted - set(self.extensions)
-            if unknown:
-                raise ValueError(f"unknown extension(s) {sorted(unknown)}; installed: {sorted(self.extensions)}")
+        for name, error in self._unknown_hooks().items():
+            self.pm.unregister(name=name)
+            self.extensions[name].error = error
+            log.error("extension %r failed to load: %s", name, error)
+
+    def _load(self, name: str, ep: EntryPoint) -> str | None:
+        """Import and register one extension; the error text when that fails."""
+        try:
+            self.pm.register(ep.load(), name=name)
+        except Exception as exc:  # a broken extension must not stop the others
+            if self.pm.has_plugin(name):
+                self.pm.unregister(name=name)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _unknown_hooks(self) -> dict[str, str]:
+        """Extensions implementing a ``carme_*`` hook that no plugin declares (a typo, usually).
+
+        Checked after every extension is in, since one may implement another's hookspecs; mark
+        such an implementation ``@hookimpl(optionalhook=True)`` when the other may be absent.
+        """
+        errors: dict[str, str] = {}
+        for hook_name, caller in vars(self.pm.hook).items():
+            if hook_name.startswith("_") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                name = self.name_of(impl.plugin)
+                if not impl.optionalhook and name in self.extensions:
+                    errors.setdefault(name, f"implements unknown hook {hook_name!r} (no extension declares it)")
+        return errors
+
+    def probe(self, name: str) -> str | None:
+        """Try to load an installed extension without enabling it (``carme extension list``)."""
+        info = self.extensions[name]
+        if info.error is not None or self.pm.has_plugin(name) or info.entry_point is None:
+            return info.error
+        scratch = Plugins()
+        scratch.register_builtins()
+        scratch.extensions[name] = info
+        error = scratch._load(name, info.entry_point) or scratch._unknown_hooks().get(name)
+        return error
 
     def name_of(self, plugin: object) -> str:
         return self.pm.get_name(plugin) or repr(plugin)
 
-    def section_of(self, plugin: object) -> str | None:
-        """The settings section of a plugin: None for built-ins, else its registered name."""
-        name = self.name_of(plugin)
+    def section_of(self, name: str) -> str | None:
+        """The settings section of a registered plugin: None for built-ins, else its name."""
         return None if name in self.builtins else name
 
     def each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
@@ -149,20 +204,24 @@ class Plugins:
         caller = getattr(self.pm.hook, hook_name)
         results = []
         for impl in reversed(caller.get_hookimpls()):  # pluggy keeps them last-registered first
-            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            name = self.name_of(impl.plugin)
+            try:
+                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:
+                raise PluginError(f"plugin {name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
             if result is not None:
-                results.append((self.name_of(impl.plugin), result))
+                results.append((name, result))
         return results
 
     def settings_specs(self) -> dict[str, Setting]:
         """Every declared setting by dotted key; extension settings are put in their section."""
         specs: dict[str, Setting] = {}
-        for impl in reversed(self.pm.hook.carme_register_settings.get_hookimpls()):
-            section = self.section_of(impl.plugin)
-            for setting in impl.function() or []:
+        for name, declared in self.each("carme_register_settings"):
+            section = self.section_of(name)
+            for setting in declared:
                 key = setting.name if section is None else f"{section}.{setting.name}"
                 if key in specs:
-                    raise ValueError(f"setting {key!r} is declared twice (by {self.name_of(impl.plugin)})")
+                    raise PluginError(f"setting {key!r} is declared twice (the second time by {name!r})")
                 specs[key] = setting
         return specs
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jupyter_core import paths as jupyter_paths
 
 from carme import create_app
 from tests.serving import Served, serve
@@ -25,6 +26,10 @@ def jupyter_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
         (home / sub).mkdir()
         monkeypatch.setenv(name, str(home / sub))
     monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(home / "config"))
+    # The sys-prefix and system config dirs are fixed by jupyter_core at import: move them too,
+    # so no test reads the machine's config or writes into the venv (carme extension enable).
+    monkeypatch.setattr(jupyter_paths, "ENV_CONFIG_PATH", [str(home / "env-config")])
+    monkeypatch.setattr(jupyter_paths, "SYSTEM_CONFIG_PATH", [str(home / "system-config")])
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "0")
     monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
     for key in list(os.environ):

@@ -1,0 +1,136 @@
+"""``carme extension list|enable|disable`` and ``carme config``.
+
+Enabled state is persisted as Jupyter persists server extensions: one small JSON file per
+extension, ``<config dir>/carme_config.d/<name>.json`` = ``{"extensions": {"<name>": true}}``, in
+the config dir of the chosen level (``--user``: ``jupyter_config_dir()``; ``--sys-prefix``, the
+default: ``sys.prefix/etc/jupyter``; ``--system``: the first system config dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+from jupyter_core import paths as jupyter_paths
+
+from . import config
+from .config import ConfigError
+from .plugins import ENTRY_POINT_GROUP, Plugins
+
+LEVELS = ("user", "sys-prefix", "system")
+
+
+def level_dir(level: str) -> Path:
+    """The Jupyter config dir of a level, as ``jupyter server extension enable`` picks it."""
+    if level == "user":
+        return Path(jupyter_paths.jupyter_config_dir())
+    if level == "sys-prefix":
+        return Path(jupyter_paths.ENV_CONFIG_PATH[0])
+    if level == "system":
+        return Path(jupyter_paths.SYSTEM_CONFIG_PATH[0])
+    raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+
+
+def state_file(level: str, name: str) -> Path:
+    return level_dir(level) / config.CONFIG_DIR / f"{name}.json"
+
+
+def _load(layers: list[config.ConfigLayer]) -> Plugins:
+    from .app import load_plugins
+
+    plugins, _settings = load_plugins(layers)
+    return plugins
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def list_extensions(out: TextIO | None = None) -> int:
+    """Print every installed extension: name, distribution, version, state, its source, load status."""
+    out = out or sys.stdout
+    plugins = _load(config.read_layers())
+    if not plugins.extensions:
+        out.write(f"No carme extensions are installed (entry-point group {ENTRY_POINT_GROUP!r}).\n")
+        return 0
+    rows = [["NAME", "DISTRIBUTION", "VERSION", "STATE", "SET BY", "LOADS"]]
+    for name, info in sorted(plugins.extensions.items()):
+        error = plugins.probe(name)
+        rows.append([name, info.distribution, info.version, "enabled" if info.enabled else "disabled",
+                     info.source, "ok" if error is None else f"ERROR {error}"])
+    _table(rows, out)
+    return 0
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def set_enabled(name: str, enabled: bool, level: str, out: TextIO | None = None) -> int:
+    """Persist the enabled state of ``name`` at ``level``; unknown names are an error."""
+    out = out or sys.stdout
+    plugins = _load(config.read_layers())
+    if name not in plugins.extensions:
+        known = ", ".join(sorted(plugins.extensions)) or "none"
+        raise ConfigError(f"no installed extension is named {name!r}; installed extensions: {known}")
+    path = state_file(level, name)
+    try:
+        _write_json_atomic(path, {config.EXTENSIONS_KEY: {name: enabled}})
+    except OSError as exc:
+        hint = "" if level == "user" else " (try --user)"
+        raise ConfigError(f"cannot write {path}: {exc.strerror}{hint}") from None
+    out.write(f"{'Enabled' if enabled else 'Disabled'} extension {name!r} in {path}\n")
+    # A higher-precedence source may still say otherwise: say so rather than let it surprise.
+    effective = config.extension_states(config.read_layers()).get(name, (True, "default"))
+    if effective[0] != enabled:
+        out.write(f"Note: {name!r} stays {'enabled' if effective[0] else 'disabled'}, "
+                  f"as set by {effective[1]}, which takes precedence.\n")
+    return 0
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value)
+
+
+def print_config(out: TextIO | None = None) -> int:
+    """Print every setting of the core and the enabled extensions: value, source, description."""
+    out = out or sys.stdout
+    from .app import load_plugins
+
+    _plugins, settings = load_plugins(config.read_layers())
+    rows = [["SETTING", "VALUE", "SOURCE", "DESCRIPTION"]]
+    for key in sorted(settings, key=lambda k: ("." in k, k)):
+        value = settings[key]
+        shown = '"(hidden)"' if key == "token" and value else _show(value)
+        rows.append([key, shown, settings.source(key), settings.specs[key].help])
+    _table(rows, out)
+    return 0
+
+
+def run_extension_command(args: argparse.Namespace) -> int:
+    """Dispatch ``carme extension ACTION``."""
+    if args.ext_command == "list":
+        return list_extensions()
+    return set_enabled(args.name, args.ext_command == "enable", args.level or "sys-prefix")
+
+
+__all__ = ["LEVELS", "level_dir", "list_extensions", "print_config", "run_extension_command",
+           "set_enabled", "state_file"]

@@ -1,0 +1,214 @@
+"""`carme serve` as a real process: the URL it prints, signals, /api/shutdown, --base-url, the
+Host check, start/stop of extensions through the lifespan, and no stray files."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.installing import Site
+
+LIFECYCLE = """
+import asyncio
+from pathlib import Path
+from carme import hookimpl
+from carme.config import Setting
+
+@hookimpl
+def carme_register_settings():
+    return [Setting("marker", str, "", "File the start and stop are written to"),
+            Setting("hang", bool, False, "Never finish stopping")]
+
+@hookimpl
+async def carme_startup(server):
+    await asyncio.sleep(0)
+    with open(server.settings["lifecycle.marker"], "a") as f:
+        f.write("started\\n")
+
+@hookimpl
+async def carme_shutdown(server):
+    with open(server.settings["lifecycle.marker"], "a") as f:
+        f.write("stopping\\n")
+    if server.settings["lifecycle.hang"]:
+        await asyncio.Event().wait()
+    with open(server.settings["lifecycle.marker"], "a") as f:
+        f.write("stopped\\n")
+"""
+
+URL = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
+
+
+class Carme:
+    """A `carme serve` subprocess whose stderr is collected line by line."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "carme.cli", "serve", "--no-browser", "--port", "0", *args],
+                                     cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:  # closed at EOF, i.e. when the process is gone
+            for line in self.proc.stderr:
+                self.lines.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log:
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None and self.lines.empty():
+                raise AssertionError(f"{pattern!r} not in the output of carme serve:\n{''.join(self.log)}")
+            try:
+                self.log.append(self.lines.get(timeout=min(remaining, 0.5)))
+            except queue.Empty:
+                pass
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+    def url(self) -> str:
+        return self.wait_for(URL.pattern).group(1)
+
+    def wait(self, timeout: float = 30) -> int:
+        code = self.proc.wait(timeout)
+        self.reader.join(timeout)
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return code
+
+
+@pytest.fixture
+def run_carme(tmp_path: Path, root: Path) -> Iterator[type[Carme]]:
+    started: list[Carme] = []
+
+    class Started(Carme):
+        def __init__(self, *args: str) -> None:
+            super().__init__([str(root), *args], tmp_path)
+            started.append(self)
+
+    yield Started
+    for carme in started:
+        carme.stop()
+
+
+@pytest.fixture
+def lifecycle(site_dir: Site, tmp_path: Path) -> Path:
+    site_dir.install("lifecycle", LIFECYCLE)
+    return tmp_path / "marker.txt"
+
+
+def snapshot(*folders: Path) -> set[str]:
+    return {str(p) for folder in folders for p in folder.rglob("*") if "__pycache__" not in p.parts}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_through_the_lifespan(signum: int, run_carme: type[Carme], lifecycle: Path,
+                                                   tmp_path: Path, root: Path, jupyter_env: Path) -> None:
+    before = snapshot(tmp_path, jupyter_env)
+    carme = run_carme("--token", "secret", "--set", f"lifecycle.marker={lifecycle}")
+    url = carme.url()
+    assert url.endswith("/api/status?token=secret")
+    assert httpx.get(url).status_code == 200
+    assert lifecycle.read_text() == "started\n"
+    carme.proc.send_signal(signum)
+    assert carme.wait() == 0
+    assert lifecycle.read_text() == "started\nstopping\nstopped\n"
+    assert "carme stopped" in "".join(carme.log)
+    # Only the marker the test extension wrote: no runtime files, no cookie secret, nothing.
+    assert snapshot(tmp_path, jupyter_env) - before == {str(lifecycle)}
+
+
+def test_second_ctrl_c_forces(run_carme: type[Carme], lifecycle: Path) -> None:
+    carme = run_carme("--set", f"lifecycle.marker={lifecycle}", "--set", "lifecycle.hang=true")
+    carme.url()
+    carme.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while "stopping" not in lifecycle.read_text():
+        assert time.monotonic() < deadline, "shutdown never started"
+        time.sleep(0.05)
+    assert carme.proc.poll() is None  # hanging in the extension's shutdown
+    carme.proc.send_signal(signal.SIGINT)
+    assert carme.wait() == 1
+    assert "forcing the exit" in "".join(carme.log)
+    assert "stopped" not in lifecycle.read_text()
+
+
+def test_generated_token_is_printed_and_works(run_carme: type[Carme]) -> None:
+    carme = run_carme()
+    url = carme.url()
+    token = re.search(r"token=([0-9a-f]+)$", url)
+    assert token and len(token.group(1)) == 48
+    base = url.split("/api/")[0]
+    assert httpx.get(base + "/api/status").status_code == 403
+    assert httpx.get(base + "/api/status", headers={"Authorization": f"token {token.group(1)}"}).status_code == 200
+
+
+def test_api_shutdown_stops_the_server(run_carme: type[Carme], lifecycle: Path) -> None:
+    carme = run_carme("--token", "t", "--set", f"lifecycle.marker={lifecycle}")
+    base = carme.url().split("/api/")[0]
+    assert httpx.post(base + "/api/shutdown").status_code == 403
+    assert carme.proc.poll() is None
+    assert httpx.post(base + "/api/shutdown", headers={"Authorization": "token t"}).status_code == 202
+    assert carme.wait() == 0
+    assert lifecycle.read_text().endswith("stopped\n")
+
+
+def test_base_url(run_carme: type[Carme]) -> None:
+    carme = run_carme("--token", "t", "--base-url", "/user/me/")
+    url = carme.url()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/user/me/api/status\?token=t", url)
+    base = url.split("/user/me/")[0]
+    assert httpx.get(url).status_code == 200
+    assert httpx.get(base + "/api/status?token=t").status_code == 404
+    assert httpx.get(base + "/user/me/api").json()["version"].startswith("2.")
+
+
+def test_host_check_on_loopback(run_carme: type[Carme]) -> None:
+    carme = run_carme("--token", "t")
+    url = carme.url()
+    assert httpx.get(url, headers={"Host": "localhost"}).status_code == 200
+    refused = httpx.get(url, headers={"Host": "evil.example:80"})
+    assert refused.status_code == 403
+    assert "evil.example" in refused.json()["message"]
+
+
+def test_port_in_use_moves_to_the_next(run_carme: type[Carme], tmp_path: Path, root: Path) -> None:
+    first = run_carme("--token", "t")
+    port = int(re.search(r":(\d+)/", first.url()).group(1))  # type: ignore[union-attr]
+    second = Carme([str(root), "--token", "t", "--port", str(port)], tmp_path)
+    try:
+        assert f"The port {port} is already in use" in second.wait_for("already in use").group(0) + "".join(second.log)
+        assert httpx.get(second.url()).status_code == 200
+    finally:
+        second.stop()
+
+
+def test_config_error_exits_2(run_carme: type[Carme]) -> None:
+    carme = run_carme("--set", "port=eighty")
+    assert carme.wait() == 2
+    assert "command line --set port: port = 'eighty' is not valid: expected an integer" in "".join(carme.log)
+
+
+def test_environment_isolated() -> None:
+    # The fixtures point every Jupyter path at a temp folder; subprocesses inherit that.
+    assert "JUPYTER_CONFIG_DIR" in os.environ
