@@ -206,8 +206,10 @@ def test_bad_create_app_setting(root: Path) -> None:
 
 
 def test_unknown_extension_asked_by_name(ext: Site, root: Path) -> None:
-    assert error_of(root, extensions=["pollr"]) == "unknown extension(s) pollr; installed: poller"
-    assert error_of(root, extensions={"pollr": True}) == "unknown extension(s) pollr; installed: poller"
+    for extensions in (["pollr"], {"pollr": True}):
+        message = error_of(root, extensions=extensions)
+        assert message.startswith("unknown extension(s) pollr; installed: ")
+        assert "poller" in message.split("installed: ")[1].split(", ")
 
 
 def test_cli_set_errors(root: Path) -> None:
