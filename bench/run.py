@@ -1,0 +1,123 @@
+"""carme side by side with jupyter_server (the anchor) and a direct ZMQ client (the floor).
+
+    .venv/bin/python bench/run.py            # everything, table to bench/results/latest.md
+    .venv/bin/python bench/run.py --quick    # small smoke run
+    .venv/bin/python bench/run.py --only rest --targets carme,jupyter_server
+
+Every target serves the same fixture folder and launches the same kernel (ipykernel on this
+interpreter, kernelspec ``benchpy``). Wall times come with the server's own CPU time (utime+stime
+from /proc/PID/stat of the server process, kernels not included) since this machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fixtures import Sizes, make_jupyter_home, make_root  # noqa: E402
+from kernels import KernelPlan, Target, run_kernels  # noqa: E402
+from procstat import rss_bytes  # noqa: E402
+from report import ANCHOR, CARME, DIRECT, NODELAY, render  # noqa: E402
+from rest import RestPlan, run_rest  # noqa: E402
+from results import Result  # noqa: E402
+from servers import anchor_version, ensure_anchor, start  # noqa: E402
+
+ALL_TARGETS = (DIRECT, CARME, ANCHOR, NODELAY)
+REST_TARGETS = (CARME, ANCHOR)  # TCP_NODELAY on websockets changes nothing for plain HTTP
+
+
+def plans(quick: bool) -> tuple[Sizes, RestPlan, KernelPlan]:
+    if quick:
+        return (Sizes(listing_files=300, notebook_mb=1),
+                RestPlan(reps=1, clients=50, small_requests=500, listing_files=300),
+                KernelPlan(start_reps=1, round_trips=20, print_mb=1, print_reps=1, flood=500, idle_kernels=2))
+    return Sizes(), RestPlan(), KernelPlan()
+
+
+async def bench_target(label: str, root: Path, work: Path, env: dict[str, str], only: set[str],
+                       plan: tuple[RestPlan, KernelPlan], anchor: Path | None) -> dict[str, Result]:
+    rest_plan, kernel_plan = plan
+    if label == DIRECT:
+        target = Target(None, work, env, kernel_plan)
+        try:
+            return await run_kernels(target) if "kernels" in only else {}
+        finally:
+            await target.close()
+    server = start(label, root, env, work / "logs", anchor)
+    try:
+        await asyncio.sleep(1.0)
+        out = {"rss_idle": Result(rss_bytes(server.pid) / 1e6, "MB")}
+        if "rest" in only and label in REST_TARGETS:
+            out |= await run_rest(server, rest_plan)
+        if "kernels" in only:
+            target = Target(server, work, env, kernel_plan)
+            try:
+                out |= await run_kernels(target)
+            finally:
+                await target.close()
+        return out
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small fixtures and few repetitions (smoke run)")
+    parser.add_argument("--only", default="rest,kernels", help="comma list of: rest, kernels")
+    parser.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma list of: " + ", ".join(ALL_TARGETS))
+    parser.add_argument("--no-deflate", action="store_true",
+                        help="do not offer permessage-deflate on kernel websockets (browsers do offer it)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "latest.md")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any benchmark failed to run")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    targets = [t for t in ALL_TARGETS if t in args.targets.split(",")]
+    sizes, rest_plan, kernel_plan = plans(args.quick)
+    if args.no_deflate:
+        kernel_plan = KernelPlan(**(asdict(kernel_plan) | {"deflate": False}))
+
+    anchor = ensure_anchor() if any(t.startswith("jupyter") for t in targets) else None
+    work = Path(tempfile.mkdtemp(prefix="carme-bench-"))
+    results: dict[str, dict[str, Result]] = {}
+    try:
+        root = work / "root"
+        make_root(root, sizes)
+        env = make_jupyter_home(work / "jupyter")
+        for label in targets:
+            t0 = time.monotonic()
+            print(f"bench: {label} ...", file=sys.stderr, flush=True)
+            results[label] = asyncio.run(bench_target(label, root, work, env, only, (rest_plan, kernel_plan), anchor))
+            print(f"bench: {label} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    versions = f"; anchor {anchor_version(anchor)}" if anchor else ""
+    header = (f"carme benchmarks ({'quick' if args.quick else 'full'} run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"{platform.machine()}, Python {platform.python_version()}{versions}; kernel websockets "
+              f"{'without' if args.no_deflate else 'offering'} permessage-deflate; anchor iopub rate limit off; "
+              f"server CPU = utime+stime of the server process only, from /proc)")
+    table = render(results, header, flood_n=kernel_plan.flood, files=sizes.listing_files,
+                   nb_mb=sizes.notebook_mb, print_mb=kernel_plan.print_mb)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {label: {k: asdict(v) for k, v in res.items()} for label, res in results.items()}, indent=1))
+    failed = [f"{label}:{key}" for label, res in results.items() for key, r in res.items() if r.value is None]
+    if failed:
+        print("bench: failed: " + ", ".join(failed), file=sys.stderr)
+    return 1 if (args.strict and failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

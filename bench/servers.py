@@ -1,0 +1,156 @@
+"""Start and stop the servers under test as subprocesses on 127.0.0.1 free ports with a token.
+
+carme runs from this (the workspace) environment via ``carme serve``. The anchor, jupyter_server,
+runs from its own throwaway venv (``bench/.anchor-venv``), created here on first use with uv from
+PyPI, so it never enters carme's environment. ``jupyter_server+nodelay`` is the same anchor with
+TCP_NODELAY set on kernel websockets by a ``sitecustomize`` that lives only in that venv.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ANCHOR_VENV = HERE / ".anchor-venv"
+ANCHOR_REQUIREMENTS = ["jupyter_server>=2.21,<2.22", "ipykernel"]
+TOKEN = "bench-token"
+
+# Only active with BENCH_TCP_NODELAY=1, so the same venv also serves the stock anchor.
+_SITECUSTOMIZE = '''\
+import os
+if os.environ.get("BENCH_TCP_NODELAY") == "1":
+    from tornado import websocket as _ws
+
+    _detach = _ws.WebSocketHandler._detach_stream
+
+    def _detach_stream(self):
+        stream = _detach(self)
+        stream.set_nodelay(True)
+        return stream
+
+    _ws.WebSocketHandler._detach_stream = _detach_stream
+'''
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_anchor() -> Path:
+    """Create the anchor venv on first run (uv venv + uv pip install); return its python."""
+    python = _venv_python(ANCHOR_VENV)
+    marker = ANCHOR_VENV / ".bench-ready"
+    if not marker.exists():
+        env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run(["uv", "venv", "--quiet", "--python", base, str(ANCHOR_VENV)], check=True, env=env)
+        subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), *ANCHOR_REQUIREMENTS],
+                       check=True, env=env)
+        marker.write_text("ok\n")
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    return python
+
+
+def anchor_version(python: Path) -> str:
+    out = subprocess.run([str(python), "-c", "import jupyter_server, tornado; "
+                          "print(jupyter_server.__version__, tornado.version)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return f"jupyter_server {out[0]} (tornado {out[1]})"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProc:
+    """A running server: its label, base URL, pid and process handle."""
+
+    label: str
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"token {TOKEN}"})
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[len("http"):]
+
+    def stop(self) -> None:
+        """SIGTERM (clean shutdown of kernels), then SIGKILL after a grace period."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _carme_command(root: Path, port: int) -> list[str]:
+    command = [str(Path(sys.executable).parent / "carme"), "--log-level", "WARNING", "serve", str(root),
+               "--port", str(port), "--token", TOKEN, "--no-browser"]
+    # The anchor is jupyter_server alone, so carme runs its core alone too.
+    for ep in entry_points(group="carme.extensions"):
+        command += ["--disable", ep.name]
+    return command
+
+
+def _anchor_command(python: Path, root: Path, port: int) -> list[str]:
+    # The iopub rate limit is off: with its stock 1000 msg/s it drops most of a burst on purpose,
+    # which would make the throughput rows measure the limiter, not the relay.
+    return [str(python), "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}", "--ZMQChannelsWebsocketConnection.limit_rate=False",
+            "--log-level=WARN", "--allow-root"]
+
+
+def start(label: str, root: Path, env: dict[str, str], logdir: Path, anchor_python: Path | None = None,
+          timeout: float = 60) -> ServerProc:
+    """Start ``carme``, ``jupyter_server`` or ``jupyter_server+nodelay`` and wait until /api/status answers."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARME_") and k != "JUPYTER_TOKEN"}
+    full_env.update(env)
+    if label == "carme":
+        command = _carme_command(root, port)
+    else:
+        assert anchor_python is not None
+        command = _anchor_command(anchor_python, root, port)
+        full_env["BENCH_TCP_NODELAY"] = "1" if label.endswith("nodelay") else "0"
+    logdir.mkdir(parents=True, exist_ok=True)
+    log = logdir / f"{label}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    server = ServerProc(label, f"http://127.0.0.1:{port}", proc, log)
+    deadline = time.monotonic() + timeout
+    with httpx.Client(headers=server.headers, timeout=5) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{label} exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get(server.url + "/api/status").status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"{label} did not answer /api/status within {timeout} s; log in {log}")
+            time.sleep(0.05)
