@@ -1,0 +1,113 @@
+"""The server's own connection to one kernel: requests on shell/control, iopub, heartbeat.
+
+Clients (websockets) get their own sockets from :meth:`carme.kernels.kernel.Kernel.connect`;
+this one is the server's: it asks ``kernel_info`` / ``shutdown`` / ``interrupt``, reads iopub
+once for activity tracking and subscribers, and pings the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import zmq
+import zmq.asyncio
+
+from .connection import ConnectionInfo, open_socket
+from .message import KernelMessage
+from .session import DigestHistory, Session
+
+log = logging.getLogger("carme.kernels.channels")
+
+
+class ServerChannels:
+    """Shell + control DEALERs with reply matching, an iopub SUB, and a heartbeat REQ."""
+
+    def __init__(self, context: zmq.asyncio.Context, info: ConnectionInfo, session: Session,
+                 on_iopub: Callable[[KernelMessage], None]) -> None:
+        self.context = context
+        self.info = info
+        self.session = session
+        self._on_iopub = on_iopub
+        self._pending: dict[str, asyncio.Future[KernelMessage]] = {}
+        self._sockets = {name: open_socket(context, info, name) for name in ("shell", "control", "iopub")}
+        self._hb: zmq.asyncio.Socket | None = None
+        self._history = DigestHistory()
+        self._tasks = [asyncio.ensure_future(self._read_replies("shell")),
+                       asyncio.ensure_future(self._read_replies("control")),
+                       asyncio.ensure_future(self._read_iopub())]
+
+    def send(self, msg: KernelMessage) -> None:
+        """Send a request without waiting for its reply (fire and forget)."""
+        self._sockets[msg.channel].send_multipart(self.session.serialize(msg))
+
+    def expect_reply(self, msg_id: str, future: asyncio.Future[KernelMessage]) -> Callable[[], None]:
+        """Resolve ``future`` with the reply to ``msg_id`` (several ids may share one future)."""
+        self._pending[msg_id] = future
+        return lambda: self._pending.pop(msg_id, None) and None
+
+    async def request(self, msg: KernelMessage, timeout: float) -> KernelMessage:
+        """Send ``msg`` on its channel and wait for the reply (TimeoutError after ``timeout``)."""
+        future: asyncio.Future[KernelMessage] = asyncio.get_running_loop().create_future()
+        self._pending[msg.msg_id] = future
+        try:
+            await self._sockets[msg.channel].send_multipart(self.session.serialize(msg))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(msg.msg_id, None)
+
+    async def _read_replies(self, channel: str) -> None:
+        sock = self._sockets[channel]
+        while True:
+            parts = await sock.recv_multipart()
+            msg = self.session.deserialize(channel, parts)
+            if msg is None:
+                continue
+            future = self._pending.get(msg.parent_msg_id or "")
+            if future is not None and not future.done():
+                future.set_result(msg)
+
+    async def _read_iopub(self) -> None:
+        sock = self._sockets["iopub"]
+        while True:
+            parts = await sock.recv_multipart()
+            msg = self.session.deserialize("iopub", parts, self._history)
+            if msg is not None:
+                try:
+                    self._on_iopub(msg)
+                except Exception:
+                    log.exception("iopub handler failed on %r", msg)
+
+    async def ping(self, timeout: float) -> bool:
+        """One heartbeat round trip; False when the kernel does not echo within ``timeout``."""
+        if self._hb is None:
+            self._hb = open_socket(self.context, self.info, "hb")
+        try:
+            await self._hb.send(b"ping")
+            if await self._hb.poll(int(timeout * 1000)):
+                await self._hb.recv()
+                return True
+        except zmq.ZMQError:
+            pass
+        # A REQ socket without its reply is stuck in the wrong state: start a fresh one.
+        self._hb.close(linger=0)
+        self._hb = None
+        return False
+
+    async def close(self) -> None:
+        """Stop the readers and close every socket this object opened."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for future in self._pending.values():
+            if not future.done():
+                future.cancel()
+        for sock in self._sockets.values():
+            sock.close(linger=0)
+        if self._hb is not None:
+            self._hb.close(linger=0)
+            self._hb = None

@@ -1,0 +1,76 @@
+"""The built-in kernels plugin: every kernel setting, start-up/shutdown, the local provisioner.
+
+All kernel-related settings live here, the websocket relay's too (it reads them from
+``server.settings``), so there is one place to look them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute
+
+from ..config import Setting
+from ..hooks import hookimpl
+from .manager import KernelManager
+from .provisioner import LocalProvisioner, Provisioner
+from .specs import KernelSpec, KernelSpecManager
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+MiB = 1024 * 1024
+
+
+@hookimpl
+def carme_register_settings() -> list[Setting]:
+    return [
+        Setting("default_kernel_name", str, "python3", "Kernelspec used when a client does not name one"),
+        Setting("kernel_info_timeout", float, 60.0,
+                "Seconds to wait for a kernel to answer kernel_info after a start or restart"),
+        Setting("shutdown_wait_time", float, 5.0,
+                "Seconds a kernel gets to stop after shutdown_request (SIGTERM at half time, then SIGKILL)"),
+        Setting("restart_limit", int, 5, "Automatic restarts in a row before a dying kernel is declared dead"),
+        Setting("kernel_poll_interval", float, 3.0, "Seconds between checks that a kernel process is alive"),
+        Setting("kernel_heartbeat_timeout", float, 30.0,
+                "A kernel that does not answer its heartbeat for this many seconds is restarted (0: off)"),
+        Setting("cull_idle_timeout", float, 0.0, "Shut down kernels idle for this many seconds (0: never)"),
+        Setting("cull_interval", float, 300.0, "Seconds between checks for idle kernels"),
+        Setting("cull_connected", bool, False, "Also cull idle kernels that have open connections"),
+        Setting("cull_busy", bool, False, "Also cull kernels that are busy"),
+        Setting("websocket_max_message_size", int, 512 * MiB,
+                "Largest message (bytes) a client may send on a kernel websocket"),
+        Setting("buffer_offline_messages", bool, True,
+                "Keep a kernel's messages while no client is connected, for a client that reconnects"),
+        Setting("iopub_msg_rate_limit", float, 0.0,
+                "Most iopub messages per second sent to one client before output is paused (0: no limit)"),
+        Setting("iopub_data_rate_limit", float, 0.0,
+                "Most iopub stream bytes per second sent to one client before output is paused (0: no limit)"),
+        Setting("rate_limit_window", float, 3.0, "Seconds over which the iopub rates are averaged"),
+    ]
+
+
+@hookimpl
+def carme_startup(server: Server) -> None:
+    server.kernelspecs = KernelSpecManager(server.settings["default_kernel_name"])
+    server.kernels = KernelManager(server, server.kernelspecs)
+
+
+@hookimpl
+async def carme_shutdown(server: Server) -> None:
+    kernels = getattr(server, "kernels", None)
+    if kernels is not None:
+        await asyncio.shield(kernels.shutdown_all())
+
+
+@hookimpl
+def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner:
+    return LocalProvisioner(server.kernels.ports, server.kernels.runtime_dir)
+
+
+@hookimpl
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    from ..api import kernels
+
+    return kernels.routes()

@@ -1,0 +1,236 @@
+"""Kernel lifecycle with a real ipykernel: start, kernel_info, execute, interrupt, restart,
+kill -9 and heartbeat loss with auto-restart, giving up, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from carme.kernels.kernel import Kernel, KernelStartError
+from carme.kernels.manager import NoSuchKernel
+from carme.server import Server
+
+from .conftest import Collector, execute, pid_alive, recv_reply, wait_for
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def kernel(kserver: Server) -> Kernel:
+    # A notebook in a folder that does not exist yet: the kernel starts in the nearest existing one.
+    return await kserver.kernels.start_kernel("python3", "sub/deeper/missing/nb.ipynb")
+
+
+async def test_connection_file_is_private_and_kernel_info_answers_any_client(kernel: Kernel) -> None:
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+
+    files = list(Path(kernel.provisioner.connection_file).parent.glob(f"kernel-{kernel.id}.json"))  # type: ignore[attr-defined]
+    assert len(files) == 1
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    info = json.loads(files[0].read_text())
+    assert info["signature_scheme"] == "hmac-sha256" and info["key"] == kernel.session.key.decode()
+    assert kernel.kernel_info["status"] == "ok"
+    assert kernel.execution_state == "idle"
+    # An independent client (jupyter_client) that only knows the connection file.
+    client = AsyncKernelClient()
+    client.load_connection_file(str(files[0]))
+    client.start_channels()
+    try:
+        reply = await client.kernel_info(reply=True, timeout=30)
+    finally:
+        client.stop_channels()
+    assert reply["content"]["status"] == "ok"
+    assert reply["content"]["language_info"]["name"] == "python"
+
+
+async def test_execute_streams_output_to_subscribers_from_the_notebook_folder(kernel: Kernel, kserver: Server
+                                                                                ) -> None:
+    collector = Collector(kernel)
+    try:
+        request, reply = await execute(kernel, "import os; print(os.getcwd())")
+        assert reply.content["status"] == "ok"
+        streams = await wait_for(lambda: collector.of_type("stream", request.msg_id), what="stream output")
+        assert streams[0].content["text"].strip() == str(kserver.root_dir / "sub" / "deeper")
+        await wait_for(lambda: any(m.content.get("execution_state") == "idle"
+                                   for m in collector.of_type("status", request.msg_id)), what="idle")
+        assert kernel.execution_state == "idle"
+    finally:
+        collector.unsubscribe()
+
+
+async def test_interrupt_stops_a_long_sleep(kernel: Kernel, kserver: Server) -> None:
+    collector = Collector(kernel)
+    sock = kernel.connect("shell", b"interrupter")
+    try:
+        request = kernel.session.msg("shell", "execute_request", {"code": "import time; time.sleep(60)",
+                                                                   "silent": False})
+        await sock.send_multipart(kernel.session.serialize(request))
+        await wait_for(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input", request.msg_id),
+                       what="the sleep to start")
+        await kserver.kernels.interrupt_kernel(kernel.id)
+        reply = await recv_reply(kernel, sock, request.msg_id, timeout=30)
+        assert reply.content["status"] == "error"
+        assert reply.content["ename"] == "KeyboardInterrupt"
+    finally:
+        sock.close(linger=0)
+        collector.unsubscribe()
+
+
+async def test_a_forged_request_is_ignored_and_a_signed_one_answered(kernel: Kernel) -> None:
+    sock = kernel.connect("shell", b"forger")
+    try:
+        forged = kernel.session.msg("shell", "kernel_info_request")
+        frames = kernel.session.serialize(forged)
+        frames[1] = b"0" * 64  # the signature frame
+        await sock.send_multipart(frames)
+        good = kernel.session.msg("shell", "kernel_info_request")
+        await sock.send_multipart(kernel.session.serialize(good))
+        seen = []
+        while True:
+            msg = kernel.session.deserialize("shell", await asyncio.wait_for(sock.recv_multipart(), 30))
+            assert msg is not None
+            seen.append(msg.parent_msg_id)
+            if msg.parent_msg_id == good.msg_id:
+                break
+        assert forged.msg_id not in seen
+    finally:
+        sock.close(linger=0)
+
+
+async def test_restart_keeps_id_ports_and_connected_sockets(kernel: Kernel, kserver: Server) -> None:
+    before_pid, before_info = kernel.pid, dict(kernel.connection_info)
+    events: list[str] = []
+    remove = kernel.on_lifecycle(events.append)
+    sock = kernel.connect("shell", b"survivor")  # opened before the restart, used after it
+    try:
+        await execute(kernel, "marker = 1")
+        restarted = await kserver.kernels.restart_kernel(kernel.id)
+        assert restarted is kernel and kserver.kernels.get(kernel.id) is kernel
+        assert kernel.pid != before_pid and not pid_alive(before_pid)  # type: ignore[arg-type]
+        assert kernel.connection_info == before_info
+        assert events == ["restarted"]
+        request = kernel.session.msg("shell", "execute_request", {"code": "marker", "silent": False})
+        await sock.send_multipart(kernel.session.serialize(request))
+        reply = await recv_reply(kernel, sock, request.msg_id)
+        assert reply.content["status"] == "error" and reply.content["ename"] == "NameError"  # a fresh process
+    finally:
+        sock.close(linger=0)
+        remove()
+
+
+async def test_kill_9_is_noticed_and_the_kernel_restarts(kernel: Kernel) -> None:
+    collector = Collector(kernel)
+    events: list[str] = []
+    remove = kernel.on_lifecycle(events.append)
+    old_pid = kernel.pid
+    assert old_pid is not None
+    try:
+        os.kill(old_pid, signal.SIGKILL)
+        restarting = await wait_for(
+            lambda: [m for m in collector.of_type("status") if m.content["execution_state"] == "restarting"],
+            what="a restarting status")
+        assert restarting[0].synthetic and restarting[0].parent_header == {}
+        await wait_for(lambda: "restarted" in events, what="the restart")
+        await kernel.wait_ready()
+        assert kernel.pid != old_pid and kernel.execution_state == "idle"
+        _request, reply = await execute(kernel, "1 + 1")
+        assert reply.content["status"] == "ok"
+    finally:
+        remove()
+        collector.unsubscribe()
+
+
+async def test_a_frozen_kernel_is_restarted_when_the_heartbeat_stops(kserver: Server) -> None:
+    kernel = await kserver.kernels.start_kernel()
+    kernel.options.heartbeat_timeout = 2.0  # this kernel only
+    events: list[str] = []
+    kernel.on_lifecycle(events.append)
+    old_pid = kernel.pid
+    assert old_pid is not None
+    try:
+        os.kill(old_pid, signal.SIGSTOP)  # alive, but answers nothing
+        await wait_for(lambda: "restarted" in events, timeout=60, what="a restart after heartbeat loss")
+        assert kernel.pid != old_pid and not pid_alive(old_pid)
+        _request, reply = await execute(kernel, "2 + 2")
+        assert reply.content["status"] == "ok"
+    finally:
+        await kserver.kernels.shutdown_kernel(kernel.id)
+
+
+async def test_a_kernel_that_keeps_dying_is_declared_dead(kserver: Server, tmp_path: Path) -> None:
+    marker = tmp_path / "broken"
+    spec_dir = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "flaky"
+    spec_dir.mkdir(parents=True)
+    script = (f"import os, sys\nif os.path.exists({str(marker)!r}): sys.exit(7)\n"
+              "from ipykernel.kernelapp import launch_new_instance\nlaunch_new_instance()\n")
+    (spec_dir / "kernel.json").write_text(json.dumps(
+        {"argv": [sys.executable, "-c", script, "-f", "{connection_file}"], "display_name": "Flaky",
+         "language": "python"}))
+    kernel = await kserver.kernels.start_kernel("flaky")
+    kernel.options.restart_limit = 2
+    collector = Collector(kernel)
+    events: list[str] = []
+    kernel.on_lifecycle(events.append)
+    stopped: list[str] = []
+    kserver.plugins.register(StoppedRecorder(stopped), name="stopped-recorder")
+    try:
+        marker.touch()
+        pid = kernel.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: "dead" in events, timeout=60, what="the kernel to be declared dead")
+        assert collector.statuses()[-2:] == ["restarting", "dead"]
+        assert kernel.execution_state == "dead" and "exited with code 7" in (kernel.reason or "")
+        assert "connection_file" not in kernel.model() and kernel.model()["reason"] == kernel.reason
+        await wait_for(lambda: kernel.id in stopped, what="carme_on_kernel_stopped")
+        with pytest.raises(NoSuchKernel):
+            kserver.kernels.get(kernel.id)
+        assert not Path(kernel.provisioner.connection_file).exists()  # type: ignore[attr-defined]
+    finally:
+        kserver.plugins.pm.unregister(name="stopped-recorder")
+
+
+async def test_a_kernel_that_cannot_start_raises_and_leaves_nothing(kserver: Server) -> None:
+    spec_dir = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "nostart"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(
+        {"argv": [sys.executable, "-c", "raise SystemExit(3)", "{connection_file}"], "display_name": "No"}))
+    count = len(kserver.kernels)
+    with pytest.raises(KernelStartError, match="exited with code 3"):
+        await kserver.kernels.start_kernel("nostart")
+    assert len(kserver.kernels) == count
+    runtime = kserver.kernels.runtime_dir
+    assert {p.name for p in runtime.glob("kernel-*.json")} == {f"kernel-{k.id}.json" for k in kserver.kernels}
+
+
+async def test_shutdown_stops_the_process_and_removes_the_connection_file(kserver: Server) -> None:
+    kernel = await kserver.kernels.start_kernel()
+    pid, connection_file = kernel.pid, Path(kernel.provisioner.connection_file)  # type: ignore[attr-defined]
+    assert pid is not None and pid_alive(pid) and connection_file.exists()
+    client_sock = kernel.connect("iopub")
+    events: list[str] = []
+    kernel.on_lifecycle(events.append)
+    await kserver.kernels.shutdown_kernel(kernel.id)
+    assert not pid_alive(pid) and not connection_file.exists()
+    assert client_sock.closed and events == ["shutdown"] and kernel.execution_state == "dead"
+    with pytest.raises(NoSuchKernel, match=f"Kernel does not exist: {kernel.id}"):
+        kserver.kernels.get(kernel.id)
+
+
+class StoppedRecorder:
+    def __init__(self, stopped: list[str]) -> None:
+        self.stopped = stopped
+
+    from carme.hooks import hookimpl
+
+    @hookimpl
+    def carme_on_kernel_stopped(self, server: Server, kernel: Kernel) -> None:
+        self.stopped.append(kernel.id)
