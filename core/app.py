@@ -154,7 +154,7 @@ def create_app(
             server.events.register(schema)
 
     routes = collect_routes(plugin_set, server)
-    public = ["/api", "/login", "/static/carme/"]
+    public: list[str] = []
     for _name, paths in plugin_set.each("carme_register_public_paths", server=server):
         public.extend(paths)
     middleware = [Middleware(AuthMiddleware, server=server, public_paths=public)]

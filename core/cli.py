@@ -3,6 +3,9 @@
 ``carme serve`` runs the app of :func:`carme.create_app` on uvicorn. The first Ctrl-C or SIGTERM
 shuts down gracefully (the ASGI lifespan stops every extension and kernel); a second Ctrl-C
 forces the exit. Nothing is written to disk: the URL with the token goes to the log (stderr).
+
+Exit codes: 0 after a clean stop (signal or /api/shutdown), 1 when forced, 2 for a configuration
+error, 3 when the app fails to start (an extension's start-up raised; uvicorn's code).
 """
 
 from __future__ import annotations

@@ -196,14 +196,21 @@ class Plugins:
         """The settings section of a registered plugin: None for built-ins, else its name."""
         return None if name in self.builtins else name
 
+    def ordered(self, hook_name: str) -> list[pluggy.HookImpl]:
+        """Implementations of a hook in registration order (``tryfirst`` ones first, ``trylast``
+        last); pluggy's own call order is the reverse, which is right for firstresult hooks
+        (the built-ins, registered first, answer last) but not for "each plugin in turn"."""
+        impls = [impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
+                 if not (impl.hookwrapper or impl.wrapper)]
+        return sorted(impls, key=lambda impl: 0 if impl.tryfirst else 2 if impl.trylast else 1)
+
     def each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call one hook on each plugin separately, in registration order: [(plugin name, result)].
 
         Used where the caller must know which plugin answered (settings sections, route owners).
         """
-        caller = getattr(self.pm.hook, hook_name)
         results = []
-        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps them last-registered first
+        for impl in self.ordered(hook_name):
             name = self.name_of(impl.plugin)
             try:
                 result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
@@ -227,8 +234,7 @@ class Plugins:
 
     def call_each_async(self, hook_name: str, reverse: bool = False, **kwargs: Any) -> list[tuple[str, Callable[[], Any]]]:
         """Per-plugin thunks for a lifecycle hook, in registration order (or reversed)."""
-        caller = getattr(self.pm.hook, hook_name)
-        impls = list(reversed(caller.get_hookimpls()))
+        impls = self.ordered(hook_name)
         if reverse:
             impls.reverse()
         return [

@@ -67,18 +67,30 @@ class Server:
                 log.exception("plugin %s failed in %s", name, hook_name)
 
     async def start(self) -> None:
-        """Run every plugin's carme_startup in registration order; a failure names the plugin."""
+        """Run every plugin's carme_startup in registration order; a failure names the plugin.
+
+        When one fails, the plugins already started are stopped again (reverse order) before
+        the error is raised, so a failed start leaves no service running.
+        """
+        started: list[str] = []
         for name, call in self.plugins.call_each_async("carme_startup", server=self):
             try:
                 await await_maybe(call())
             except Exception as exc:
+                await self._stop(started)
                 raise RuntimeError(f"extension {name!r} failed to start: {exc}") from exc
+            started.append(name)
         self.running = True
 
     async def stop(self) -> None:
         """Run every plugin's carme_shutdown in reverse order; errors are logged, never raised."""
         self.running = False
+        await self._stop(None)
+
+    async def _stop(self, only: list[str] | None) -> None:
         for name, call in self.plugins.call_each_async("carme_shutdown", reverse=True, server=self):
+            if only is not None and name not in only:
+                continue
             try:
                 await await_maybe(call())
             except Exception:

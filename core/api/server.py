@@ -135,6 +135,12 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
 
 
 @hookimpl
+def carme_register_public_paths(server: Server) -> list[str]:
+    # /api answers the version only (clients probe it before they have a token).
+    return ["/api", "/login", "/logout"]
+
+
+@hookimpl
 def carme_register_settings() -> list[Setting]:
     return [
         Setting("root_dir", str, None, "Folder served (default: the current directory)", nullable=True),

@@ -203,6 +203,19 @@ def test_port_in_use_moves_to_the_next(run_carme: type[Carme], tmp_path: Path, r
         second.stop()
 
 
+def test_failing_extension_start_exits_3_naming_it(run_carme: type[Carme], site_dir: Site) -> None:
+    site_dir.install("sidecar", """
+from carme import hookimpl
+
+@hookimpl
+def carme_startup(server):
+    raise OSError("sidecar port is taken")
+""")
+    carme = run_carme()
+    assert carme.wait() == 3  # uvicorn's start-up failure code
+    assert "extension 'sidecar' failed to start: sidecar port is taken" in "".join(carme.log)
+
+
 def test_config_error_exits_2(run_carme: type[Carme]) -> None:
     carme = run_carme("--set", "port=eighty")
     assert carme.wait() == 2
