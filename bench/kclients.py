@@ -180,6 +180,8 @@ class ZmqKernelClient(KernelClient):
             sock = self.ctx.socket(kind)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, 0)
+            # The kernel may not listen yet: retry the connect every 10 ms, not ZMQ's 100 ms.
+            sock.setsockopt(zmq.RECONNECT_IVL, 10)
             if kind == zmq.SUB:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.connect(addr + str(info[f"{channel}_port"]))

@@ -19,18 +19,19 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures import Sizes, make_jupyter_home, make_root  # noqa: E402
-from kernels import KernelPlan, Target, run_kernels  # noqa: E402
+from kernels import KernelPlan, Target, run_idle_kernels, run_kernels  # noqa: E402
 from procstat import rss_bytes  # noqa: E402
 from report import ANCHOR, CARME, DIRECT, NODELAY, render  # noqa: E402
 from rest import RestPlan, run_rest  # noqa: E402
 from results import Result  # noqa: E402
-from servers import anchor_version, ensure_anchor, start  # noqa: E402
+from servers import ServerProc, anchor_version, ensure_anchor, start  # noqa: E402
 
 ALL_TARGETS = (DIRECT, CARME, ANCHOR, NODELAY)
 REST_TARGETS = (CARME, ANCHOR)  # TCP_NODELAY on websockets changes nothing for plain HTTP
@@ -60,14 +61,25 @@ async def bench_target(label: str, root: Path, work: Path, env: dict[str, str], 
         if "rest" in only and label in REST_TARGETS:
             out |= await run_rest(server, rest_plan)
         if "kernels" in only:
-            target = Target(server, work, env, kernel_plan)
-            try:
-                out |= await run_kernels(target)
-            finally:
-                await target.close()
-        return out
+            out |= await _with_target(server, work, env, kernel_plan, run_kernels)
     finally:
         server.stop()
+    if "kernels" in only:
+        server = start(label, root, env, work / "logs", anchor)
+        try:
+            out |= await _with_target(server, work, env, kernel_plan, run_idle_kernels)
+        finally:
+            server.stop()
+    return out
+
+
+async def _with_target(server: ServerProc, work: Path, env: dict[str, str], plan: KernelPlan,
+                       bench: Callable[[Target], Awaitable[dict[str, Result]]]) -> dict[str, Result]:
+    target = Target(server, work, env, plan)
+    try:
+        return await bench(target)
+    finally:
+        await target.close()
 
 
 def main(argv: list[str] | None = None) -> int:
