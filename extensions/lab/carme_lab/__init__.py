@@ -1,0 +1,1 @@
+"""carme-lab: the JupyterLab frontend on carme."""

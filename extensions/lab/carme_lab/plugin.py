@@ -1,0 +1,78 @@
+"""carme-lab's hook implementations: settings, routes, public paths and the lab service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+from starlette.routing import BaseRoute, Mount
+
+from carme.config import Setting
+from carme.hooks import hookimpl
+
+from . import hookspecs
+from .api import api_routes
+from .config_api import ConfigSections, config_routes
+from .page import page_routes
+from .paths import LabPaths
+from .service import LabService
+from .static import CachedStaticFiles, LabextensionFiles, LabStatic
+
+if TYPE_CHECKING:
+    from carme.server import Server
+
+FAVICONS = Path(__file__).parent / "favicons"
+
+
+@hookimpl
+def carme_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def carme_register_settings() -> list[Setting]:
+    return [
+        Setting("app_dir", str, None, "Folder of the built JupyterLab frontend (default: share/jupyter/lab "
+                "on the Jupyter data path, installed by jupyterlab-js)", nullable=True),
+        Setting("user_settings_dir", str, None, "Where user settings are saved (default: "
+                "<jupyter config dir>/lab/user-settings, shared with JupyterLab)", nullable=True),
+        Setting("workspaces_dir", str, None, "Where workspaces are saved (default: "
+                "<jupyter config dir>/lab/workspaces, shared with JupyterLab)", nullable=True),
+        Setting("extra_labextensions_path", list, [], "More folders of prebuilt labextensions, searched first"),
+        Setting("disabled_extensions", list, [], "Lab plugins or extensions to disable, by name"),
+        Setting("lsp_status", bool, True, "Answer /lsp/status with 'no language servers' (turn off when "
+                "an LSP extension serves it)"),
+        Setting("page_config", dict, {}, "Extra JupyterLab page config keys (merged over carme's)"),
+    ]
+
+
+@hookimpl
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    return [
+        *page_routes(server),
+        *api_routes(lsp=server.settings["lab.lsp_status"]),
+        *config_routes(),
+        Mount("/static/lab", LabStatic(lambda service: service.static_files)),
+        Mount("/lab/api/themes", LabStatic(lambda service: service.themes_files)),
+        Mount("/lab/extensions", LabextensionFiles()),
+        Mount("/static/favicons", CachedStaticFiles([FAVICONS], follow_symlink=False)),
+    ]
+
+
+@hookimpl
+def carme_register_public_paths(server: Server) -> list[str]:
+    # Static files only: the frontend bundle, labextensions and themes hold no user data
+    # (jupyter_server serves them without authentication too).
+    return ["/static/lab/", "/static/favicons/", "/lab/extensions/", "/lab/api/themes/"]
+
+
+@hookimpl
+async def carme_startup(server: Server) -> None:
+    dirs: list[Path] = []
+    for _name, paths in server.plugins.each("carme_lab_labextension_paths", server=server):
+        dirs.extend(Path(p) for p in paths)
+    service = LabService(server, LabPaths.from_settings(server.settings.section("lab")), extension_dirs=dirs)
+    await service.refresh()
+    server.services["lab"] = service
+    server.services["lab.config"] = ConfigSections()
