@@ -53,7 +53,10 @@ class Carme:
     """A `carme serve` subprocess whose stderr is collected line by line."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "carme.cli", "serve", "--no-browser", "--port", "0", *args],
+        # --disable lab: these are tests of the core; with the lab extension installed the printed
+        # URL would be /lab (tests/lab covers that). Disabling an extension that is not installed is a no-op.
+        self.proc = subprocess.Popen([sys.executable, "-m", "carme.cli", "serve", "--no-browser", "--port", "0",
+                                      "--disable", "lab", *args],
                                      cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []

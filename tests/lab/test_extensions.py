@@ -4,6 +4,7 @@ serving, caching headers, schemas, themes, disabling; and the static bundle's he
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ class ShipsLabextension:
         return [self.folder]
 
 
-def test_federated_extensions(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
+def test_hook_carme_lab_labextension_paths(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
     user_exts = jupyter_env / "data" / "labextensions"  # where `pip install --user` puts them
     make_labextension(user_exts, "plain-ext", marker="user")
     make_labextension(user_exts, "@scope/scoped-ext")
@@ -45,7 +46,8 @@ def test_federated_extensions(root: Path, tmp_path: Path, jupyter_env: Path) -> 
     with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
         config = page_config(c.get("/lab").text)
         entries = {e["name"]: e for e in config["federated_extensions"]}
-        assert set(entries) == {"plain-ext", "@scope/scoped-ext", "carme-own-ext"}
+        assert {"plain-ext", "@scope/scoped-ext", "carme-own-ext"} <= set(entries)
+        assert not {"not-built", "broken"} & set(entries)
         assert entries["plain-ext"] == {"name": "plain-ext", "load": REMOTE, "extension": "./extension",
                                         "style": "./style"}
         assert str(shipped) in config["labextensionsPath"]
@@ -82,6 +84,17 @@ def test_federated_extensions(root: Path, tmp_path: Path, jupyter_env: Path) -> 
         assert c.get(f"/lab/extensions/late-ext/{REMOTE}").status_code == 200
         names = [e["name"] for e in page_config(c.get("/lab").text)["federated_extensions"]]
         assert "late-ext" in names
+
+
+def test_pip_installed_labextensions_appear(lab: httpx.Client) -> None:
+    """Every labextension pip put in sys.prefix (jupyterlab_widgets, when installed) is loaded."""
+    folder = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
+    installed = {json.loads(p.read_text())["name"]: json.loads(p.read_text())["jupyterlab"]["_build"]["load"]
+                 for p in [*folder.glob("[!@]*/package.json"), *folder.glob("@*/*/package.json")]}
+    entries = {e["name"]: e["load"] for e in page_config(lab.get("/lab").text)["federated_extensions"]}
+    assert installed.items() <= entries.items()
+    for name, load in installed.items():
+        assert lab.get(f"/lab/extensions/{name}/{load}").status_code == 200
 
 
 def test_disabled_extensions_from_page_config_files(root: Path, jupyter_env: Path) -> None:
