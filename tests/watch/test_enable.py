@@ -86,3 +86,21 @@ def test_bad_setting_is_named(root: Path) -> None:
 
     with pytest.raises(ConfigError, match="watch.debounce_ms"):
         create_app(str(root), token=TOKEN, extensions=["watch"], settings={"watch.debounce_ms": "soon"})
+
+
+def test_cli_disable_then_enable(root: Path, jupyter_env: Path, recorder: Recorder) -> None:
+    """`carme extension disable watch --user` (the real command) removes it; enable brings it back."""
+    import subprocess
+    import sys
+
+    def carme(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "carme.cli", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    carme("extension", "disable", "watch", "--user")
+    assert_absent(create_app(str(root), token=TOKEN, plugins=[recorder]), recorder)
+    assert any(line.split()[:1] == ["watch"] and "disabled" in line for line in carme("extension", "list").splitlines())
+
+    carme("extension", "enable", "watch", "--user")
+    assert_present_and_live(create_app(str(root), token=TOKEN, plugins=[recorder]), root, recorder)
