@@ -130,3 +130,11 @@ async def test_bad_combination_stops_startup_with_a_named_error(tmp_path: Path) 
     with pytest.raises(RuntimeError, match=r"'watch' failed to start.*watch.step_ms"):
         async with app.lifespan():
             pass
+
+
+def test_added_folder_reports_what_is_inside(tmp_path: Path) -> None:
+    (tmp_path / "new" / "deeper" / "node_modules").mkdir(parents=True)
+    (tmp_path / "new" / "deeper" / "f.txt").write_text("x")
+    (tmp_path / "new" / "deeper" / "node_modules" / "m.js").write_text("x")
+    changes = coalesce({(ADDED, str(tmp_path / "new"))}, tmp_path, PathFilter(DEFAULT_IGNORE, allow_hidden=False))
+    assert changes == [Change("new", "added"), Change("new/deeper", "added"), Change("new/deeper/f.txt", "added")]

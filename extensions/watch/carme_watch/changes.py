@@ -92,7 +92,9 @@ def coalesce(raw: Iterable[tuple[int, str]], root: Path, keep: PathFilter) -> li
 
     watchfiles gives a set, so the order of kinds within a batch is lost; where a path was both
     added and deleted (or modified and deleted), whether it exists now decides: it was replaced
-    (``modified``) or it is gone (``deleted``).
+    (``modified``) or it is gone (``deleted``). Everything inside an added folder is reported as
+    added too: inotify watches a new folder only once it has seen it, so what was created in it
+    before (``mkdir -p a/b``, ``cp -r``, ``git clone``, a folder moved in) has no event of its own.
     """
     root_text = str(root)
     kinds: dict[str, set[ChangeKind]] = {}
@@ -102,6 +104,9 @@ def coalesce(raw: Iterable[tuple[int, str]], root: Path, keep: PathFilter) -> li
         if kind is None or rel is None or not keep.reports(rel):
             continue
         kinds.setdefault(rel, set()).add(kind)
+    for rel in [rel for rel, seen in kinds.items() if seen == {"added"}]:
+        for inner in _inside(root, rel, keep):
+            kinds.setdefault(inner, {"added"})
     changes = []
     for rel in sorted(kinds):
         seen = kinds[rel]
@@ -113,3 +118,26 @@ def coalesce(raw: Iterable[tuple[int, str]], root: Path, keep: PathFilter) -> li
             kind = "modified" if os.path.lexists(root / rel) else "deleted"
         changes.append(Change(rel, kind))
     return changes
+
+
+NEW_FOLDER_LIMIT = 10_000  # entries reported inside one added folder; a bigger tree is cut short
+
+
+def _inside(root: Path, rel: str, keep: PathFilter) -> list[str]:
+    """Reported paths below the folder ``rel`` (nothing if it is not a folder); symlinks not followed."""
+    found: list[str] = []
+    pending = [rel]
+    while pending and len(found) < NEW_FOLDER_LIMIT:
+        folder = pending.pop()
+        try:
+            with os.scandir(root / folder) as entries:
+                for entry in entries:
+                    inner = f"{folder}/{entry.name}"
+                    if not keep.reports(inner):
+                        continue
+                    found.append(inner)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(inner)
+        except OSError:  # not a folder, gone again, or unreadable: nothing more to report
+            continue
+    return found[:NEW_FOLDER_LIMIT]
