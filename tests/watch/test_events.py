@@ -40,7 +40,7 @@ def test_paths_are_relative_with_slashes(root: Path, events: Subscriber) -> None
     assert all(not e["path"].startswith("/") and str(root) not in e["path"] for e in events.events)
 
 
-def test_hook_gets_each_batch(root: Path, events: Subscriber, recorder: Recorder) -> None:
+def test_hook_carme_file_changed_gets_each_batch(root: Path, events: Subscriber, recorder: Recorder) -> None:
     (root / "x.py").write_text("print(1)")
     events.wait_change("x.py", "added")
     wait_until(lambda: Change("x.py", "added") in recorder.changes(), "the hook to see x.py")
@@ -127,7 +127,7 @@ def test_polling_mode(root: Path, events: Subscriber, watched: Served) -> None:
     events.wait_change("p.txt", "deleted")
 
 
-def test_failing_hook_never_stops_the_watcher(root: Path, recorder: Recorder) -> None:
+def test_hook_carme_file_changed_failing_never_stops_the_watcher(root: Path, recorder: Recorder) -> None:
     from carme import create_app
     from carme.hooks import hookimpl
     from tests.serving import serve
