@@ -154,7 +154,7 @@ class Authenticator:
             return True
         if self.allow_origin and origin == self.allow_origin:
             return True
-        return bool(self.allow_origin_pat and self.allow_origin_pat.match(origin))
+        return bool(self.allow_origin_pat and self.allow_origin_pat.fullmatch(origin))
 
     def host_allowed(self, conn: HTTPConnection) -> bool:
         """DNS-rebinding defence when serving on loopback: the Host must be local."""
@@ -179,19 +179,26 @@ class Authenticator:
 
 @dataclass
 class AuthResult:
+    """Who made a request and how: ``by_token`` requests skip the Origin and XSRF checks (a
+    cross-site page cannot know the token); cookie, plugin and no-auth identities are ambient,
+    so the checks apply to them."""
+
     user: User | None
     by_token: bool = False
     set_cookie: bool = False
+    check_xsrf: bool = True
 
 
 async def identify(server: Server, conn: HTTPConnection) -> AuthResult:
     """Find the user of a request: plugins first (carme_authenticate), then token, then cookie."""
     auth = server.auth
     if not auth.enabled:
-        return AuthResult(auth.anonymous, by_token=True)
+        # No secret exists, so there is nothing for an XSRF token to protect; the Origin check
+        # still keeps other web sites out (a page cannot hide its Origin).
+        return AuthResult(auth.anonymous, check_xsrf=False)
     user = await await_maybe(server.hook.carme_authenticate(server=server, connection=conn))
     if user is not None:
-        return AuthResult(user, by_token=getattr(user, "_by_token", False))
+        return AuthResult(user)
     token = auth.token_from(conn)
     cookie = conn.cookies.get(auth.cookie_name(conn))
     if auth.token_matches(token):
@@ -244,7 +251,7 @@ class AuthMiddleware:
             await self._preflight(conn, send)
             return
         if self._is_public(path):
-            await self._with_headers(scope, receive, send, conn, None)
+            await self._with_headers(scope, receive, send, conn, None, False)
             return
         try:
             result = await identify(self.server, conn)
@@ -264,52 +271,63 @@ class AuthMiddleware:
                 status = 403 if scope["type"] == "websocket" else 404
                 await self._deny(scope, receive, send, status, "Blocking Cross Origin API request")
                 return
-            if (scope["type"] == "http" and scope["method"] in UNSAFE_METHODS and not auth.disable_check_xsrf
-                    and not auth.xsrf_ok(conn)):
+            if (scope["type"] == "http" and scope["method"] in UNSAFE_METHODS and result.check_xsrf
+                    and not auth.disable_check_xsrf and not auth.xsrf_ok(conn)):
                 await self._deny(scope, receive, send, 403, "'_xsrf' argument missing from POST")
                 return
-        elif scope["type"] == "websocket" and not auth.origin_allowed(conn) and conn.query_params.get("token") is None:
-            await self._deny(scope, receive, send, 403, "Blocking Cross Origin websocket")
-            return
         scope["user"] = result.user
         scope.setdefault("state", {})["token_authenticated"] = result.by_token
         cookie = auth.sign(result.user) if result.set_cookie else None
-        await self._with_headers(scope, receive, send, conn, cookie)
+        await self._with_headers(scope, receive, send, conn, cookie, result.by_token)
         if scope["type"] == "http" and not path.startswith(("/api/status", "/api/me")) and "no_track_activity" not in conn.query_params:
             self.server.touch()
 
     async def _with_headers(self, scope: Scope, receive: Receive, send: Send, conn: HTTPConnection,
-                            cookie: str | None) -> None:
+                            cookie: str | None, by_token: bool) -> None:
+        """Security headers, the login cookie after a token login, the ``_xsrf`` cookie for
+        authenticated clients that lack it (JupyterLab echoes it in X-XSRFToken), and CORS."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         auth = self.server.auth
-        origin = conn.headers.get("origin")
+        cors = self._cors_origin(conn, by_token)
+        xsrf = None if conn.cookies.get(XSRF_COOKIE) or "user" not in scope else secrets.token_hex(16)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("content-security-policy", "frame-ancestors 'self'")
+                path = base_path(scope)
                 if cookie is not None:
-                    headers.append("set-cookie", f"{auth.cookie_name(conn)}={cookie}; Path={base_path(scope)}; "
+                    headers.append("set-cookie", f"{auth.cookie_name(conn)}={cookie}; Path={path}; "
                                    f"Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax")
-                if origin:
-                    allowed = self._cors_origin(conn)
-                    if allowed:
-                        headers["access-control-allow-origin"] = allowed
-                        if auth.allow_credentials:
-                            headers["access-control-allow-credentials"] = "true"
+                if xsrf is not None:
+                    headers.append("set-cookie", f"{XSRF_COOKIE}={xsrf}; Path={path}; SameSite=Lax")
+                if cors:
+                    headers["access-control-allow-origin"] = cors
+                    headers.add_vary_header("Origin")
+                    if auth.allow_credentials:
+                        headers["access-control-allow-credentials"] = "true"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _cors_origin(self, conn: HTTPConnection) -> str | None:
+    def _cors_origin(self, conn: HTTPConnection, by_token: bool = False) -> str | None:
+        """The Access-Control-Allow-Origin to send, if any.
+
+        As jupyter_server: ``*`` when allow_origin is ``*``; the Origin itself when it is the
+        configured one or matches allow_origin_pat; and for a token-authenticated request when
+        no allowed origin is configured (the token proves the caller may read the answer)."""
         auth = self.server.auth
         origin = conn.headers.get("origin")
+        if not origin:
+            return None
         if auth.allow_origin == "*":
             return "*"
-        if origin and (origin == auth.allow_origin or (auth.allow_origin_pat and auth.allow_origin_pat.match(origin))):
+        if origin == auth.allow_origin or (auth.allow_origin_pat and auth.allow_origin_pat.fullmatch(origin)):
+            return origin
+        if by_token and not auth.allow_origin and not auth.allow_origin_pat:
             return origin
         return None
 

@@ -137,7 +137,6 @@ BUILTIN_SCHEMAS = [
 
 async def subscribe(websocket: WebSocket) -> None:
     server: Server = websocket.app.state.server
-    await websocket.accept()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
 
     def deliver(event: dict[str, Any]) -> None:
@@ -146,7 +145,14 @@ async def subscribe(websocket: WebSocket) -> None:
             return
         queue.put_nowait(event)
 
+    # Listening before the handshake completes: an event emitted as soon as the client sees the
+    # connection open is not lost.
     remove = server.events.add_listener(deliver)
+    try:
+        await websocket.accept()
+    except BaseException:
+        remove()
+        raise
     receiver = asyncio.create_task(_drain(websocket))
     try:
         while not receiver.done():

@@ -283,6 +283,19 @@ def test_hook_carme_authenticate(root: Path) -> None:
         assert refused.json()["message"] == "mallory is banned"
 
 
+def test_plugin_authenticated_unsafe_requests_need_xsrf(root: Path) -> None:
+    # Like a cookie, a plugin's identity is ambient: the XSRF check applies to it.
+    event = {"schema_id": "https://events.jupyter.org/jupyter_server/contents_service/v1", "version": 1,
+             "data": {"action": "save", "path": "a.txt"}}
+    app = create_app(str(root), token=TOKEN, plugins=[HeaderAuth()], extensions=[])
+    with serve(app) as served, httpx.Client(base_url=served.url, headers={"X-Remote-User": "ada"}) as ada:
+        refused = ada.post("/api/events", json=event)
+        assert refused.status_code == 403
+        assert refused.json()["message"] == "'_xsrf' argument missing from POST"
+        xsrf = ada.get("/api/me").cookies["_xsrf"]  # set on any authenticated response
+        assert ada.post("/api/events", json=event, headers={"X-XSRFToken": xsrf}).status_code == 204
+
+
 def test_authenticate_sees_websockets(root: Path) -> None:
     import websockets.sync.client as ws_client
 
@@ -290,6 +303,8 @@ def test_authenticate_sees_websockets(root: Path) -> None:
     with serve(app) as served:
         with ws_client.connect(served.ws_url + "/api/events/subscribe",
                                additional_headers={"X-Remote-User": "ada"}) as ws:
-            app.server.events.emit("https://events.jupyter.org/jupyter_server/contents_service/v1",
-                                   {"action": "save", "path": "a.txt"})
+            event = {"schema_id": "https://events.jupyter.org/jupyter_server/contents_service/v1", "version": 1,
+                     "data": {"action": "save", "path": "a.txt"}}
+            posted = httpx.post(served.url + "/api/events", json=event, headers=AUTH)
+            assert posted.status_code == 204
             assert '"path":"a.txt"' in ws.recv(timeout=10)
