@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from carme import create_app
+from carme.plugins import PluginError
 from tests.conftest import TOKEN
 from tests.lab.conftest import page_config
 from tests.serving import serve
@@ -142,7 +143,7 @@ def test_workspace_errors(lab: httpx.Client) -> None:
     assert lab.get("/lab/api/workspaces").json()["workspaces"]["ids"] == []
 
 
-def test_translations_listings_build_lsp(lab: httpx.Client) -> None:
+def test_translations_listings_build_news_lsp(lab: httpx.Client) -> None:
     assert lab.get("/lab/api/translations").json() == {
         "data": {"en": {"displayName": "English", "nativeName": "English"}}, "message": ""}
     assert lab.get("/lab/api/translations/default").json() == {"data": {}, "message": ""}
@@ -154,7 +155,19 @@ def test_translations_listings_build_lsp(lab: httpx.Client) -> None:
                        "allowed_extensions": []}
     assert lab.get("/lab/api/listings/other").status_code == 404
     assert lab.get("/lab/api/build").json() == {"status": "stable", "message": ""}
+    assert lab.get("/lab/api/news").json() == {"news": []}
+    assert lab.get("/lab/api/update").json() == {"notification": None}
     assert lab.get("/lsp/status").json() == {"version": 2, "sessions": {}, "specs": {}}
+    assert lab.get("/api/nbconvert").json() == {}
+
+
+def test_placeholders_can_be_dropped(root: Path) -> None:
+    app = create_app(str(root), token=TOKEN, extensions=["lab"], settings={"lab.placeholders": ["nbconvert"]})
+    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+        assert c.get("/lsp/status").status_code == 404
+        assert c.get("/api/nbconvert").status_code == 200
+    with pytest.raises(PluginError, match="lab.placeholders: unknown"):
+        create_app(str(root), token=TOKEN, extensions=["lab"], settings={"lab.placeholders": ["nope"]})
 
 
 def test_licenses(lab: httpx.Client) -> None:

@@ -81,9 +81,9 @@ def test_hook_carme_lab_labextension_paths(root: Path, tmp_path: Path, jupyter_e
 
         # Installed while the server runs: found on the next page load, as in JupyterLab.
         make_labextension(user_exts, "late-ext")
-        assert c.get(f"/lab/extensions/late-ext/{REMOTE}").status_code == 200
         names = [e["name"] for e in page_config(c.get("/lab").text)["federated_extensions"]]
         assert "late-ext" in names
+        assert c.get(f"/lab/extensions/late-ext/{REMOTE}").status_code == 200
 
 
 def test_pip_installed_labextensions_appear(lab: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""The /lab/api routes: settings, workspaces, translations, listings, build, licenses.
+"""The /lab/api routes: settings, workspaces, translations, listings, build, news, licenses.
 
 Thin handlers: parse, call the lab service's stores in a worker thread (they touch the disk),
 shape the reply as jupyterlab_server does.
@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from carme.api.util import json_body, json_object
+from carme.config import ConfigError
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
 
@@ -99,9 +100,32 @@ async def listings(request: Request) -> Response:
 
 
 async def lsp_status(request: Request) -> Response:
-    # jupyter_lsp's status answer with no language servers: JupyterLab's LSP client asks on start
-    # and retries a 404 for 20 s. Off with lab.lsp_status=false when an LSP extension serves it.
+    # jupyter_lsp's answer with no language servers: JupyterLab's LSP client asks on start and
+    # retries a 404 for 20 s.
     return JSONResponse({"version": 2, "sessions": {}, "specs": {}})
+
+
+async def nbconvert_formats(request: Request) -> Response:
+    # jupyter_server's list of nbconvert exporters, empty: carme has no nbconvert (it would bring
+    # traitlets and more). JupyterLab asks when a notebook opens and leaves "Export As" empty.
+    return JSONResponse({})
+
+
+# lab.placeholders: APIs JupyterLab asks for that belong to other servers' extensions, answered
+# "none available" so the page logs no errors; an extension that serves one is listed without it.
+PLACEHOLDERS = {
+    "lsp": Route("/lsp/status", lsp_status, methods=["GET"]),
+    "nbconvert": Route("/api/nbconvert", nbconvert_formats, methods=["GET"]),
+}
+
+
+async def news(request: Request) -> Response:
+    # Asked only after the user opts in to Jupyter news; carme fetches no feed from the internet.
+    return JSONResponse({"news": []})
+
+
+async def update_check(request: Request) -> Response:
+    return JSONResponse({"notification": None})
 
 
 async def build_status(request: Request) -> Response:
@@ -159,8 +183,11 @@ async def licenses(request: Request) -> Response:
     return PlainTextResponse("\n".join(lines), media_type="text/markdown")
 
 
-def api_routes(lsp: bool = True) -> list[BaseRoute]:
-    return [*([Route("/lsp/status", lsp_status, methods=["GET"])] if lsp else []),
+def api_routes(placeholders: list[str]) -> list[BaseRoute]:
+    unknown = set(placeholders) - set(PLACEHOLDERS)
+    if unknown:
+        raise ConfigError(f"lab.placeholders: unknown {sorted(unknown)}; expected some of {sorted(PLACEHOLDERS)}")
+    return [*(PLACEHOLDERS[name] for name in placeholders),
         Route("/lab/api/settings", settings_list, methods=["GET"]),
         Route("/lab/api/settings/", settings_list, methods=["GET"]),
         Route("/lab/api/settings/{plugin:path}", settings_get, methods=["GET"]),
@@ -175,6 +202,8 @@ def api_routes(lsp: bool = True) -> list[BaseRoute]:
         Route("/lab/api/translations/{locale}", translations_get, methods=["GET"]),
         Route("/lab/api/listings/{path:path}", listings, methods=["GET"]),
         Route("/lab/api/build", build_status, methods=["GET"]),
+        Route("/lab/api/news", news, methods=["GET"]),
+        Route("/lab/api/update", update_check, methods=["GET"]),
         Route("/lab/api/licenses", licenses, methods=["GET"]),
         Route("/lab/api/licenses/", licenses, methods=["GET"]),
     ]

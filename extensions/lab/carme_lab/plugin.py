@@ -41,8 +41,9 @@ def carme_register_settings() -> list[Setting]:
                 "<jupyter config dir>/lab/workspaces, shared with JupyterLab)", nullable=True),
         Setting("extra_labextensions_path", list, [], "More folders of prebuilt labextensions, searched first"),
         Setting("disabled_extensions", list, [], "Lab plugins or extensions to disable, by name"),
-        Setting("lsp_status", bool, True, "Answer /lsp/status with 'no language servers' (turn off when "
-                "an LSP extension serves it)"),
+        Setting("placeholders", list, ["lsp", "nbconvert"], "APIs of other Jupyter server extensions that "
+                "JupyterLab asks for, answered 'none available' (lsp: /lsp/status, nbconvert: /api/nbconvert); "
+                "drop one when an extension serves it"),
         Setting("page_config", dict, {}, "Extra JupyterLab page config keys (merged over carme's)"),
     ]
 
@@ -51,7 +52,7 @@ def carme_register_settings() -> list[Setting]:
 def carme_register_routes(server: Server) -> list[BaseRoute]:
     return [
         *page_routes(server),
-        *api_routes(lsp=server.settings["lab.lsp_status"]),
+        *api_routes(server.settings["lab.placeholders"]),
         *config_routes(),
         Mount("/static/lab", LabStatic(lambda service: service.static_files)),
         Mount("/lab/api/themes", LabStatic(lambda service: service.themes_files)),

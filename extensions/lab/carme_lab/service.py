@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from carme.server import Server
 
 log = logging.getLogger("carme.lab")
+
+RESCAN_INTERVAL = 1.0  # seconds between rescans triggered by an unknown labextension name
 
 
 class LabService:
@@ -48,6 +51,7 @@ class LabService:
         self._extension_files: dict[Path, CachedStaticFiles] = {}
         self._refresh_lock = asyncio.Lock()
         self.page_count = 0
+        self._scanned_at = 0.0
         self._templates = make_template_environment(str(paths.static_dir))
 
     def template(self) -> Any:
@@ -82,16 +86,18 @@ class LabService:
         async with self._refresh_lock:
             extensions, states = await asyncio.to_thread(self._scan)
             self._apply(extensions, states)
+            self._scanned_at = time.monotonic()
         log.debug("labextensions: %s", ", ".join(sorted(extensions)) or "none")
 
     async def labextension_files(self, name: str) -> CachedStaticFiles | None:
-        """The static files of labextension ``name``; re-discovers once if it is unknown."""
+        """The static files of labextension ``name``; re-discovers if it is unknown (at most once
+        a second: these URLs are public, so unknown names must not make the server rescan at will)."""
         ext = self.extensions.get(name)
-        if ext is None:
+        if ext is None and time.monotonic() - self._scanned_at > RESCAN_INTERVAL:
             await self.refresh()
             ext = self.extensions.get(name)
-            if ext is None:
-                return None
+        if ext is None:
+            return None
         files = self._extension_files.get(ext.path)
         if files is None:
             files = self._extension_files[ext.path] = CachedStaticFiles([ext.path])
