@@ -3,13 +3,12 @@
 URLs in the page config are absolute paths that start with this app's prefix: the mount prefix
 of a host app (``root_path``) plus carme's base URL. The auth token is never written into the
 page: the browser is authenticated by the login cookie set on the first token-authenticated
-request, and JupyterLab sends the ``_xsrf`` cookie (set here) back as ``X-XSRFToken`` on every
-unsafe request, so a page saved, cached or read by a script carries no secret.
+request, and JupyterLab sends the ``_xsrf`` cookie (which carme's auth middleware sets) back as
+``X-XSRFToken`` on every unsafe request, so a page saved, cached or read by a script carries no secret.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -19,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from carme.api.server import API_VERSION
-from carme.auth import XSRF_COOKIE, base_path
+from carme.auth import base_path
 from carme.plugins import await_maybe
 
 if TYPE_CHECKING:
@@ -112,10 +111,8 @@ def _page(mode: str) -> Any:
                                    tree_path=request.path_params.get("path", ""))
         config = await extended_page_config(service.server, request, config)
         html = service.template().render(page_config=config, base_url=base, ws_url="", custom_css=False)
-        response = HTMLResponse(html, headers={"cache-control": "no-store"})
-        if not request.cookies.get(XSRF_COOKIE):
-            response.set_cookie(XSRF_COOKIE, secrets.token_hex(16), path=base, samesite="lax")
-        return response
+        # The auth middleware sets the _xsrf cookie JupyterLab reads for every authenticated client.
+        return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     return endpoint
 
