@@ -12,13 +12,10 @@ from pathlib import Path
 import httpx
 
 from fixtures import KERNEL_NAME
-from kclients import DirectKernel, KernelClient, WsKernelClient, ZmqKernelClient
-from procstat import CpuMeter, descendants, rss_bytes, tree_rss
-from results import Result, median, percentile
+from kclients import DirectKernel, KernelClient, Msg, WsKernelClient, ZmqKernelClient
+from procstat import cpu_seconds, descendants, rss_bytes, tree_rss
+from results import Result
 from servers import ServerProc
-
-PROTOCOLS = ("v1", "legacy")
-
 
 @dataclass(frozen=True)
 class KernelPlan:
@@ -72,23 +69,41 @@ class Target:
             await self.http.aclose()
 
 
-async def kernel_start(target: Target) -> Result:
-    """Start to the first kernel_info_reply, through a fresh connection (median of reps)."""
-    walls = []
-    for _ in range(target.plan.start_reps):
-        t0 = time.perf_counter()
-        kernel = await target.start_kernel()
+class Meter:
+    """Server CPU of a target over many separate stretches (None for the direct floor)."""
+
+    def __init__(self, target: Target) -> None:
+        self.pid, self.seconds = target.pid, (0.0 if target.pid else None)
+
+    def __enter__(self) -> Meter:
+        self._start = cpu_seconds(self.pid) if self.pid else 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pid and self.seconds is not None:
+            self.seconds += cpu_seconds(self.pid) - self._start
+
+    def per(self, count: int) -> float | None:
+        """Microseconds per item."""
+        return self.seconds / count * 1e6 if self.seconds is not None and count else None
+
+
+async def start_once(target: Target) -> float:
+    """Start a kernel, connect, and time it to the first kernel_info_reply; then stop it."""
+    t0 = time.perf_counter()
+    kernel = await target.start_kernel()
+    try:
         client = await target.connect(kernel, "v1")
         try:
             await client.request("kernel_info_request", {}, timeout=120)
-            walls.append(time.perf_counter() - t0)
+            return time.perf_counter() - t0
         finally:
             await client.close()
-            await target.stop_kernel(kernel)
-    return Result(median(walls) * 1000, "ms")
+    finally:
+        await target.stop_kernel(kernel)
 
 
-async def execute(client: KernelClient, code: str, timeout: float = 120) -> tuple[list, float]:
+async def execute(client: KernelClient, code: str, timeout: float = 120) -> tuple[list[Msg], float]:
     """Run ``code``; return the iopub messages of that request (up to idle) and the wall time to
     both the execute_reply and the idle status."""
     t0 = time.perf_counter()
@@ -110,52 +125,6 @@ async def execute(client: KernelClient, code: str, timeout: float = 120) -> tupl
     return outputs, time.perf_counter() - t0
 
 
-def _meter(target: Target) -> CpuMeter | _NoMeter:
-    return CpuMeter(target.pid) if target.pid else _NoMeter()
-
-
-class _NoMeter:
-    seconds = None
-
-    def __enter__(self) -> _NoMeter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-async def round_trips(target: Target, client: KernelClient) -> tuple[Result, Result]:
-    """``pass`` executed round after round: p50 and p99 (ms) and server CPU per relayed message."""
-    for _ in range(20):
-        await execute(client, "pass")
-    walls, relayed = [], 0
-    with _meter(target) as cpu:
-        for _ in range(target.plan.round_trips):
-            outputs, wall = await execute(client, "pass")
-            walls.append(wall)
-            relayed += 1 + 3 + len(outputs)  # request in; busy, idle, reply out; execute_input etc.
-    per_msg = cpu.seconds / relayed * 1e6 if cpu.seconds is not None else None
-    return (Result(percentile(walls, 50) * 1000, "ms", per_msg),
-            Result(percentile(walls, 99) * 1000, "ms"))
-
-
-async def big_print(target: Target, client: KernelClient) -> Result:
-    """One print of ``print_mb`` MB: MB/s from request to idle (median of reps)."""
-    size = int(target.plan.print_mb * 1_000_000)
-    rates, cpus = [], []
-    for _ in range(target.plan.print_reps):
-        with _meter(target) as cpu:
-            outputs, wall = await execute(client, f"print('x' * {size})")
-        got = sum(m.nbytes for m in outputs if m.msg_type == "stream")
-        if got < size:
-            return Result.failed("MB/s", f"received {got} of {size} bytes")
-        rates.append(size / 1e6 / wall)
-        if cpu.seconds is not None:
-            cpus.append(cpu.seconds)
-    return Result(median(rates), "MB/s", median(cpus) * 1e6 if cpus else None,
-                  note="cpu_us is per print")
-
-
 FLOOD_CODE = """
 _k = get_ipython().kernel
 _p = _k.get_parent("shell")
@@ -164,40 +133,34 @@ for _i in range({n}):
 """
 
 
-async def flood(target: Target, client: KernelClient) -> tuple[Result, Result]:
-    """``flood`` small stream messages sent as fast as the kernel can: msgs/s, server CPU per
-    message, and how many arrived (waiting a grace second after idle for stragglers)."""
-    n = target.plan.flood
+async def flood(client: KernelClient, n: int) -> tuple[int, float]:
+    """``n`` small stream messages sent as fast as the kernel can; returns how many arrived
+    (waiting a grace second after idle for stragglers) and the time to the last one."""
     msg_id = await client.send("shell", "execute_request", {
         "code": FLOOD_CODE.format(n=n), "silent": False, "store_history": False, "user_expressions": {},
         "allow_stdin": False, "stop_on_error": True})
     got, last, idle = 0, 0.0, False
-    with _meter(target) as cpu:
-        t0 = time.perf_counter()
-        try:
-            async with asyncio.timeout(180):
-                while not idle:
-                    msg = await client.recv()
-                    if msg.parent_id == msg_id:
-                        if msg.msg_type == "stream":
-                            got, last = got + 1, time.perf_counter()
-                        elif msg.msg_type == "status":
-                            idle = msg.content().get("execution_state") == "idle"
-            with_grace = asyncio.timeout(1.0)
-            async with with_grace:
-                while True:
-                    msg = await client.recv()
-                    if msg.parent_id == msg_id and msg.msg_type == "stream":
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(180):
+            while not idle:
+                msg = await client.recv()
+                if msg.parent_id == msg_id:
+                    if msg.msg_type == "stream":
                         got, last = got + 1, time.perf_counter()
-        except TimeoutError:
-            pass
-    if not got:
-        return Result.failed("msg/s", "no stream message arrived"), Result(0, f"of {n}")
-    per_msg = cpu.seconds / got * 1e6 if cpu.seconds is not None else None
-    return Result(got / (last - t0), "msg/s", per_msg), Result(got, f"of {n}")
+                    elif msg.msg_type == "status":
+                        idle = msg.content().get("execution_state") == "idle"
+        async with asyncio.timeout(1.0):
+            while True:
+                msg = await client.recv()
+                if msg.parent_id == msg_id and msg.msg_type == "stream":
+                    got, last = got + 1, time.perf_counter()
+    except TimeoutError:
+        pass
+    return got, last - t0
 
 
-async def idle_rss(target: Target) -> tuple[Result, Result]:
+async def idle_rss(target: Target) -> dict[str, Result]:
     """Server RSS (MB) with ``idle_kernels`` kernels started and idle; also the whole tree's."""
     assert target.server is not None
     kernels: list[object] = []
@@ -207,54 +170,9 @@ async def idle_rss(target: Target) -> tuple[Result, Result]:
             kernels += await asyncio.gather(*(target.start_kernel() for _ in range(count)))
         await asyncio.sleep(2)
         pid = target.server.pid
-        server = rss_bytes(pid) / 1e6
-        tree = tree_rss(pid) / 1e6
-        note = f"{len(descendants(pid))} processes under the server"
-        return Result(server, "MB", note=note), Result(tree, "MB")
-    finally:
-        await asyncio.gather(*(target.stop_kernel(k) for k in kernels))
-
-
-async def run_idle_kernels(target: Target) -> dict[str, Result]:
-    """Server RSS with idle kernels (run on a fresh server: earlier phases leave memory behind)."""
-    try:
-        rss, tree = await idle_rss(target)
-        return {"rss20": rss, "rss20_tree": tree}
+        return {"rss20": Result(rss_bytes(pid) / 1e6, "MB", note=f"{len(descendants(pid))} processes"),
+                "rss20_tree": Result(tree_rss(pid) / 1e6, "MB")}
     except Exception as exc:  # noqa: BLE001 - reported in the table
         return {"rss20": Result.failed("MB", f"{type(exc).__name__}: {str(exc)[:100]}")}
-
-
-async def run_kernels(target: Target, protocols: tuple[str, ...] = PROTOCOLS) -> dict[str, Result]:
-    """Every kernel benchmark against one target; failures are reported, not raised."""
-    out: dict[str, Result] = {}
-
-    async def guarded(name: str, unit: str, coro) -> None:
-        try:
-            await coro
-        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not stop the run
-            out.setdefault(name, Result.failed(unit, f"{type(exc).__name__}: {str(exc)[:100]}"))
-
-    async def start() -> None:
-        out["k_start"] = await kernel_start(target)
-
-    await guarded("k_start", "ms", start())
-    kernel = None
-    try:
-        kernel = await target.start_kernel()
-        for proto in protocols if target.server else ("zmq",):
-            async def one(proto: str = proto) -> None:
-                client = await target.connect(kernel, proto)
-                try:
-                    await client.request("kernel_info_request", {})
-                    out[f"rt50_{proto}"], out[f"rt99_{proto}"] = await round_trips(target, client)
-                    out[f"print_{proto}"] = await big_print(target, client)
-                    out[f"flood_{proto}"], out[f"flood_n_{proto}"] = await flood(target, client)
-                finally:
-                    await client.close()
-            await guarded(f"rt50_{proto}", "ms", one())
-    except Exception as exc:  # noqa: BLE001
-        out.setdefault("rt50_v1", Result.failed("ms", f"{type(exc).__name__}: {str(exc)[:100]}"))
     finally:
-        if kernel is not None:
-            await target.stop_kernel(kernel)
-    return out
+        await asyncio.gather(*(target.stop_kernel(k) for k in kernels), return_exceptions=True)

@@ -22,7 +22,7 @@ class Row:
     key: str
     field: str = "value"
     target: str = ""
-    judge: Callable[[Values], tuple[float, bool]] | None = None
+    judge: Callable[[Values], tuple[float, bool | None]] | None = None
     ratio_suffix: str = "x"
 
 
@@ -31,6 +31,11 @@ def _ratio(num: str, den: str, ok: Callable[[float], bool]) -> Callable[[Values]
         ratio = values[num] / values[den]  # type: ignore[operator]
         return ratio, ok(ratio)
     return judge
+
+
+def _info(num: str, den: str) -> Callable[[Values], tuple[float, bool | None]]:
+    """A ratio shown for reading, with no target."""
+    return lambda values: (values[num] / values[den], None)  # type: ignore[operator]
 
 
 def _flood_all(n: int) -> Callable[[Values], tuple[float, bool]]:
@@ -45,13 +50,13 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float) -> list[Row]:
     out = [
         Row(f"REST: list a directory of {files:,} files (ms)", "listing", target="jupyter_server/carme >= 5x",
             judge=_ratio(ANCHOR, CARME, faster)),
-        Row("REST: server CPU per listing (us)", "listing", "cpu_us"),
+        Row("REST: server CPU per listing (us)", "listing", "cpu_us", "jupyter_server/carme", _info(ANCHOR, CARME)),
         Row(f"REST: GET ~{nb_mb:g} MB notebook (ms)", "nb_get", target="jupyter_server/carme >= 1.5x",
             judge=_ratio(ANCHOR, CARME, lambda x: x >= 1.5)),
-        Row("REST: server CPU per GET (us)", "nb_get", "cpu_us"),
+        Row("REST: server CPU per GET (us)", "nb_get", "cpu_us", "jupyter_server/carme", _info(ANCHOR, CARME)),
         Row(f"REST: PUT ~{nb_mb:g} MB notebook (ms)", "nb_put", target="jupyter_server/carme >= 1.5x",
             judge=_ratio(ANCHOR, CARME, lambda x: x >= 1.5)),
-        Row("REST: server CPU per PUT (us)", "nb_put", "cpu_us"),
+        Row("REST: server CPU per PUT (us)", "nb_put", "cpu_us", "jupyter_server/carme", _info(ANCHOR, CARME)),
         Row("REST: 50 clients reading a small file (req/s)", "small_rps", target="carme/jupyter_server >= 2x",
             judge=_ratio(CARME, ANCHOR, lambda x: x >= 2)),
         Row("REST: server CPU per small-file request (us)", "small_rps", "cpu_us",
@@ -66,11 +71,12 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float) -> list[Row]:
             Row(f"[{proto}] execute `pass` round trip p50 (ms)", f"rt50_{proto}", target="carme/direct <= 1.2x",
                 judge=_ratio(CARME, DIRECT, lambda x: x <= 1.2)),
             Row(f"[{proto}] execute `pass` round trip p99 (ms)", f"rt99_{proto}"),
-            Row(f"[{proto}] server CPU per relayed message, round trips (us)", f"rt50_{proto}", "cpu_us"),
+            Row(f"[{proto}] server CPU per relayed message, round trips (us)", f"rt50_{proto}", "cpu_us",
+                target="jupyter_server/carme", judge=_info(ANCHOR, CARME)),
             Row(f"[{proto}] one {print_mb:g} MB print (MB/s)", f"print_{proto}", target="carme/jupyter_server",
-                judge=_ratio(CARME, ANCHOR, lambda x: True)),
+                judge=_info(CARME, ANCHOR)),
             Row(f"[{proto}] {flood_n:,} small stream messages (msg/s)", f"flood_{proto}",
-                target="carme/jupyter_server", judge=_ratio(CARME, ANCHOR, lambda x: True)),
+                target="carme/jupyter_server", judge=_info(CARME, ANCHOR)),
             Row(f"[{proto}] ... of which arrived", f"flood_n_{proto}", target=f"all {flood_n:,}",
                 judge=_flood_all(flood_n), ratio_suffix="%"),
             Row(f"[{proto}] server CPU per relayed message, burst (us)", f"flood_{proto}", "cpu_us",
@@ -125,12 +131,10 @@ def render(results: dict[str, dict[str, Result]], header: str, **sizes: float) -
             try:
                 number, ok = row.judge(values)
                 ratio = f"{number:.2f}{row.ratio_suffix}" if row.ratio_suffix == "x" else f"{number:.1f}%"
-                met = "yes" if ok else "**no**"
-                if row.target.startswith("carme/jupyter_server") and "<" not in row.target and ">" not in row.target:
-                    met = ""
+                met = "" if ok is None else "yes" if ok else "**no**"
             except (TypeError, ZeroDivisionError):
                 pass
-        if not any(c not in ("–",) for c in cells):
+        if all(c == "–" for c in cells):
             continue
         lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {ratio} | {row.target} | {met} |")
     if notes:

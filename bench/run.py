@@ -19,14 +19,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures import Sizes, make_jupyter_home, make_root  # noqa: E402
-from kernels import KernelPlan, Target, run_idle_kernels, run_kernels  # noqa: E402
+from kernels import KernelPlan, Target, idle_rss  # noqa: E402
+from kernelsuite import run_kernel_suite  # noqa: E402
 from procstat import rss_bytes  # noqa: E402
 from report import ANCHOR, CARME, DIRECT, NODELAY, render  # noqa: E402
 from rest import RestPlan, run_rest  # noqa: E402
@@ -45,41 +45,51 @@ def plans(quick: bool) -> tuple[Sizes, RestPlan, KernelPlan]:
     return Sizes(), RestPlan(), KernelPlan()
 
 
-async def bench_target(label: str, root: Path, work: Path, env: dict[str, str], only: set[str],
-                       plan: tuple[RestPlan, KernelPlan], anchor: Path | None) -> dict[str, Result]:
-    rest_plan, kernel_plan = plan
-    if label == DIRECT:
-        target = Target(None, work, env, kernel_plan)
-        try:
-            return await run_kernels(target) if "kernels" in only else {}
-        finally:
-            await target.close()
-    server = start(label, root, env, work / "logs", anchor)
+async def bench_all(targets: list[str], root: Path, work: Path, env: dict[str, str], only: set[str],
+                    rest_plan: RestPlan, kernel_plan: KernelPlan, anchor: Path | None) -> dict[str, dict[str, Result]]:
+    """Start every server at once (same machine state), measure idle RSS, run the REST and kernel
+    suites round-robin over them, then measure RSS with idle kernels on fresh servers."""
+    results: dict[str, dict[str, Result]] = {label: {} for label in targets}
+    labels = [t for t in targets if t != DIRECT]
+    servers: dict[str, ServerProc] = {}
     try:
+        for label in labels:
+            servers[label] = start(label, root, env, work / "logs", anchor)
         await asyncio.sleep(1.0)
-        out = {"rss_idle": Result(rss_bytes(server.pid) / 1e6, "MB")}
-        if "rest" in only and label in REST_TARGETS:
-            out |= await run_rest(server, rest_plan)
+        for label, server in servers.items():
+            results[label]["rss_idle"] = Result(rss_bytes(server.pid) / 1e6, "MB")
+        if "rest" in only:
+            _log("REST")
+            for label, res in (await run_rest({k: v for k, v in servers.items() if k in REST_TARGETS},
+                                              rest_plan)).items():
+                results[label] |= res
         if "kernels" in only:
-            out |= await _with_target(server, work, env, kernel_plan, run_kernels)
+            _log("kernels")
+            kernel_targets = {label: Target(servers.get(label), work, env, kernel_plan) for label in targets}
+            try:
+                for label, res in (await run_kernel_suite(kernel_targets)).items():
+                    results[label] |= res
+            finally:
+                for target in kernel_targets.values():
+                    await target.close()
     finally:
-        server.stop()
-    if "kernels" in only:
-        server = start(label, root, env, work / "logs", anchor)
-        try:
-            out |= await _with_target(server, work, env, kernel_plan, run_idle_kernels)
-        finally:
+        for server in servers.values():
             server.stop()
-    return out
+    if "kernels" in only:
+        for label in labels:
+            _log(f"idle kernels on a fresh {label}")
+            server = start(label, root, env, work / "logs", anchor)
+            target = Target(server, work, env, kernel_plan)
+            try:
+                results[label] |= await idle_rss(target)
+            finally:
+                await target.close()
+                server.stop()
+    return results
 
 
-async def _with_target(server: ServerProc, work: Path, env: dict[str, str], plan: KernelPlan,
-                       bench: Callable[[Target], Awaitable[dict[str, Result]]]) -> dict[str, Result]:
-    target = Target(server, work, env, plan)
-    try:
-        return await bench(target)
-    finally:
-        await target.close()
+def _log(text: str) -> None:
+    print(f"bench: {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         root = work / "root"
         make_root(root, sizes)
         env = make_jupyter_home(work / "jupyter")
-        for label in targets:
-            t0 = time.monotonic()
-            print(f"bench: {label} ...", file=sys.stderr, flush=True)
-            results[label] = asyncio.run(bench_target(label, root, work, env, only, (rest_plan, kernel_plan), anchor))
-            print(f"bench: {label} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+        results = asyncio.run(bench_all(targets, root, work, env, only, rest_plan, kernel_plan, anchor))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
