@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "carme.api.server",
     "carme.contents.plugin",
     "carme.kernels.plugin",
+    "carme.api.kernel_ws",
     "carme.sessions",
 )
 

@@ -19,6 +19,7 @@ from .jsonutil import utcnow
 from .plugins import Plugins, await_maybe
 
 if TYPE_CHECKING:
+    from .api.kernel_ws import KernelWebsockets
     from .auth import Authenticator
     from .contents.manager import ContentsManager
     from .events import EventBus
@@ -47,6 +48,7 @@ class Server:
         self.kernelspecs: KernelSpecManager
         self.kernels: KernelManager
         self.sessions: SessionManager
+        self.kernel_websockets: KernelWebsockets  # the clients of /api/kernels/ID/channels
         self._shutdown_request: Callable[[], None] | None = None
 
     @property

@@ -1,0 +1,232 @@
+"""The kernel websocket ``/api/kernels/{kernel_id}/channels``: a thin ASGI adapter over the relay.
+
+Handshake as jupyter_server: an unknown kernel is refused before the upgrade (404 JSON); the
+``v1.kernel.websocket.jupyter.org`` subprotocol is selected when the client offers it, the legacy
+JSON protocol otherwise; the client's ``session_id`` query parameter names it for replies and for
+replay after a reconnect. Authentication and the websocket origin check happen in the auth
+middleware before this runs.
+
+The route is a raw ASGI app rather than a Starlette websocket endpoint: every relayed message goes
+through ``send``, and the fewer layers there the better. TCP_NODELAY is set on accepted sockets by
+the event loop itself (asyncio's selector transports and uvloop both do), so replies are not held
+back by Nagle's algorithm as they were in jupyter_server. Messages from the client larger than the
+``websocket_max_message_size`` setting close the socket with 1009 (uvicorn enforces its own
+``ws_max_size`` too, which ``carme serve`` sets from the same setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import zmq
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+
+from ..hooks import hookimpl
+from ..jsonutil import dumps
+from ..kernels.clients import ClientRegistry, KernelClients
+from ..kernels.connection import channel_url
+from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
+from ..kernels.ratelimit import RateLimits
+from ..kernels.relay import RelayOptions
+
+if TYPE_CHECKING:
+    from ..kernels.kernel import Kernel
+    from ..server import Server
+
+log = logging.getLogger("carme.api.kernel_ws")
+
+DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024
+ASGI_SEND = "websocket.send"
+
+
+class AsgiSink:
+    """The relay's :class:`~carme.kernels.relay.Sink` over an ASGI websocket ``send``."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def send(self, frame: bytes | str) -> None:
+        if frame.__class__ is bytes:
+            await self._send({"type": ASGI_SEND, "bytes": frame})
+        else:
+            await self._send({"type": ASGI_SEND, "text": frame})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class KernelWebsockets:
+    """The websocket clients of every kernel of one app, and the ASGI endpoint that adds them."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.registry = ClientRegistry()
+        self._context: zmq.Context[Any] | None = None  # the relay's own ZMQ I/O thread, made on first use
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _setting(self, key: str, default: Any) -> Any:
+        value = self.server.settings.get(key, default)
+        return default if value is None else value
+
+    def options(self, kernel: Kernel) -> RelayOptions:
+        msg_rate = float(self._setting("iopub_msg_rate_limit", 0.0))
+        data_rate = float(self._setting("iopub_data_rate_limit", 0.0))
+        limits = RateLimits(enabled=msg_rate > 0 or data_rate > 0, msg_rate=msg_rate, data_rate=data_rate,
+                            window=float(self._setting("rate_limit_window", 3.0)))
+        return RelayOptions(
+            rate_limits=limits,
+            buffer_max_messages=int(self._setting("buffer_offline_max_messages", 10_000)),
+            buffer_max_bytes=int(self._setting("buffer_offline_max_bytes", 256 * 1024 * 1024)),
+            kernel_info_timeout=float(kernel.options.kernel_info_timeout),
+        )
+
+    # -- kernels ----------------------------------------------------------------------------
+
+    def _open_socket(self, kernel: Kernel, channel: str, identity: bytes | None) -> zmq.Socket[Any]:
+        if self._context is None:
+            self._context = zmq.Context()
+        if channel == "iopub":
+            sock = self._context.socket(zmq.SUB)
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        else:
+            sock = self._context.socket(zmq.DEALER)
+            if identity:
+                sock.setsockopt(zmq.IDENTITY, identity)
+        # Unlimited receive queue: a slow client makes messages wait here instead of being dropped
+        # by the kernel's PUB socket (backpressure, not silent loss).
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(channel_url(kernel.connection_info, channel))
+        return sock
+
+    def clients_of(self, kernel: Kernel) -> KernelClients:
+        def make() -> KernelClients:
+            clients = KernelClients(kernel.id, kernel.session,
+                                    lambda channel, identity: self._open_socket(kernel, channel, identity),
+                                    self.options(kernel), bool(self._setting("buffer_offline_messages", True)))
+            info = dict(kernel.connection_info)
+
+            def on_lifecycle(event: str) -> None:
+                nonlocal info
+                if event in ("restarting", "dead"):
+                    clients.broadcast_status(event)
+                if event == "restarted" and kernel.connection_info != info:
+                    info = dict(kernel.connection_info)
+                    self._background(clients.reopen())
+                if event in ("shutdown", "dead") and self.registry.get(kernel.id) is clients:
+                    self._background(self.registry.forget(kernel.id))
+
+            kernel.on_lifecycle(on_lifecycle)
+            return clients
+
+        return self.registry.ensure(kernel.id, make)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        await self.registry.close()
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
+
+    # -- the endpoint -----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kernel_id = scope["path_params"]["kernel_id"]
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        kernels = getattr(self.server, "kernels", None)
+        kernel = None
+        if kernels is not None and kernel_id in kernels:
+            kernel = kernels.get(kernel_id)
+        if kernel is None or kernel.closed:
+            await deny(scope, send, 404, f"Kernel does not exist: {kernel_id}")
+            return
+        try:
+            await kernel.wait_ready()
+        except Exception as exc:
+            await deny(scope, send, 500, f"Kernel {kernel_id} is not available: {exc}")
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        session_id = (query.get("session_id") or [""])[0]
+        subprotocol = select_subprotocol(scope.get("subprotocols") or [])
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        kernel.connections += 1
+        sink = AsgiSink(send)
+        clients = self.clients_of(kernel)
+        client = None
+        max_size = int(self._setting("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
+        try:
+            client = await clients.connect(_identity_safe(session_id), sink, subprotocol == V1_SUBPROTOCOL,
+                                           lambda: kernel.execution_state == "busy")
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    data = message.get("bytes")
+                    if data is None:
+                        data = message.get("text") or ""
+                    if len(data) > max_size:
+                        log.warning("kernel %s: closing websocket: a %d-byte message is over the "
+                                    "websocket_max_message_size limit of %d bytes", kernel_id, len(data), max_size)
+                        await send({"type": "websocket.close", "code": 1009, "reason": "message too big"})
+                        break
+                    await client.from_client(data)
+                elif kind == "websocket.disconnect":
+                    if message.get("code") == 1009:
+                        log.warning("kernel %s: websocket closed: a message was over the server's size limit "
+                                    "(uvicorn ws_max_size)", kernel_id)
+                    break
+        finally:
+            kernel.connections -= 1
+            if client is not None:
+                await clients.disconnect(client, sink)
+
+
+def _identity_safe(session_id: str) -> str:
+    """ZMQ identities are 1-255 bytes: a longer session id is replaced by its digest."""
+    if len(session_id.encode("utf-8")) > 255:
+        return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+    return session_id
+
+
+async def deny(scope: Scope, send: Send, status: int, message: str) -> None:
+    """Refuse a websocket before the upgrade, with a JSON body when the server supports it."""
+    log.warning("websocket %s refused: %s", scope.get("path"), message)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = dumps({"message": message, "reason": None})
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+# -- plugin ------------------------------------------------------------------------------------
+
+
+@hookimpl
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    endpoint = KernelWebsockets(server)
+    server.kernel_websockets = endpoint
+    return [WebSocketRoute("/api/kernels/{kernel_id}/channels", endpoint)]
+
+
+@hookimpl
+async def carme_shutdown(server: Server) -> None:
+    endpoint = getattr(server, "kernel_websockets", None)
+    if endpoint is not None:
+        await endpoint.close()

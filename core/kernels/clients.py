@@ -1,0 +1,163 @@
+"""The websocket clients of every kernel: who is connected, who is away, and replay on return.
+
+One :class:`KernelClients` per kernel, made on first connect by :class:`ClientRegistry` (one per
+app). Keyed by the client's ``session_id``, as jupyter_server keys ``kernel_id:session_id``:
+
+- a new session id gets fresh sockets, is nudged (no iopub lost at connect), then attached;
+  clients that went away with another session id are discarded (a page reload makes a new id);
+- the same session id while its old socket is still open replaces the stale socket (closed with
+  1000), keeping the sockets and anything not yet delivered;
+- the same session id after a disconnect gets what it missed, then live messages.
+
+Kernel restarts and deaths reach every client as a synthetic iopub ``status`` (``restarting``,
+``dead``) built with the kernel's session, as jupyter_server does for automatic restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import zmq
+
+from .relay import ClientRelay, RelayOptions, Sink
+from .session import Session
+
+log = logging.getLogger("carme.kernels.clients")
+
+SocketOpener = Callable[[str, bytes | None], zmq.Socket]  # type: ignore[type-arg]
+
+
+class KernelClients:
+    """The clients of one kernel, by session id."""
+
+    def __init__(self, kernel_id: str, session: Session, open_socket: SocketOpener, options: RelayOptions,
+                 buffer_offline: bool = True) -> None:
+        self.kernel_id = kernel_id
+        self.session = session
+        self.open_socket = open_socket
+        self.options = options
+        self.buffer_offline = buffer_offline
+        self.clients: dict[str, ClientRelay] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    @property
+    def connected(self) -> int:
+        """Open websockets (the kernel model's ``connections``)."""
+        return sum(1 for c in self.clients.values() if c.attached)
+
+    async def connect(self, session_id: str | None, sink: Sink, v1: bool, busy: Callable[[], bool]) -> ClientRelay:
+        """Attach ``sink`` as the client ``session_id``; returns once it receives messages."""
+        if not session_id:
+            log.warning("kernel %s: websocket without session_id; its output cannot be replayed", self.kernel_id)
+            session_id = uuid.uuid4().hex
+        async with self._lock:  # one connect at a time per kernel: the session id table is shared
+            client = self.clients.get(session_id)
+            if client is not None and not client.closed:
+                if not client.attached and client.buffered:
+                    log.info("kernel %s: session %s is back; replaying %d buffered messages",
+                             self.kernel_id, session_id, client.buffered)
+                self._attach(client, sink, v1)
+                return client
+            await self._discard_away(keep=session_id)
+            client = ClientRelay(session_id, self.session, self.open_socket, self.options,
+                                 f"kernel {self.kernel_id} session {session_id}")
+            self.clients[session_id] = client
+        client.connecting = True
+        try:
+            await client.nudge(busy())
+        finally:
+            client.connecting = False
+        if client.sink is not None:
+            # a newer connection of this session attached while this one was nudged: it wins
+            log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, session_id)
+            self._background(_close_quietly(sink, 1000, "replaced by a new connection"))
+        elif not client.closed:
+            self._attach(client, sink, v1)
+        return client
+
+    def _attach(self, client: ClientRelay, sink: Sink, v1: bool) -> None:
+        stale = client.sink
+        if stale is not None:
+            log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, client.session_id)
+            client.detach(stale)
+            self._background(_close_quietly(stale, 1000, "replaced by a new connection"))
+        client.attach(sink, v1)
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def disconnect(self, client: ClientRelay, sink: Sink) -> None:
+        """``sink`` is gone: keep buffering for its session id (or forget it when buffering is off)."""
+        if not client.detach(sink):
+            return  # already replaced by a newer connection of the same session
+        if not self.buffer_offline and self.clients.get(client.session_id) is client:
+            del self.clients[client.session_id]
+            await client.close()
+
+    async def _discard_away(self, keep: str) -> None:
+        for session_id, client in list(self.clients.items()):
+            if session_id != keep and not client.attached and not client.connecting:
+                if client.buffered:
+                    log.info("kernel %s: discarding %d messages buffered for session %s (a new session connected)",
+                             self.kernel_id, client.buffered, session_id)
+                del self.clients[session_id]
+                await client.close()
+
+    def broadcast_status(self, state: str) -> None:
+        """A synthetic iopub ``status`` to every client (buffered for those away)."""
+        msg = self.session.msg("iopub", "status", {"execution_state": state}, synthetic=True)
+        for client in self.clients.values():
+            client.post((b"iopub", msg.frames, msg.header))
+
+    async def reopen(self) -> None:
+        """The kernel came back on new ports: every client gets fresh sockets."""
+        for client in list(self.clients.values()):
+            await client.reopen()
+
+    async def close(self, code: int = 1000, reason: str = "kernel shut down") -> None:
+        """Close every client's websocket and sockets (the kernel is gone)."""
+        clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            sink = client.sink
+            await client.close()
+            if sink is not None:
+                await _close_quietly(sink, code, reason)
+
+
+class ClientRegistry:
+    """Every kernel's :class:`KernelClients`, for one app."""
+
+    def __init__(self) -> None:
+        self.kernels: dict[str, KernelClients] = {}
+
+    def get(self, kernel_id: str) -> KernelClients | None:
+        return self.kernels.get(kernel_id)
+
+    def ensure(self, kernel_id: str, make: Callable[[], KernelClients]) -> KernelClients:
+        clients = self.kernels.get(kernel_id)
+        if clients is None:
+            clients = self.kernels[kernel_id] = make()
+        return clients
+
+    async def forget(self, kernel_id: str, **close: Any) -> None:
+        clients = self.kernels.pop(kernel_id, None)
+        if clients is not None:
+            await clients.close(**close)
+
+    async def close(self) -> None:
+        for kernel_id in list(self.kernels):
+            await self.forget(kernel_id, code=1001, reason="server shutting down")
+
+
+async def _close_quietly(sink: Sink, code: int, reason: str) -> None:
+    try:
+        await sink.close(code, reason)
+    except Exception:  # already closed by the client
+        log.debug("closing a websocket that was already gone", exc_info=True)

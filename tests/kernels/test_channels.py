@@ -1,0 +1,332 @@
+"""The kernel websocket end to end: real ipykernel, real uvicorn, a websockets client.
+
+One server and one kernel are shared by the tests that leave the kernel as they found it; tests
+that restart, flood or limit get their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from carme import create_app
+from tests.serving import Served, serve
+
+from .conftest import isolated_jupyter, wait_for
+from .wsclient import TOKEN, Client, stdout
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+ECHO_COMM = """
+import comm
+def _echo_target(c, open_msg):
+    @c.on_msg
+    def _echo(msg):
+        c.send({"echo": msg["content"]["data"]}, buffers=[bytes(b)[::-1] for b in msg["buffers"]])
+comm.get_comm_manager().register_target("echo", _echo_target)
+"""
+
+SEND_RAW = """
+def _send_raw(msg_type, content, buffers=(), signature=None):
+    k = get_ipython().kernel
+    parent = k.get_parent()
+    if signature is None:
+        k.session.send(k.iopub_socket, msg_type, content, parent=parent, buffers=list(buffers))
+    else:
+        s = k.session
+        msg = s.msg(msg_type, content, parent=parent)
+        parts = [s.pack(msg[key]) for key in ("header", "parent_header", "metadata", "content")]
+        k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", signature, *parts])
+"""
+
+
+@pytest.fixture(scope="module")
+def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Jupyter paths for the module's servers (the per-test jupyter_env comes too late for them)."""
+    with isolated_jupyter(tmp_path_factory.mktemp("channels-home")) as home:
+        yield home
+
+
+def _serve(env_dir: Path, name: str, **settings: Any) -> Iterator[Served]:
+    root = env_dir / name
+    root.mkdir()
+    app = create_app(str(root), token=TOKEN, extensions=[], config_files=False,
+                     settings={"kernel_poll_interval": 0.5, **settings})
+    with serve(app) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(env_dir: Path) -> Iterator[Served]:
+    yield from _serve(env_dir, "main")
+
+
+@pytest.fixture(scope="module")
+def limited(env_dir: Path) -> Iterator[Served]:
+    """A server with a small websocket message limit and an iopub message rate limit."""
+    yield from _serve(env_dir, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=50.0,
+                      rate_limit_window=3.0)
+
+
+def start_kernel(served: Served) -> str:
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as http:
+        response = http.post("/api/kernels", json={"name": "python3"})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+
+def kernel_model(served: Served, kernel_id: str) -> dict[str, Any]:
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as http:
+        return dict(http.get(f"/api/kernels/{kernel_id}").json())
+
+
+@pytest.fixture(scope="module")
+def kernel(server: Served) -> str:
+    """A kernel shared by the tests that leave it idle."""
+    return start_kernel(server)
+
+
+async def wait_disconnected(served: Served, kernel_id: str) -> None:
+    await wait_for(lambda: kernel_model(served, kernel_id)["connections"] == 0)
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+async def test_execute_streams_output(server: Served, kernel: str, v1: bool) -> None:
+    client = await Client.open(server.ws_url, kernel, v1=v1)
+    try:
+        iopub, reply = await client.execute("for i in range(3): print('line', i)")
+        assert reply.msg_type == "execute_reply" and reply.content["status"] == "ok"
+        assert stdout(iopub) == "line 0\nline 1\nline 2\n"
+        assert [m.msg_type for m in iopub][0] == "status"
+        info = await client.send("shell", "kernel_info_request", {})
+        replies = await client.until(lambda m: m.parent_id == info and m.channel == "shell")
+        assert replies[-1].content["implementation"] == "ipython"
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+async def test_binary_buffers_both_directions(server: Served, kernel: str, v1: bool) -> None:
+    client = await Client.open(server.ws_url, kernel, v1=v1)
+    try:
+        _, reply = await client.execute(ECHO_COMM + SEND_RAW)
+        assert reply.content["status"] == "ok", reply.content
+        # kernel -> client: display_data carrying binary buffers
+        iopub, _ = await client.execute(
+            "_send_raw('display_data', {'data': {'text/plain': 'bin'}, 'metadata': {}, 'transient': {}},"
+            " [b'\\x00\\x01\\xff', b'second'])")
+        shown = [m for m in iopub if m.msg_type == "display_data"]
+        assert len(shown) == 1 and shown[0].buffers == [b"\x00\x01\xff", b"second"]
+        # client -> kernel: comm messages with buffers, echoed back reversed
+        comm_id = uuid.uuid4().hex
+        await client.send("shell", "comm_open", {"comm_id": comm_id, "target_name": "echo", "data": {}})
+        payload = bytes(range(256)) * 4
+        sent = await client.send("shell", "comm_msg", {"comm_id": comm_id, "data": {"n": 1}}, buffers=[payload, b"ab"])
+        echoed = await client.until(lambda m: m.msg_type == "comm_msg" and m.parent_id == sent)
+        assert echoed[-1].content["data"] == {"echo": {"n": 1}}
+        assert echoed[-1].buffers == [payload[::-1], b"ba"]
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+async def test_input_goes_to_the_asking_client(server: Served, kernel: str, v1: bool) -> None:
+    client = await Client.open(server.ws_url, kernel, v1=v1)
+    try:
+        msg_id = await client.send("shell", "execute_request", {
+            "code": "answer = input('name? ')\nprint('hello', answer)", "silent": False, "store_history": False,
+            "user_expressions": {}, "allow_stdin": True})
+        asked = await client.until(lambda m: m.channel == "stdin")
+        assert asked[-1].msg_type == "input_request" and asked[-1].content["prompt"] == "name? "
+        await client.send("stdin", "input_reply", {"value": "carme"})
+        iopub, reply = await client.collect(msg_id)
+        assert reply.content["status"] == "ok"
+        assert "hello carme\n" in stdout(iopub)
+    finally:
+        await client.close()
+
+
+async def test_two_clients_replies_to_sender_iopub_to_all(server: Served, kernel: str) -> None:
+    first = await Client.open(server.ws_url, kernel, v1=True)
+    second = await Client.open(server.ws_url, kernel, v1=False)
+    try:
+        assert kernel_model(server, kernel)["connections"] == 2
+        iopub, reply = await first.execute("print('from first')")
+        assert stdout(iopub) == "from first\n"
+        # the second client sees the output of the first one's request, but not its reply
+        seen = await second.until(lambda m: m.msg_type == "status" and m.parent_id == reply.parent_id
+                                  and m.content["execution_state"] == "idle")
+        assert stdout([m for m in seen if m.parent_id == reply.parent_id]) == "from first\n"
+        info = await second.send("shell", "kernel_info_request", {})
+        upto_own_reply = await second.until(lambda m: m.parent_id == info and m.channel == "shell")
+        # the kernel answered the first client's request before this one: misrouted, it would be here
+        assert all(m.channel == "iopub" for m in seen + upto_own_reply[:-1])
+        assert not [m for m in seen + upto_own_reply if m.channel == "shell" and m.parent_id == reply.parent_id]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def print_while_away(served: Served, kernel_id: str, folder: Path, text: str) -> tuple[str, str]:
+    """Connect, start a cell that prints ``text`` only once we are gone, leave, let it print.
+
+    Returns (session id, msg_id of the cell); the output is then waiting in the server.
+    """
+    go, done = folder / "go", folder / "done"
+    code = (f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            f"print({text!r})\nopen({str(done)!r}, 'w').close()")
+    client = await Client.open(served.ws_url, kernel_id)
+    msg_id = await client.send("shell", "execute_request", {"code": code, "silent": False, "store_history": False,
+                                                            "user_expressions": {}, "allow_stdin": False})
+    await client.until(lambda m: m.msg_type == "execute_input" and m.parent_id == msg_id)
+    await client.close()
+    await wait_disconnected(served, kernel_id)
+    go.touch()
+    await wait_for(done.exists)
+    return client.session_id, msg_id
+
+
+async def test_reconnect_replays_missed_output(server: Served, kernel: str, tmp_path: Path) -> None:
+    session, msg_id = await print_while_away(server, kernel, tmp_path, "while away")
+    back = await Client.open(server.ws_url, kernel, session_id=session, v1=False)  # protocol may differ
+    try:
+        iopub, reply = await back.collect(msg_id)
+        assert stdout(iopub) == "while away\n"
+        assert reply.content["status"] == "ok"
+    finally:
+        await back.close()
+
+
+async def test_other_session_discards_missed_output(server: Served, kernel: str, tmp_path: Path) -> None:
+    session, msg_id = await print_while_away(server, kernel, tmp_path, "lost")
+    other = await Client.open(server.ws_url, kernel)  # a new session: the old buffer is discarded
+    try:
+        iopub, _ = await other.execute("print('mine')")
+        assert stdout(iopub) == "mine\n"
+    finally:
+        await other.close()
+    await wait_disconnected(server, kernel)
+    returning = await Client.open(server.ws_url, kernel, session_id=session)
+    try:
+        info = await returning.send("shell", "kernel_info_request", {})
+        seen = await returning.until(lambda m: m.parent_id == info and m.channel == "shell")
+        assert not [m for m in seen if m.parent_id == msg_id]
+    finally:
+        await returning.close()
+
+
+async def test_same_session_replaces_stale_connection(server: Served, kernel: str) -> None:
+    session = uuid.uuid4().hex
+    stale = await Client.open(server.ws_url, kernel, session_id=session)
+    fresh = await Client.open(server.ws_url, kernel, session_id=session)
+    try:
+        with pytest.raises(ConnectionClosed):
+            while True:  # what was queued for it may still come, then the close
+                await stale.recv()
+        assert stale.ws.close_code == 1000
+        iopub, reply = await fresh.execute("print('fresh')")
+        assert stdout(iopub) == "fresh\n" and reply.content["status"] == "ok"
+        await wait_for(lambda: kernel_model(server, kernel)["connections"] == 1)
+    finally:
+        await fresh.close()
+        await stale.close()
+
+
+async def test_bad_signature_is_never_relayed(server: Served, kernel: str) -> None:
+    client = await Client.open(server.ws_url, kernel)
+    try:
+        _, reply = await client.execute(SEND_RAW)
+        assert reply.content["status"] == "ok"
+        iopub, _ = await client.execute(
+            "_send_raw('stream', {'name': 'stdout', 'text': 'forged'}, signature=b'0' * 64)\n"
+            "_send_raw('stream', {'name': 'stdout', 'text': 'signed'})")
+        assert stdout(iopub) == "signed"
+    finally:
+        await client.close()
+
+
+async def test_unknown_kernel_is_refused_before_upgrade(server: Served) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await Client.open(server.ws_url, "no-such-kernel")
+    assert refused.value.response.status_code == 404
+    assert b"Kernel does not exist" in refused.value.response.body
+
+
+async def test_burst_of_20000_reaches_a_slow_client(server: Served, tmp_path: Path) -> None:
+    kernel_id = start_kernel(server)
+    sent = tmp_path / "sent"
+    client = await Client.open(server.ws_url, kernel_id, max_queue=4)
+    try:
+        _, reply = await client.execute(SEND_RAW)
+        assert reply.content["status"] == "ok"
+        msg_id = await client.send("shell", "execute_request", {
+            "code": f"for i in range(20000): _send_raw('stream', {{'name': 'stdout', 'text': f'{{i}}\\n'}})\n"
+                    f"open({str(sent)!r}, 'w').close()",
+            "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False})
+        await wait_for(sent.exists, timeout=60)  # not reading meanwhile: everything piles up server-side
+        iopub, reply = await client.collect(msg_id, timeout=60)
+        lines = [m.content["text"] for m in iopub if m.msg_type == "stream"]
+        assert len(lines) == 20000
+        assert lines == [f"{i}\n" for i in range(20000)]
+    finally:
+        await client.close()
+
+
+async def test_kill_9_is_seen_as_restarting(server: Served) -> None:
+    kernel_id = start_kernel(server)
+    client = await Client.open(server.ws_url, kernel_id)
+    try:
+        _, reply = await client.execute("import os; pid = os.getpid()")
+        assert reply.content["status"] == "ok"
+        pid = server.app.server.kernels.get(kernel_id).pid
+        os.kill(pid, 9)
+        states = await client.until(lambda m: m.msg_type == "status" and m.content["execution_state"] == "restarting")
+        assert states[-1].parent_header == {}
+        await wait_for(lambda: kernel_model(server, kernel_id)["execution_state"] == "idle")
+        iopub, reply = await client.execute("print('back')")  # same websocket after the restart
+        assert stdout(iopub) == "back\n" and reply.content["status"] == "ok"
+    finally:
+        await client.close()
+
+
+async def test_message_over_the_size_limit_closes_1009(limited: Served) -> None:
+    kernel_id = start_kernel(limited)
+    client = await Client.open(limited.ws_url, kernel_id)
+    iopub, reply = await client.execute("print('small is fine')")
+    assert stdout(iopub) == "small is fine\n"
+    try:
+        await client.send("shell", "execute_request", {"code": "x = '" + "a" * 70_000 + "'", "silent": False})
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await client.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    finally:
+        await client.close()
+
+
+async def test_iopub_rate_limit_notice(limited: Served) -> None:
+    kernel_id = start_kernel(limited)
+    client = await Client.open(limited.ws_url, kernel_id)
+    try:
+        _, reply = await client.execute(SEND_RAW)
+        iopub, reply = await client.execute(
+            "for i in range(400): _send_raw('stream', {'name': 'stdout', 'text': f'{i}\\n'})")
+        notices = [m for m in iopub if m.msg_type == "stream" and m.content["name"] == "stderr"]
+        assert len(notices) == 1
+        assert notices[0].content["text"].startswith("IOPub message rate exceeded.")
+        assert notices[0].parent_id == reply.parent_id  # shown in the cell that flooded
+        delivered = [m for m in iopub if m.msg_type == "stream" and m.content["name"] == "stdout"]
+        assert 100 < len(delivered) < 400
+        after, _ = await client.execute("print('after idle')")  # status idle resets the counts
+        assert stdout(after) == "after idle\n"
+    finally:
+        await client.close()
+
