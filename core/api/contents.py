@@ -1,0 +1,204 @@
+"""Routes of /api/contents and /files: parse the request, call the contents manager, shape the reply.
+
+Wire behaviour follows jupyter_server 2.x (services/contents/handlers.py): status codes,
+``Location`` and ``Last-Modified`` headers, which query values are 400s. Unknown query keys
+(JupyterLab's bare cache-buster, ``contentProviderId=undefined``) are ignored, JSON bodies are
+parsed whatever their Content-Type, and a trailing slash works like none.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..auth import base_path
+from ..contents.models import http_date
+from ..jsonutil import JSONResponse
+from .util import bad_request, json_body, json_object, query_flag
+
+if TYPE_CHECKING:
+    from ..contents.manager import ContentsManager
+
+KINDS = (None, "directory", "file", "notebook")
+FILES_CSP = "frame-ancestors 'self'; sandbox allow-scripts"
+
+
+def manager(request: Request) -> ContentsManager:
+    return request.app.state.server.contents  # type: ignore[no-any-return]
+
+
+def api_path(request: Request) -> str:
+    return "/".join(p for p in str(request.path_params.get("path", "")).split("/") if p)
+
+
+def location(request: Request, path: str, *suffix: str) -> str:
+    return base_path(request.scope) + "/".join(["api/contents", quote(path), *map(quote, suffix)]).replace("//", "/")
+
+
+def model_response(request: Request, model: dict[str, Any], status: int = 200, *, with_location: bool = True) -> Response:
+    headers = {"Last-Modified": http_date(model["last_modified"])}
+    if with_location:
+        headers["Location"] = location(request, model["path"])
+    return JSONResponse(model, status_code=status, headers=headers)
+
+
+def _kind(value: Any) -> str | None:
+    """jupyter_server falls back to ``file`` for an unknown type."""
+    return value if value in KINDS else "file"
+
+
+async def get_contents(request: Request) -> Response:
+    params = request.query_params
+    kind = _kind(params.get("type") or None)
+    fmt = params.get("format") or None
+    if fmt not in (None, "text", "base64"):
+        raise bad_request(f"Format {fmt!r} is invalid")
+    content = query_flag(request, "content", True)
+    require_hash = query_flag(request, "hash", False)
+    model = await manager(request).get(api_path(request), content=content, type=kind, format=fmt,
+                                       require_hash=require_hash)
+    return model_response(request, model, with_location=False)
+
+
+async def put_contents(request: Request) -> Response:
+    path = api_path(request)
+    cm = manager(request)
+    model = await json_body(request, required=False)
+    if not model:
+        return model_response(request, await cm.new_untitled(path), 201)
+    if not isinstance(model, dict):
+        raise bad_request(f"request body must be a JSON object, not {type(model).__name__}")
+    if model.get("copy_from"):
+        raise bad_request("Cannot copy with PUT, only POST")
+    if not cm.allow_hidden and isinstance(model.get("path"), str) and await cm.is_hidden(model["path"]):
+        raise bad_request(f"Cannot create file or directory {path!r}")
+    if model.get("type") not in (None, "", "directory", "file", "notebook"):
+        model["type"] = "file"  # as jupyter_server: an unknown type is a file
+    if await cm.file_exists(path):
+        return model_response(request, await cm.save(model, path))
+    return model_response(request, await cm.save(model, path, action="upload"), 201)
+
+
+async def post_contents(request: Request) -> Response:
+    path = api_path(request)
+    cm = manager(request)
+    if await cm.file_exists(path):
+        raise bad_request("Cannot POST to files, use PUT instead.")
+    model = await json_object(request, required=False) or {}
+    copy_from = model.get("copy_from")
+    if copy_from:
+        if not isinstance(copy_from, str):
+            raise bad_request("copy_from must be a string (the API path to copy)")
+        return model_response(request, await cm.copy(copy_from, path), 201)
+    ext, kind = model.get("ext", "") or "", model.get("type", "") or ""
+    if not isinstance(ext, str):
+        raise bad_request("ext must be a string such as '.py'")
+    if kind not in ("", "directory", "file", "notebook"):
+        kind = "file"
+    return model_response(request, await cm.new_untitled(path, type=kind, ext=ext), 201)
+
+
+async def patch_contents(request: Request) -> Response:
+    path = api_path(request)
+    model = await json_object(request, required=False)
+    if model is None:
+        raise bad_request("JSON body missing")
+    new_path = model.get("path", path)
+    if not isinstance(new_path, str):
+        raise bad_request("path must be a string (the new API path)")
+    return model_response(request, await manager(request).rename(path, new_path))
+
+
+async def delete_contents(request: Request) -> Response:
+    await manager(request).delete(api_path(request))
+    return Response(status_code=204)
+
+
+async def list_checkpoints(request: Request) -> Response:
+    return JSONResponse(await manager(request).list_checkpoints(api_path(request)))
+
+
+async def create_checkpoint(request: Request) -> Response:
+    path = api_path(request)
+    checkpoint = await manager(request).create_checkpoint(path)
+    return JSONResponse(checkpoint, status_code=201,
+                        headers={"Location": location(request, path, "checkpoints", checkpoint["id"])})
+
+
+async def restore_checkpoint(request: Request) -> Response:
+    await manager(request).restore_checkpoint(request.path_params["checkpoint_id"], api_path(request))
+    return Response(status_code=204)
+
+
+async def delete_checkpoint(request: Request) -> Response:
+    await manager(request).delete_checkpoint(request.path_params["checkpoint_id"], api_path(request))
+    return Response(status_code=204)
+
+
+async def trust_notebook(request: Request) -> Response:
+    """jupyter_server signs the notebook; carme keeps no signatures, so all it does is check the
+    notebook exists (JupyterLab trusts cells client-side)."""
+    model = await manager(request).get(api_path(request), content=False)
+    if model["type"] != "notebook":
+        raise bad_request(f"{model['path']} is not a notebook")
+    return Response(status_code=201)
+
+
+def files_media_type(name: str) -> str:
+    if name.endswith(".ipynb"):
+        return "application/x-ipynb+json"
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+async def get_file(request: Request) -> Response:
+    """Raw file bytes, streamed from disk (Range requests work), under the contents path policy."""
+    path = api_path(request)
+    stream = await manager(request).open_file(path)
+    headers = {
+        "Cache-Control": "no-cache" if "v" not in request.query_params else "max-age=31536000",
+        "Content-Security-Policy": FILES_CSP,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if path.endswith(".ipynb") or request.query_params.get("download") not in (None, "", "0", "false"):
+        headers["Content-Disposition"] = f"attachment; filename*=utf-8''{quote(stream.name)}"
+    media_type = files_media_type(stream.name)
+    if stream.os_path is not None:
+        response: Response = FileResponse(stream.os_path, headers=headers, media_type=media_type,
+                                              stat_result=stream.stat_result)
+        if "etag" in response.headers:
+            del response.headers["etag"]  # jupyter_server sends no ETag on /files
+        return response
+    assert stream.data is not None
+    headers["Last-Modified"] = formatdate(stream.last_modified, usegmt=True)
+    return Response(stream.data if request.method != "HEAD" else b"", media_type=media_type, headers=headers)
+
+
+HANDLERS = {"GET": get_contents, "PUT": put_contents, "POST": post_contents, "PATCH": patch_contents,
+            "DELETE": delete_contents}
+
+
+async def contents(request: Request) -> Response:
+    return await HANDLERS[request.method](request)
+
+
+def routes() -> list[BaseRoute]:
+    """The contents routes; checkpoint and trust paths first, since ``{path:path}`` is greedy."""
+    return [
+        Route("/api/contents/{path:path}/checkpoints", list_checkpoints, methods=["GET"]),
+        Route("/api/contents/{path:path}/checkpoints", create_checkpoint, methods=["POST"],
+              name="create_checkpoint"),
+        Route("/api/contents/{path:path}/checkpoints/{checkpoint_id}", restore_checkpoint, methods=["POST"]),
+        Route("/api/contents/{path:path}/checkpoints/{checkpoint_id}", delete_checkpoint, methods=["DELETE"],
+              name="delete_checkpoint"),
+        Route("/api/contents/{path:path}/trust", trust_notebook, methods=["POST"]),
+        Route("/api/contents", contents, methods=list(HANDLERS)),
+        Route("/api/contents/{path:path}", contents, methods=list(HANDLERS), name="contents_path"),
+        Route("/files/{path:path}", get_file, methods=["GET", "HEAD"]),
+    ]
+

@@ -1,0 +1,98 @@
+"""Contents models: the JSON shapes of /api/contents, built from stat results.
+
+Every model has all the keys jupyter_server's ``validate_model`` requires: name, path, type,
+writable, created, last_modified, mimetype, size, content, format, hash, hash_algorithm.
+Timestamps are ISO-8601 UTC strings with a ``Z`` suffix.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import mimetypes
+import os
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any, Literal
+
+from ..errors import ApiError
+
+Model = dict[str, Any]
+Kind = Literal["directory", "file", "notebook"]
+HASH_ALGORITHM = "sha256"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(seconds: float) -> str:
+    """An mtime/ctime as jupyter_server writes it; invalid times become the epoch, not a crash."""
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        moment = _EPOCH
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def http_date(iso: str) -> str:
+    """ISO model timestamp -> the HTTP date of a ``Last-Modified`` header."""
+    return format_datetime(datetime.fromisoformat(iso.replace("Z", "+00:00")), usegmt=True)
+
+
+def kind_of(name: str, st: os.stat_result) -> Kind:
+    if stat.S_ISDIR(st.st_mode):
+        return "directory"
+    return "notebook" if name.endswith(".ipynb") else "file"
+
+
+def guess_mimetype(name: str) -> str | None:
+    return mimetypes.guess_type(name, strict=False)[0]
+
+
+def stat_model(path: str, st: os.stat_result, kind: Kind, writable: bool) -> Model:
+    """A model without content for an entry with stat ``st`` (size null for directories)."""
+    return {
+        "name": path.rpartition("/")[2],
+        "path": path,
+        "type": kind,
+        "writable": writable,
+        "created": timestamp(st.st_ctime),
+        "last_modified": timestamp(st.st_mtime),
+        "mimetype": guess_mimetype(path) if kind == "file" else None,
+        "size": None if kind == "directory" else st.st_size,
+        "content": None,
+        "format": None,
+        "hash": None,
+        "hash_algorithm": None,
+    }
+
+
+def add_hash(model: Model, data: bytes) -> None:
+    model["hash"] = hashlib.new(HASH_ALGORITHM, data).hexdigest()
+    model["hash_algorithm"] = HASH_ALGORITHM
+
+
+def file_content(data: bytes, format: str | None, path: str) -> tuple[str, str]:
+    """Raw bytes -> (content, format): UTF-8 text when possible (or asked), else base64.
+
+    base64 is line-wrapped every 76 characters, as jupyter_server's ``encodebytes`` sends it.
+    """
+    if format != "base64":
+        try:
+            return data.decode("utf-8"), "text"
+        except UnicodeDecodeError:
+            if format == "text":
+                raise ApiError(400, f"{path} is not UTF-8 encoded", "bad format") from None
+    return base64.encodebytes(data).decode("ascii"), "base64"
+
+
+@dataclass
+class FileStream:
+    """What /files needs to send one file: an OS path to stream from, or the bytes themselves."""
+
+    name: str
+    size: int
+    last_modified: float
+    os_path: str | None = None
+    stat_result: os.stat_result | None = None
+    data: bytes | None = None

@@ -1,0 +1,70 @@
+"""carme.contents.notebooks writes the bytes nbformat writes and reads what nbformat reads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from typing import Any
+
+import nbformat
+import pytest
+
+from carme.contents import notebooks
+
+
+def rich_notebook() -> dict[str, Any]:
+    random.seed(7)
+    floats = [random.uniform(-1, 1) * 10.0 ** random.randint(-12, 20) for _ in range(50)]
+    return {
+        "cells": [
+            {"cell_type": "markdown", "id": "m1", "metadata": {"tags": ["a"]}, "source": "# Tïtle\n\ntext ✓",
+             "attachments": {"x.png": {"image/png": "iVBORw0KGgo=", "text/plain": "a\nb"}}},
+            {"cell_type": "code", "execution_count": 3, "id": "c1",
+             "metadata": {"trusted": True, "scrolled": False, "deep": {"a": {"b": {"c": {"d": [1, [2, [3]]]}}}}},
+             "source": "for i in range(3):\n    print(i)\n",
+             "outputs": [
+                 {"output_type": "stream", "name": "stdout", "text": "0\n1\n2\n"},
+                 {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                  "data": {"text/plain": "42", "text/html": "<b>42</b>\n<i>x</i>",
+                           "application/json": {"k": [1, 2.5, 1e-05, 3e-07]},
+                           "application/vnd.custom+json": {"z": 1}, "image/svg+xml": "<svg>\n</svg>"}},
+                 {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["l1", "l2"]},
+             ]},
+            {"cell_type": "raw", "id": "r1", "metadata": {}, "source": ""},
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                     "floats": floats, "ctrl": "tab\tnul\u0000 \u2028 \U0001f600", "big": 2 ** 62,
+                     "signature": "sha256:x", "orig_nbformat": 3},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def test_dumps_matches_nbformat_byte_for_byte() -> None:
+    nb = rich_notebook()
+    expected = nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n"
+    assert notebooks.dumps(copy.deepcopy(nb)).decode("utf-8") == expected
+
+
+@pytest.mark.parametrize("value", [2 ** 70, float("1e-300"), -0.0, 1e16, 123456789012345678])
+def test_dumps_edge_numbers(value: Any) -> None:
+    nb = {"cells": [], "metadata": {"v": value, "l": [value]}, "nbformat": 4, "nbformat_minor": 5}
+    expected = nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n"
+    assert notebooks.dumps(copy.deepcopy(nb)).decode("utf-8") == expected
+
+
+def test_parse_matches_nbformat_reads() -> None:
+    nb = rich_notebook()
+    data = (nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n").encode()
+    ours, message = notebooks.parse(data, "n.ipynb")
+    theirs = nbformat.reads(data.decode(), as_version=4)
+    assert json.loads(json.dumps(ours)) == json.loads(json.dumps(theirs))
+    assert message is None
+
+
+def test_validation_message_for_invalid() -> None:
+    nb = {"cells": [{"cell_type": "code", "source": "x"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    assert notebooks.validation_message(nb).startswith("Notebook validation failed")
+    assert notebooks.validation_message({"nbformat": "4"}).startswith("Notebook validation failed")
+    assert notebooks.validation_message(rich_notebook()) is None
