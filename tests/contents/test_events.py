@@ -53,7 +53,7 @@ def test_contents_events_on_websocket(served: Served, root: Path) -> None:
     assert all(e["version"] == 1 and e["timestamp"].endswith("Z") for e in events)
 
 
-def test_hook_called_after_change_on_disk(root: Path) -> None:
+def test_hook_carme_on_contents_changed(root: Path) -> None:
     calls: list[tuple[str, str, str | None, bool]] = []
 
     class Watcher:
@@ -71,7 +71,7 @@ def test_hook_called_after_change_on_disk(root: Path) -> None:
                      ("delete", "y.txt", None, False)]
 
 
-def test_extension_contents_manager_wins(root: Path) -> None:
+def test_hook_carme_contents_manager(root: Path) -> None:
     from carme.contents.filemanager import FileContentsManager
 
     class ReadOnly(FileContentsManager):
