@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute
+
 from carme.config import Setting
 from carme.hooks import hookimpl
+
+from . import api
+from .service import WidgetsService
+
+if TYPE_CHECKING:
+    from carme.kernels.kernel import Kernel
+    from carme.server import Server
+
+SERVICE = "widgets"
 
 
 @hookimpl
@@ -13,3 +26,34 @@ def carme_register_settings() -> list[Setting]:
                 "On a notebook save through the contents API, write the live kernel's widget state into "
                 "the notebook metadata (metadata.widgets), so static renderers show the widgets."),
     ]
+
+
+@hookimpl
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    return api.routes()
+
+
+@hookimpl
+def carme_startup(server: Server) -> None:
+    server.services[SERVICE] = WidgetsService()
+
+
+@hookimpl
+def carme_shutdown(server: Server) -> None:
+    service = server.services.pop(SERVICE, None)
+    if service is not None:
+        service.close()
+
+
+@hookimpl
+def carme_on_kernel_started(server: Server, kernel: Kernel) -> None:
+    service = server.services.get(SERVICE)
+    if service is not None:
+        service.attach(kernel)
+
+
+@hookimpl
+def carme_on_kernel_stopped(server: Server, kernel: Kernel) -> None:
+    service = server.services.get(SERVICE)
+    if service is not None:
+        service.detach(kernel.id)
