@@ -20,7 +20,7 @@ An extension can add hookspecs of its own for other extensions (watch adds
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -189,6 +189,18 @@ def carme_on_contents_changed(server: Server, action: str, path: str, source_pat
     ``action`` is one of ``create``, ``save``, ``upload``, ``rename``, ``copy``, ``delete``;
     ``path`` is the API path (relative to the root, ``/``-separated); ``source_path`` is set for
     rename and copy. Called after the change is on disk.
+    """
+
+
+@hookspec
+def carme_pre_save(server: Server, path: str, model: dict[str, Any]) -> Awaitable[None] | None:
+    """A file or notebook is about to be saved through the contents API (PUT). May be awaitable.
+
+    ``path`` is the API path; ``model`` is the model being saved (``type``, ``format``,
+    ``content``: for a notebook, the notebook as a dict). Change it in place to change what is
+    written (jupyter_server's ``pre_save_hook``): the widgets extension adds the live widget
+    state to the notebook metadata. Called before the write, by the contents route, whatever
+    contents manager serves it. Exceptions are logged and the save goes on unchanged by that plugin.
     """
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
 from carme.config import Setting
 from carme.hooks import hookimpl
 
-from . import api
+from . import api, notebook
 from .service import WidgetsService
 
 if TYPE_CHECKING:
@@ -57,3 +57,10 @@ def carme_on_kernel_stopped(server: Server, kernel: Kernel) -> None:
     service = server.services.get(SERVICE)
     if service is not None:
         service.detach(kernel.id)
+
+
+@hookimpl
+async def carme_pre_save(server: Server, path: str, model: dict[str, Any]) -> None:
+    service = server.services.get(SERVICE)
+    if service is not None and server.settings["widgets.save_state"]:
+        await notebook.add_state_on_save(server, service, path, model)

@@ -45,14 +45,8 @@ class WidgetsService:
             return existing
         tracked = KernelWidgets(kernel, self.targets)
         self.kernels[kernel.id] = tracked
-        kernel.subscribe(tracked.on_message)
+        tracked.unsubscribe = [kernel.subscribe(tracked.on_message), kernel.on_lifecycle(tracked.on_lifecycle)]
         return tracked
-
-    def restarted(self, kernel_id: str) -> None:
-        """``kernel_id`` restarted: forget its widgets, close its server-side comms."""
-        tracked = self.kernels.get(kernel_id)
-        if tracked is not None:
-            tracked.restarted()
 
     def detach(self, kernel_id: str) -> None:
         """``kernel_id`` stopped: drop everything kept for it."""

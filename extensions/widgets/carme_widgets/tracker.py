@@ -43,6 +43,7 @@ class KernelWidgets:
         self._targets = targets
         self._shell: Any = None
         self._identity = f"carme-widgets-{uuid.uuid4().hex}".encode()
+        self.unsubscribe: list[Callable[[], None]] = []  # set by the service when it subscribes
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -122,6 +123,11 @@ class KernelWidgets:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    def on_lifecycle(self, event: str) -> None:
+        """Kernel lifecycle events: a restart (manual or automatic) wipes the kernel's widgets."""
+        if event in ("restarting", "restarted"):
+            self.restarted()
+
     def restarted(self) -> None:
         """The kernel restarted: its widgets and comms are gone."""
         self.store.clear()
@@ -130,7 +136,10 @@ class KernelWidgets:
         self.comms.clear()
 
     def close(self) -> None:
-        """The kernel stopped: close comms and the shell socket."""
+        """The kernel stopped (or the server stops): unsubscribe, close comms and the shell socket."""
+        for unsubscribe in self.unsubscribe:
+            unsubscribe()
+        self.unsubscribe.clear()
         self.restarted()
         if self._shell is not None:
             self._shell.close(linger=0)
