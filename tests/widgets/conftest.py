@@ -48,30 +48,25 @@ def probe() -> LoopProbe:
 
 
 @pytest.fixture
-def widgets_served(root: Path, probe: LoopProbe) -> Iterator[Served]:
+def served(root: Path, probe: LoopProbe) -> Iterator[Served]:
+    """carme with the widgets extension (overrides the core fixture, so ``client`` talks to it)."""
     app = create_app(str(root), token=TOKEN, extensions=["widgets"], plugins=[probe])
     with serve(app) as running:
         yield running
 
 
 @pytest.fixture
-def wclient(widgets_served: Served) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=widgets_served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture
-def kernel_id(wclient: httpx.Client) -> Iterator[str]:
-    response = wclient.post("/api/kernels", json={"name": "python3"})
+def kernel_id(client: httpx.Client) -> Iterator[str]:
+    response = client.post("/api/kernels", json={"name": "python3"})
     assert response.status_code == 201, response.text
     kid = response.json()["id"]
     yield kid
-    wclient.delete(f"/api/kernels/{kid}")
+    client.delete(f"/api/kernels/{kid}")
 
 
 @pytest.fixture
-async def frontend(widgets_served: Served, kernel_id: str) -> AsyncIterator[Frontend]:
-    front = await Frontend.connect(widgets_served.ws_url, kernel_id, TOKEN)
+async def frontend(served: Served, kernel_id: str) -> AsyncIterator[Frontend]:
+    front = await Frontend.connect(served.ws_url, kernel_id, TOKEN)
     try:
         yield front
     finally:

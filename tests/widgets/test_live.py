@@ -21,13 +21,13 @@ def model(client: httpx.Client, kernel_id: str, model_id: str) -> dict[str, Any]
     return widget_state(client, kernel_id)["state"].get(model_id)  # type: ignore[no-any-return]
 
 
-async def test_slider_state_follows_kernel_and_frontend(wclient: httpx.Client, kernel_id: str,
+async def test_slider_state_follows_kernel_and_frontend(client: httpx.Client, kernel_id: str,
                                                         frontend: Frontend) -> None:
     await frontend.execute("import ipywidgets as w\ns = w.IntSlider(value=3)\ndisplay(s)")
     opened = await frontend.wait_for(comm_open_of("IntSliderModel"))
     model_id = opened["content"]["comm_id"]
 
-    state = await wait_until(lambda: widget_state(wclient, kernel_id), lambda s: model_id in s["state"])
+    state = await wait_until(lambda: widget_state(client, kernel_id), lambda s: model_id in s["state"])
     assert state["version_major"] == 2 and state["version_minor"] == 0
     slider = state["state"][model_id]
     assert slider["model_name"] == "IntSliderModel"
@@ -39,72 +39,72 @@ async def test_slider_state_follows_kernel_and_frontend(wclient: httpx.Client, k
 
     # Kernel -> frontend (iopub update).
     await frontend.execute("s.value = 42")
-    await wait_until(lambda: model(wclient, kernel_id, model_id), lambda m: m["state"]["value"] == 42)
+    await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 42)
 
     # Frontend -> kernel (shell update), as JupyterLab sends it when the slider is dragged.
     await frontend.comm_msg(model_id, {"method": "update", "state": {"value": 7}, "buffer_paths": []})
-    await wait_until(lambda: model(wclient, kernel_id, model_id), lambda m: m["state"]["value"] == 7)
+    await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 7)
     assert (await frontend.execute("print(s.value)")).strip() == "7"
 
     # The state is the server's: it outlives the frontend's connection.
     await frontend.close()
-    assert model(wclient, kernel_id, model_id)["state"]["value"] == 7  # type: ignore[index]
+    assert model(client, kernel_id, model_id)["state"]["value"] == 7  # type: ignore[index]
 
 
-async def test_binary_buffers_round_trip(wclient: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
+async def test_binary_buffers_round_trip(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
     await frontend.execute("import ipywidgets as w\nimg = w.Image(value=b'\\x89PNG\\x00first', format='png')")
     opened = await frontend.wait_for(comm_open_of("ImageModel"))
     model_id = opened["content"]["comm_id"]
     assert opened["buffers"] == [b"\x89PNG\x00first"]
 
-    entry = await wait_until(lambda: model(wclient, kernel_id, model_id), lambda m: m is not None)
+    entry = await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m is not None)
     assert "value" not in entry["state"]
     assert entry["buffers"] == [{"path": ["value"], "encoding": "base64",
                                  "data": base64.b64encode(b"\x89PNG\x00first").decode()}]
 
     # Kernel-side change of a bytes trait.
     await frontend.execute("img.value = b'\\x00\\x01second\\xff'")
-    await wait_until(lambda: model(wclient, kernel_id, model_id),
+    await wait_until(lambda: model(client, kernel_id, model_id),
                      lambda m: m["buffers"][0]["data"] == base64.b64encode(b"\x00\x01second\xff").decode())
 
     # Frontend-side change: the buffer rides as a binary part of the websocket frame.
     payload = bytes(range(256))
     await frontend.comm_msg(model_id, {"method": "update", "state": {}, "buffer_paths": [["value"]]}, [payload])
-    await wait_until(lambda: model(wclient, kernel_id, model_id),
+    await wait_until(lambda: model(client, kernel_id, model_id),
                      lambda m: m["buffers"][0]["data"] == base64.b64encode(payload).decode())
     assert (await frontend.execute("print(img.value == bytes(range(256)))")).strip() == "True"
 
 
-async def test_closed_widget_disappears(wclient: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
+async def test_closed_widget_disappears(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
     await frontend.execute("import ipywidgets as w\nkeep = w.Checkbox(value=True)\ngone = w.Text(value='x')")
     kept = (await frontend.wait_for(comm_open_of("CheckboxModel")))["content"]["comm_id"]
     closed = (await frontend.wait_for(comm_open_of("TextModel")))["content"]["comm_id"]
-    await wait_until(lambda: widget_state(wclient, kernel_id)["state"], lambda s: kept in s and closed in s)
+    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: kept in s and closed in s)
 
     await frontend.execute("gone.close()")
     await frontend.wait_for(lambda m: m["header"]["msg_type"] == "comm_close" and m["content"]["comm_id"] == closed)
-    state = await wait_until(lambda: widget_state(wclient, kernel_id)["state"], lambda s: closed not in s)
+    state = await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: closed not in s)
     assert state[kept]["state"]["value"] is True
 
 
-async def test_restart_clears_state(wclient: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
+async def test_restart_clears_state(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
     await frontend.execute("import ipywidgets as w\ns = w.IntSlider()")
     model_id = (await frontend.wait_for(comm_open_of("IntSliderModel")))["content"]["comm_id"]
-    await wait_until(lambda: widget_state(wclient, kernel_id)["state"], lambda s: model_id in s)
+    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: model_id in s)
 
-    response = wclient.post(f"/api/kernels/{kernel_id}/restart")
+    response = client.post(f"/api/kernels/{kernel_id}/restart")
     assert response.status_code == 200, response.text
-    assert widget_state(wclient, kernel_id)["state"] == {}
+    assert widget_state(client, kernel_id)["state"] == {}
 
     # The restarted kernel is tracked again.
     await frontend.execute("import ipywidgets as w\nt = w.IntSlider(value=5)")
     new = await frontend.wait_for(lambda m: comm_open_of("IntSliderModel")(m) and m["content"]["comm_id"] != model_id)
-    await wait_until(lambda: widget_state(wclient, kernel_id)["state"], lambda s: list(s) and new["content"]["comm_id"] in s)
+    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: list(s) and new["content"]["comm_id"] in s)
 
 
-def test_unknown_kernel_is_404_and_auth_is_required(wclient: httpx.Client, widgets_served: Any) -> None:
-    response = wclient.get("/api/widgets/no-such-kernel")
+def test_unknown_kernel_is_404_and_auth_is_required(client: httpx.Client, served: Any) -> None:
+    response = client.get("/api/widgets/no-such-kernel")
     assert response.status_code == 404
     assert "no-such-kernel" in response.json()["message"]
-    anonymous = httpx.get(f"{widgets_served.url}/api/widgets/no-such-kernel")
+    anonymous = httpx.get(f"{served.url}/api/widgets/no-such-kernel")
     assert anonymous.status_code == 403
