@@ -1,0 +1,225 @@
+"""What the widgets extension costs: carme with widget-state tracking on vs off, and memory.
+
+    .venv/bin/python bench/widgets_bench.py            # full run, table on stdout
+    .venv/bin/python bench/widgets_bench.py --quick    # small smoke run
+
+Each mode runs its own ``carme serve`` (all other extensions disabled, iopub rate limit off) and
+kernel; modes alternate over ``--rounds`` rounds and the median is kept, since this machine is
+noisy. Rows:
+
+- execute round trip (execute_request -> idle) with no widgets, in microseconds;
+- iopub throughput of a stream flood (no comm messages: the tracker only reads msg_type) and of
+  a widget-update flood (``s.value = i`` in a loop: every message is a comm_msg the tracker
+  parses and applies), in messages per second, with the server's own CPU per message;
+- memory: the store alone holding 10,000 IntSlider-sized models (tracemalloc, in this process),
+  and the server's RSS growth while a kernel holds 10,000 live models (3,334 IntSliders with
+  their Layout and SliderStyle), tracking on vs off.
+
+The criterion (issue 6): tracking costs under 5% of throughput and round-trip time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import httpx
+import ipywidgets
+import orjson
+
+from carme_widgets.state import WidgetStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fixtures import KERNEL_NAME, make_jupyter_home  # noqa: E402
+from kclients import WsKernelClient  # noqa: E402
+from procstat import CpuMeter, rss_bytes  # noqa: E402
+from servers import TOKEN, ServerProc, free_port  # noqa: E402
+
+MODES = ("off", "on")
+
+
+@dataclass(frozen=True)
+class Plan:
+    round_trips: int = 300
+    stream_flood: int = 20_000
+    widget_flood: int = 10_000
+    sliders: int = 3_334  # x3 models each (slider, layout, style) = 10,002 live models
+    rounds: int = 3
+
+
+def start_carme(mode: str, root: Path, env: dict[str, str], logdir: Path) -> ServerProc:
+    """``carme serve`` with only the widgets extension on (mode on) or none (mode off)."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "carme"), "--log-level", "WARNING", "serve", str(root),
+               "--port", str(port), "--token", TOKEN, "--no-browser", "--set", "iopub_msg_rate_limit=0",
+               "--set", "iopub_data_rate_limit=0"]
+    for ep in entry_points(group="carme.extensions"):
+        if not (mode == "on" and ep.name == "widgets"):
+            command += ["--disable", ep.name]
+    if mode == "on":
+        command += ["--enable", "widgets"]
+    logdir.mkdir(parents=True, exist_ok=True)
+    log = logdir / f"carme-{mode}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    server = ServerProc(f"carme-{mode}", f"http://127.0.0.1:{port}", proc, log)
+    deadline = time.monotonic() + 60
+    with httpx.Client(headers=server.headers, timeout=5) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"carme exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get(server.url + "/api/status").status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"carme did not start; log in {log}")
+            time.sleep(0.05)
+
+
+async def run_until_idle(kc: WsKernelClient, code: str) -> int:
+    """Execute ``code``; return the number of iopub messages it produced (up to idle)."""
+    msg_id = await kc.send("shell", "execute_request", {"code": code, "silent": False, "store_history": False,
+                                                        "user_expressions": {}, "allow_stdin": False})
+    count = 0
+    async with asyncio.timeout(600):
+        while True:
+            msg = await kc.recv()
+            if msg.parent_id != msg_id:
+                continue
+            if msg.channel == "iopub":
+                count += 1
+                if msg.msg_type == "status" and msg.content().get("execution_state") == "idle":
+                    return count
+            elif msg.msg_type == "execute_reply" and msg.content().get("status") != "ok":
+                raise RuntimeError(f"kernel error: {msg.content()}")
+
+
+async def measure_mode(mode: str, root: Path, env: dict[str, str], work: Path, plan: Plan) -> dict[str, float]:
+    server = start_carme(mode, root, env, work / "logs")
+    out: dict[str, float] = {}
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=120) as http:
+            kernel = (await http.post("/api/kernels", json={"name": KERNEL_NAME})).raise_for_status().json()
+            kc = await WsKernelClient(server.ws_url, kernel["id"], server.headers, "v1", False).connect()
+            try:
+                await run_until_idle(kc, "import ipywidgets as w\ns = w.IntSlider()")
+                for _ in range(10):  # warm up
+                    await run_until_idle(kc, "pass")
+                times = []
+                for _ in range(plan.round_trips):
+                    t0 = time.perf_counter()
+                    await run_until_idle(kc, "pass")
+                    times.append(time.perf_counter() - t0)
+                out["rtt_us"] = statistics.median(times) * 1e6
+
+                for key, code, expected in (
+                    ("stream", f"import sys\nfor i in range({plan.stream_flood}):\n    print(i, flush=True)",
+                     plan.stream_flood),
+                    ("widget", f"for i in range({plan.widget_flood}):\n    s.value = i", plan.widget_flood),
+                ):
+                    with CpuMeter(server.pid) as cpu:
+                        t0 = time.perf_counter()
+                        count = await run_until_idle(kc, code)
+                        elapsed = time.perf_counter() - t0
+                    if count < expected:
+                        raise RuntimeError(f"{key} flood: {count} messages arrived, expected >= {expected}")
+                    out[f"{key}_rate"] = count / elapsed
+                    out[f"{key}_cpu_us"] = cpu.seconds / count * 1e6
+
+                before = rss_bytes(server.pid)
+                await run_until_idle(kc, f"keep = [w.IntSlider(value=i) for i in range({plan.sliders})]")
+                await asyncio.sleep(0.5)  # let the server finish reading iopub
+                out["rss_models_mb"] = (rss_bytes(server.pid) - before) / 1e6
+                if mode == "on":
+                    state = (await http.get(f"/api/widgets/{kernel['id']}")).raise_for_status().json()
+                    out["models"] = len(state["state"])
+            finally:
+                await kc.close()
+                await http.delete(f"/api/kernels/{kernel['id']}")
+    finally:
+        server.stop()
+    return out
+
+
+def store_memory(models: int) -> tuple[float, float]:
+    """(MB, microseconds per comm_open) for a WidgetStore holding ``models`` IntSlider states."""
+    slider = ipywidgets.IntSlider()
+    state = slider.get_state()
+    slider.close()
+    content = orjson.dumps({"comm_id": "", "target_name": "jupyter.widget", "data": {"state": state, "buffer_paths": []}})
+    messages = [content.replace(b'"comm_id":""', f'"comm_id":"{i:032x}"'.encode()) for i in range(models)]
+    store = WidgetStore()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    for raw in messages:
+        store.apply("comm_open", orjson.loads(raw))
+    elapsed = time.perf_counter() - t0
+    size, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(store) == models
+    return size / 1e6, elapsed / models * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
+    args = parser.parse_args(argv)
+    plan = Plan(round_trips=30, stream_flood=2000, widget_flood=1000, sliders=334, rounds=1) if args.quick else Plan()
+
+    work = Path(tempfile.mkdtemp(prefix="carme-widgets-bench-"))
+    root = work / "root"
+    root.mkdir()
+    env = make_jupyter_home(work / "jupyter")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARME_") and k != "JUPYTER_TOKEN"} | env
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    for i in range(plan.rounds):
+        for mode in (MODES if i % 2 == 0 else MODES[::-1]):
+            print(f"widgets bench: round {i + 1}, tracking {mode} ...", file=sys.stderr, flush=True)
+            runs[mode].append(asyncio.run(measure_mode(mode, root, full_env, work, plan)))
+    med = {mode: {key: statistics.median(r[key] for r in runs[mode]) for key in runs[mode][0]} for mode in MODES}
+    store_mb, open_us = store_memory(10_000)
+
+    def row(label: str, key: str, unit: str, higher_is_better: bool) -> str:
+        off, on = med["off"][key], med["on"][key]
+        cost = (off / on - 1) if higher_is_better else (on / off - 1)
+        verdict = "" if "cpu" in key else ("ok" if cost < 0.05 else "OVER 5%")
+        return f"| {label} | {off:,.1f} | {on:,.1f} | {unit} | {cost * 100:+.1f}% | {verdict} |"
+
+    lines = [
+        f"carme widgets benchmark ({'quick' if args.quick else 'full'}, {plan.rounds} round(s), medians; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        "| measure | tracking off | tracking on | unit | cost of tracking | < 5% |",
+        "|---|---|---|---|---|---|",
+        row("execute round trip", "rtt_us", "us", False),
+        row(f"iopub stream flood ({plan.stream_flood:,} msgs)", "stream_rate", "msg/s", True),
+        row("  server CPU per stream msg", "stream_cpu_us", "us", False),
+        row(f"iopub widget-update flood ({plan.widget_flood:,} comm_msg)", "widget_rate", "msg/s", True),
+        row("  server CPU per widget update", "widget_cpu_us", "us", False),
+        row(f"server RSS growth, {plan.sliders * 3:,} live models", "rss_models_mb", "MB", False),
+        "",
+        f"WidgetStore alone, 10,000 IntSlider models: {store_mb:.1f} MB ({store_mb * 1e6 / 10_000:,.0f} bytes per "
+        f"model), {open_us:.1f} us per comm_open applied (JSON parse included).",
+    ]
+    if "models" in med["on"]:
+        lines.append(f"Models tracked by the server after the memory step: {med['on']['models']:,.0f}.")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
