@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -41,27 +41,84 @@ class LoopProbe:
         assert self.loop is not None
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
+    async def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        """Run ``code`` in the kernel over the server's own ZMQ access (no websocket); its stdout."""
+        return await self.call(self._execute(kernel_id, code, timeout))
+
+    async def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
+        kernel = self.server.kernels.get(kernel_id)
+        request = kernel.session.msg("shell", "execute_request", {"code": code, "silent": False})
+        output: list[str] = []
+        idle = asyncio.Event()
+
+        def on_message(msg: Any) -> None:
+            if msg.parent_msg_id != request.msg_id:
+                return
+            if msg.msg_type == "stream":
+                output.append(msg.content["text"])
+            elif msg.msg_type == "error":
+                output.append(f"{msg.content['ename']}: {msg.content['evalue']}")
+            elif msg.msg_type == "status" and msg.content.get("execution_state") == "idle":
+                idle.set()
+
+        unsubscribe = kernel.subscribe(on_message)
+        shell = kernel.connect("shell", b"widgets-test")
+        try:
+            await shell.send_multipart(kernel.session.serialize(request))
+            await asyncio.wait_for(idle.wait(), timeout)
+        finally:
+            unsubscribe()
+            shell.close(linger=0)
+        return "".join(output)
+
+
+@dataclass
+class Shared:
+    """One carme (widgets on) and one kernel for a whole test module: kernel start-up dominates
+    these tests' time, and every test works on widgets of its own."""
+
+    served: Served
+    probe: LoopProbe
+    kernel_id: str
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    home = tmp_path_factory.mktemp("widgets-jupyter")
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+            (home / name).mkdir()
+            env.setenv(name, str(home / name))
+        env.setenv("JUPYTER_CONFIG_PATH", str(home / "JUPYTER_CONFIG_DIR"))
+        env.setenv("JUPYTER_PLATFORM_DIRS", "0")
+        root = tmp_path_factory.mktemp("widgets-root")
+        probe = LoopProbe()
+        app = create_app(str(root), token=TOKEN, extensions=["widgets"], plugins=[probe], config_files=False,
+                         environ={})
+        with serve(app) as running, httpx.Client(base_url=running.url, timeout=120,
+                                                 headers={"Authorization": f"token {TOKEN}"}) as http:
+            response = http.post("/api/kernels", json={"name": "python3"})
+            assert response.status_code == 201, response.text
+            kernel_id = response.json()["id"]
+            yield Shared(running, probe, kernel_id)
+            http.delete(f"/api/kernels/{kernel_id}")
+
 
 @pytest.fixture
-def probe() -> LoopProbe:
-    return LoopProbe()
+def served(shared: Shared) -> Served:
+    """The module's carme with the widgets extension (overrides the core fixture, so ``client``
+    talks to it)."""
+    return shared.served
 
 
 @pytest.fixture
-def served(root: Path, probe: LoopProbe) -> Iterator[Served]:
-    """carme with the widgets extension (overrides the core fixture, so ``client`` talks to it)."""
-    app = create_app(str(root), token=TOKEN, extensions=["widgets"], plugins=[probe])
-    with serve(app) as running:
-        yield running
+def probe(shared: Shared) -> LoopProbe:
+    return shared.probe
 
 
 @pytest.fixture
-def kernel_id(client: httpx.Client) -> Iterator[str]:
-    response = client.post("/api/kernels", json={"name": "python3"})
-    assert response.status_code == 201, response.text
-    kid = response.json()["id"]
-    yield kid
-    client.delete(f"/api/kernels/{kid}")
+def kernel_id(shared: Shared) -> str:
+    return shared.kernel_id
 
 
 @pytest.fixture

@@ -61,6 +61,9 @@ class Comm:
         self._on_close: list[CloseCallback] = []
         self._queue: asyncio.Queue[CommMessage | None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # While an async open handler runs, kernel messages wait here, so callbacks it registers
+        # see every message (the kernel may send right after comm_open).
+        self._held: list[tuple[str, CommMessage | None]] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -109,7 +112,33 @@ class Comm:
 
     # -- called by the service when a message for this comm arrives ---------------------------
 
+    def _opening(self, handler: Callable[[Comm, CommMessage], Awaitable[None] | None], message: CommMessage) -> None:
+        """Run the target handler of a comm the kernel opened, holding messages until it is done."""
+        try:
+            result = handler(self, message)
+        except Exception:
+            log.exception("comm %s: the handler of target %r failed", self.comm_id, self.target_name)
+            return
+        if inspect.isawaitable(result):
+            self._held = []
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[None]) -> None:
+        self._task_done(task)
+        held, self._held = self._held or [], None
+        for kind, message in held:
+            if kind == "msg":
+                assert message is not None
+                self._deliver(message)
+            else:
+                self._closed(message)
+
     def _deliver(self, message: CommMessage) -> None:
+        if self._held is not None:
+            self._held.append(("msg", message))
+            return
         if self._queue is not None:
             self._queue.put_nowait(message)
         for callback in self._on_msg:
@@ -117,6 +146,9 @@ class Comm:
 
     def _closed(self, message: CommMessage | None) -> None:
         if self.closed:
+            return
+        if self._held is not None:
+            self._held.append(("close", message))
             return
         self.closed = True
         if self._queue is not None:

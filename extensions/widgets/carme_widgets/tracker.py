@@ -80,9 +80,7 @@ class KernelWidgets:
             target = content.get("target_name")
             handler = self._targets.get(target) if isinstance(target, str) else None
             if comm is None and handler is not None:
-                comm = self._new_comm(comm_id, str(target))
-                opened = comm
-                comm._call(lambda message: handler(opened, message), self._comm_message(comm_id, msg))
+                self._new_comm(comm_id, str(target))._opening(handler, self._comm_message(comm_id, msg))
             return
         if comm is None:
             return
