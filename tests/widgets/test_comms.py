@@ -117,3 +117,18 @@ async def test_bad_calls_are_refused(probe: LoopProbe, kernel_id: str) -> None:
     probe.widgets.register_target("carme.test.once", lambda comm, msg: None)
     with pytest.raises(ValueError, match="already"):
         probe.widgets.register_target("carme.test.once", lambda comm, msg: None)
+
+
+def test_hook_carme_on_kernel_started_attaches_widgets(probe: LoopProbe, kernel_id: str, client: Any) -> None:
+    assert kernel_id in probe.widgets.kernels
+    assert client.get(f"/api/widgets/{kernel_id}").status_code == 200
+
+
+def test_hook_carme_on_kernel_stopped_detaches_widgets(probe: LoopProbe, client: Any) -> None:
+    response = client.post("/api/kernels", json={"name": "python3"})
+    assert response.status_code == 201, response.text
+    other = response.json()["id"]
+    assert other in probe.widgets.kernels
+    assert client.delete(f"/api/kernels/{other}").status_code == 204
+    assert other not in probe.widgets.kernels
+    assert client.get(f"/api/widgets/{other}").status_code == 404
