@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -62,7 +63,8 @@ class LoopProbe:
                 idle.set()
 
         unsubscribe = kernel.subscribe(on_message)
-        shell = kernel.connect("shell", b"widgets-test")
+        # A fresh identity each time: a ROUTER ignores a new peer that reuses a live identity.
+        shell = kernel.connect("shell", uuid.uuid4().bytes)
         try:
             await shell.send_multipart(kernel.session.serialize(request))
             await asyncio.wait_for(idle.wait(), timeout)
