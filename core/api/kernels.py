@@ -12,12 +12,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..auth import base_path
 from ..errors import ApiError
 from ..jsonutil import JSONResponse
 from ..kernels.kernel import Kernel, KernelDeadError, KernelStartError
 from ..kernels.manager import NoSuchKernel
-from ..kernels.specs import NoSuchKernelSpec
-from ..auth import base_path
+from ..kernels.specs import KernelSpec, NoSuchKernelSpec
+from .server import server_of
 from .util import bad_request, json_object
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 
 ID_RE = re.compile(r"^\w+-\w+-\w+-\w+-\w+$")  # jupyter_server's kernel/session id pattern
 SPEC_NAME_RE = re.compile(r"^[\w.\-%]+$")
-
-
-def server_of(request: Request) -> Server:
-    return request.app.state.server  # type: ignore[no-any-return]
 
 
 def kernel_of(request: Request) -> Kernel:
@@ -104,7 +101,7 @@ async def list_kernelspecs(request: Request) -> Response:
     return JSONResponse(await asyncio.to_thread(server.kernelspecs.models, base_path(request.scope)))
 
 
-async def _spec(request: Request) -> tuple[Server, object]:
+async def _spec(request: Request) -> tuple[Server, KernelSpec]:
     server = server_of(request)
     name = request.path_params["name"]
     if not SPEC_NAME_RE.match(name):
@@ -117,13 +114,13 @@ async def _spec(request: Request) -> tuple[Server, object]:
 
 async def get_kernelspec(request: Request) -> Response:
     server, spec = await _spec(request)
-    return JSONResponse(server.kernelspecs.model(spec, base_path(request.scope)))  # type: ignore[arg-type]
+    return JSONResponse(server.kernelspecs.model(spec, base_path(request.scope)))
 
 
 async def kernelspec_resource(request: Request) -> Response:
     _server, spec = await _spec(request)
     filename = request.path_params["filename"]
-    path = await asyncio.to_thread(spec.resource_path, filename)  # type: ignore[attr-defined]
+    path = await asyncio.to_thread(spec.resource_path, filename)
     if path is None:
         raise ApiError(404, f"Kernel spec resource {filename!r} not found", "Not Found")
     headers = {"Cache-Control": "max-age=2592000"} if filename.endswith(".png") else None

@@ -113,3 +113,29 @@ async def recv_reply(kernel: Kernel, sock: Any, msg_id: str, timeout: float = 60
 
 
 PYTHON = sys.executable
+
+
+TOKEN = "kernel-test-token"
+
+
+@pytest.fixture(scope="module")
+def kserved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """carme on a real uvicorn with fast kernel monitoring, shared by a test module."""
+    from tests.serving import serve
+
+    base = tmp_path_factory.mktemp("kernels-served")
+    with isolated_jupyter(base):
+        root = base / "root"
+        (root / "dir").mkdir(parents=True)
+        app = create_app(str(root), token=TOKEN, extensions=[], config_files=False, settings=FAST)
+        with serve(app) as running:
+            yield running
+    assert not list((base / "runtime").glob("kernel-*.json")), "connection files left behind"
+
+
+@pytest.fixture
+def http(kserved: Any) -> Iterator[Any]:
+    import httpx
+
+    with httpx.Client(base_url=kserved.url, headers={"Authorization": f"token {TOKEN}"}, timeout=90) as c:
+        yield c
