@@ -73,14 +73,14 @@ def test_kernel_lifecycle_over_rest(http: httpx.Client, kserved: Any) -> None:
     events: list[dict[str, Any]] = []
     remove = kserved.app.server.events.add_listener(events.append)
     try:
-        created = http.post("/api/kernels", json={"name": "python3", "path": "dir/nb.ipynb"})
+        created = http.post("/api/kernels")  # no body: the default kernelspec, in the root
         assert created.status_code == 201
         model = created.json()
         kernel_id = model["id"]
         assert created.headers["location"] == f"/api/kernels/{kernel_id}"
         assert set(model) == {"id", "name", "last_activity", "execution_state", "connections"}
         assert model["name"] == "python3" and model["connections"] == 0 and model["last_activity"].endswith("Z")
-        assert kserved.app.server.kernels.get(kernel_id).cwd == kserved.app.server.root_dir / "dir"
+        assert kserved.app.server.kernels.get(kernel_id).cwd == kserved.app.server.root_dir
         assert kernel_id in [k["id"] for k in http.get("/api/kernels").json()]
         assert http.get(f"/api/kernels/{kernel_id}").json()["id"] == kernel_id
         assert http.get("/api/status").json()["kernels"] >= 1
@@ -99,13 +99,6 @@ def test_kernel_lifecycle_over_rest(http: httpx.Client, kserved: Any) -> None:
                if e["schema_id"] == KERNEL_ACTIONS_SCHEMA and e["kernel_id"] == kernel_id]
     assert actions == [("start", "success"), ("interrupt", "success"), ("restart", "success"),
                        ("shutdown", "success")]
-
-
-def test_a_kernel_started_without_a_body_uses_the_default(http: httpx.Client) -> None:
-    created = http.post("/api/kernels")
-    assert created.status_code == 201
-    assert created.json()["name"] == "python3"
-    assert http.delete(f"/api/kernels/{created.json()['id']}").status_code == 204
 
 
 @pytest.mark.parametrize(("method", "url"), [

@@ -148,11 +148,10 @@ async def test_kill_9_is_noticed_and_the_kernel_restarts(kernel: Kernel) -> None
         collector.unsubscribe()
 
 
-async def test_a_frozen_kernel_is_restarted_when_the_heartbeat_stops(kserver: Server) -> None:
-    kernel = await kserver.kernels.start_kernel()
-    kernel.options.heartbeat_timeout = 2.0  # this kernel only
+async def test_a_frozen_kernel_is_restarted_when_the_heartbeat_stops(kernel: Kernel) -> None:
+    kernel.options.heartbeat_timeout = 2.0
     events: list[str] = []
-    kernel.on_lifecycle(events.append)
+    remove = kernel.on_lifecycle(events.append)
     old_pid = kernel.pid
     assert old_pid is not None
     try:
@@ -162,7 +161,8 @@ async def test_a_frozen_kernel_is_restarted_when_the_heartbeat_stops(kserver: Se
         _request, reply = await execute(kernel, "2 + 2")
         assert reply.content["status"] == "ok"
     finally:
-        await kserver.kernels.shutdown_kernel(kernel.id)
+        kernel.options.heartbeat_timeout = 30.0
+        remove()
 
 
 async def test_a_kernel_that_keeps_dying_is_declared_dead(kserver: Server, tmp_path: Path) -> None:
@@ -211,8 +211,8 @@ async def test_a_kernel_that_cannot_start_raises_and_leaves_nothing(kserver: Ser
     assert {p.name for p in runtime.glob("kernel-*.json")} == {f"kernel-{k.id}.json" for k in kserver.kernels}
 
 
-async def test_shutdown_stops_the_process_and_removes_the_connection_file(kserver: Server) -> None:
-    kernel = await kserver.kernels.start_kernel()
+async def test_shutdown_stops_the_process_and_removes_the_connection_file(kernel: Kernel, kserver: Server) -> None:
+    # Runs last in this module: it shuts the shared kernel down.
     pid, connection_file = kernel.pid, Path(kernel.provisioner.connection_file)  # type: ignore[attr-defined]
     assert pid is not None and pid_alive(pid) and connection_file.exists()
     client_sock = kernel.connect("iopub")

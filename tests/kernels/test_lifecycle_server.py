@@ -13,7 +13,7 @@ from carme.events import KERNEL_ACTIONS_SCHEMA
 from carme.jsonutil import utcnow
 from tests.serving import serve
 
-from .conftest import FAST, Collector, execute, pid_alive, wait_for
+from .conftest import FAST, Collector, pid_alive, wait_for
 
 
 async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> None:
@@ -28,9 +28,16 @@ async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> N
         long_ago = utcnow() - timedelta(seconds=120)
         assert not await server.kernels.cull_if_idle(kernel)  # active a moment ago
 
+        server.settings.set("cull_idle_timeout", 0.0, "test")  # 0: culling off
+        kernel.last_activity = long_ago
+        assert not await server.kernels.cull_if_idle(kernel)
+        kernel.last_activity = utcnow()  # before culling is back on, or the culler would take it
+        server.settings.set("cull_idle_timeout", 60.0, "test")
+
         kernel.connections = 1  # as the websocket relay counts them
         kernel.last_activity = long_ago
         assert not await server.kernels.cull_if_idle(kernel)
+        kernel.last_activity = utcnow()
         kernel.connections = 0
 
         collector = Collector(kernel)
@@ -56,19 +63,6 @@ async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> N
         assert kernel.execution_state == "dead" and kernel.pid is not None and not pid_alive(kernel.pid)
     finally:
         await server.stop()
-
-
-async def test_culling_is_off_by_default(root: Path) -> None:
-    app = create_app(str(root), token="t", extensions=[], config_files=False, settings=FAST)
-    await app.server.start()
-    try:
-        kernel = await app.server.kernels.start_kernel()
-        kernel.last_activity = utcnow() - timedelta(days=3)
-        assert not await app.server.kernels.cull_if_idle(kernel)
-        _request, reply = await execute(kernel, "1")
-        assert reply.content["status"] == "ok"
-    finally:
-        await app.server.stop()
 
 
 def test_stopping_the_server_leaves_no_kernel_process_or_connection_file(root: Path, jupyter_env: Path) -> None:
