@@ -8,18 +8,19 @@ parsed whatever their Content-Type, and a trailing slash works like none.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import base_path
 from ..contents.models import http_date
-from ..jsonutil import JSONResponse
+from ..jsonutil import JSONResponse, dumps
 from .util import bad_request, json_body, json_object, query_flag
 
 if TYPE_CHECKING:
@@ -41,10 +42,15 @@ def location(request: Request, path: str, *suffix: str) -> str:
     return base_path(request.scope) + "/".join(["api/contents", quote(path), *map(quote, suffix)]).replace("//", "/")
 
 
-def model_response(request: Request, model: dict[str, Any], status: int = 200, *, with_location: bool = True) -> Response:
+async def model_response(request: Request, model: dict[str, Any], status: int = 200, *,
+                         with_location: bool = True) -> Response:
     headers = {"Last-Modified": http_date(model["last_modified"])}
     if with_location:
         headers["Location"] = location(request, model["path"])
+    if model.get("content") is not None and model["type"] != "directory":
+        # Encoding a 20 MB notebook is CPU work: keep it off the event loop.
+        body = await asyncio.to_thread(dumps, model)
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
     return JSONResponse(model, status_code=status, headers=headers)
 
 
@@ -63,7 +69,7 @@ async def get_contents(request: Request) -> Response:
     require_hash = query_flag(request, "hash", False)
     model = await manager(request).get(api_path(request), content=content, type=kind, format=fmt,
                                        require_hash=require_hash)
-    return model_response(request, model, with_location=False)
+    return await model_response(request, model, with_location=False)
 
 
 async def put_contents(request: Request) -> Response:
@@ -71,7 +77,7 @@ async def put_contents(request: Request) -> Response:
     cm = manager(request)
     model = await json_body(request, required=False)
     if not model:
-        return model_response(request, await cm.new_untitled(path), 201)
+        return await model_response(request, await cm.new_untitled(path), 201)
     if not isinstance(model, dict):
         raise bad_request(f"request body must be a JSON object, not {type(model).__name__}")
     if model.get("copy_from"):
@@ -81,8 +87,8 @@ async def put_contents(request: Request) -> Response:
     if model.get("type") not in (None, "", "directory", "file", "notebook"):
         model["type"] = "file"  # as jupyter_server: an unknown type is a file
     if await cm.file_exists(path):
-        return model_response(request, await cm.save(model, path))
-    return model_response(request, await cm.save(model, path, action="upload"), 201)
+        return await model_response(request, await cm.save(model, path))
+    return await model_response(request, await cm.save(model, path, action="upload"), 201)
 
 
 async def post_contents(request: Request) -> Response:
@@ -95,13 +101,13 @@ async def post_contents(request: Request) -> Response:
     if copy_from:
         if not isinstance(copy_from, str):
             raise bad_request("copy_from must be a string (the API path to copy)")
-        return model_response(request, await cm.copy(copy_from, path), 201)
+        return await model_response(request, await cm.copy(copy_from, path), 201)
     ext, kind = model.get("ext", "") or "", model.get("type", "") or ""
     if not isinstance(ext, str):
         raise bad_request("ext must be a string such as '.py'")
     if kind not in ("", "directory", "file", "notebook"):
         kind = "file"
-    return model_response(request, await cm.new_untitled(path, type=kind, ext=ext), 201)
+    return await model_response(request, await cm.new_untitled(path, type=kind, ext=ext), 201)
 
 
 async def patch_contents(request: Request) -> Response:
@@ -112,7 +118,7 @@ async def patch_contents(request: Request) -> Response:
     new_path = model.get("path", path)
     if not isinstance(new_path, str):
         raise bad_request("path must be a string (the new API path)")
-    return model_response(request, await manager(request).rename(path, new_path))
+    return await model_response(request, await manager(request).rename(path, new_path))
 
 
 async def delete_contents(request: Request) -> Response:
@@ -179,6 +185,14 @@ async def get_file(request: Request) -> Response:
     return Response(stream.data if request.method != "HEAD" else b"", media_type=media_type, headers=headers)
 
 
+async def notebooks_redirect(request: Request) -> Response:
+    """/api/notebooks/PATH is the deprecated name of /api/contents/PATH (jupyter_server redirects)."""
+    target = location(request, api_path(request))
+    if request.url.query:
+        target += "?" + request.url.query
+    return RedirectResponse(target, status_code=301 if request.method == "GET" else 308)
+
+
 HANDLERS = {"GET": get_contents, "PUT": put_contents, "POST": post_contents, "PATCH": patch_contents,
             "DELETE": delete_contents}
 
@@ -200,5 +214,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/contents", contents, methods=list(HANDLERS)),
         Route("/api/contents/{path:path}", contents, methods=list(HANDLERS), name="contents_path"),
         Route("/files/{path:path}", get_file, methods=["GET", "HEAD"]),
+        Route("/api/notebooks", notebooks_redirect, methods=list(HANDLERS)),
+        Route("/api/notebooks/{path:path}", notebooks_redirect, methods=list(HANDLERS), name="notebooks_path"),
     ]
 

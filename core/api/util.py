@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -24,10 +25,14 @@ def query_flag(request: Request, name: str, default: bool = False) -> bool:
     return value == "1"
 
 
+OFFLOAD_BYTES = 1 << 20  # bodies larger than this are parsed in a thread, off the event loop
+
+
 async def json_body(request: Request, *, required: bool = True) -> Any:
     """Parse the request body as JSON whatever its Content-Type (JupyterLab sends text/plain).
 
     An empty body gives None when not ``required``; malformed JSON is a 400 naming the problem.
+    Large bodies (a 20 MB notebook) are parsed in a worker thread.
     """
     body = await request.body()
     if not body.strip():
@@ -35,6 +40,8 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
             raise bad_request("request body is empty; expected JSON")
         return None
     try:
+        if len(body) > OFFLOAD_BYTES:
+            return await asyncio.to_thread(orjson.loads, body)
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"request body is not valid JSON: {exc}") from None

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ..errors import ApiError
 from . import checkpoints, fileio, notebooks
 from .manager import ContentsManager
-from .models import FileStream, Model, add_hash, file_content, kind_of, stat_model
+from .models import FileStream, Model, add_hash, file_content, guess_mimetype, kind_of, stat_model
 from .paths import PathPolicy, join, normalize, split
 
 log = logging.getLogger("carme.contents")
@@ -151,6 +151,7 @@ class FileContentsManager(ContentsManager):
         if not content:
             return model
         policy, children = self.policy, []
+        mimetypes: dict[str, str | None] = {}  # by suffix chain: one guess per extension, not per file
         with os.scandir(os_path) as entries:
             for entry in entries:
                 name = entry.name
@@ -172,8 +173,14 @@ class FileContentsManager(ContentsManager):
                         continue  # jupyter_server treats directories it cannot enter as hidden
                 elif not stat.S_ISREG(mode):
                     continue  # sockets, FIFOs, devices
-                children.append(stat_model(join(path, name), child, kind_of(name, child),
-                                           policy.may(child, os.W_OK)))
+                kind = kind_of(name, child)
+                entry_model = stat_model(join(path, name), child, kind, policy.may(child, os.W_OK), mimetype=None)
+                if kind == "file":
+                    suffix = name[name.find("."):] if "." in name else ""
+                    if suffix not in mimetypes:
+                        mimetypes[suffix] = guess_mimetype(name) if suffix else None
+                    entry_model["mimetype"] = mimetypes[suffix]
+                children.append(entry_model)
         model["content"], model["format"] = children, "json"
         return model
 

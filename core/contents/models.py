@@ -49,8 +49,14 @@ def guess_mimetype(name: str) -> str | None:
     return mimetypes.guess_type(name, strict=False)[0]
 
 
-def stat_model(path: str, st: os.stat_result, kind: Kind, writable: bool) -> Model:
-    """A model without content for an entry with stat ``st`` (size null for directories)."""
+_GUESS = object()
+
+
+def stat_model(path: str, st: os.stat_result, kind: Kind, writable: bool, mimetype: Any = _GUESS) -> Model:
+    """A model without content for an entry with stat ``st`` (size null for directories).
+
+    ``mimetype`` is guessed from the name for files unless given.
+    """
     return {
         "name": path.rpartition("/")[2],
         "path": path,
@@ -58,7 +64,7 @@ def stat_model(path: str, st: os.stat_result, kind: Kind, writable: bool) -> Mod
         "writable": writable,
         "created": timestamp(st.st_ctime),
         "last_modified": timestamp(st.st_mtime),
-        "mimetype": guess_mimetype(path) if kind == "file" else None,
+        "mimetype": (guess_mimetype(path) if kind == "file" else None) if mimetype is _GUESS else mimetype,
         "size": None if kind == "directory" else st.st_size,
         "content": None,
         "format": None,

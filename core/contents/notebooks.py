@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from typing import Any
 
 import nbformat
@@ -21,6 +22,7 @@ from nbformat.validator import get_validator
 from ..errors import ApiError
 
 _SPLIT_MIMES = {"application/javascript", "image/svg+xml"}
+_BIG_STRING = 4096
 # orjson writes floats below 1e-4 differently from Python's repr (0.00001 vs 1e-05,
 # 1e-7 vs 1e-07); such tokens are rewritten on the (rare) lines that hold one.
 _FLOAT_LINE = re.compile(
@@ -38,19 +40,20 @@ def _is_json_mime(mime: str) -> bool:
 
 
 def _each_bundle(nb: dict[str, Any]) -> Any:
-    """Yield every cell and the mimebundles/streams nbformat splits and joins."""
+    """Yield (kind, item, depth) for every cell and the mimebundles/streams nbformat splits and
+    joins; ``depth`` is the indentation of the item's keys in a file written with indent=1."""
     cells = nb.get("cells")
     if not isinstance(cells, list):
         return
     for cell in cells:
         if not isinstance(cell, dict):
             continue
-        yield "cell", cell
+        yield "cell", cell, 3
         attachments = cell.get("attachments")
         if isinstance(attachments, dict):
             for bundle in attachments.values():
                 if isinstance(bundle, dict):
-                    yield "bundle", bundle
+                    yield "bundle", bundle, 5
         outputs = cell.get("outputs") if cell.get("cell_type") == "code" else None
         if isinstance(outputs, list):
             for output in outputs:
@@ -60,14 +63,14 @@ def _each_bundle(nb: dict[str, Any]) -> Any:
                 if kind in ("execute_result", "display_data"):
                     data = output.get("data")
                     if isinstance(data, dict):
-                        yield "bundle", data
+                        yield "bundle", data, 6
                 elif kind:
-                    yield "stream", output
+                    yield "stream", output, 5
 
 
 def rejoin_lines(nb: dict[str, Any]) -> None:
     """In place: multi-line strings stored as lists of lines become strings (nbformat's rule)."""
-    for kind, item in _each_bundle(nb):
+    for kind, item, _depth in _each_bundle(nb):
         if kind == "cell":
             if isinstance(item.get("source"), list):
                 item["source"] = "".join(item["source"])
@@ -81,7 +84,7 @@ def rejoin_lines(nb: dict[str, Any]) -> None:
 
 def split_lines(nb: dict[str, Any]) -> None:
     """In place: text is stored as lists of lines, for line-based diffs (nbformat's rule)."""
-    for kind, item in _each_bundle(nb):
+    for kind, item, _depth in _each_bundle(nb):
         if kind == "cell":
             if isinstance(item.get("source"), str):
                 item["source"] = item["source"].splitlines(True)
@@ -99,7 +102,7 @@ def strip_transient(nb: dict[str, Any]) -> None:
     if isinstance(metadata, dict):
         for key in ("orig_nbformat", "orig_nbformat_minor", "signature"):
             metadata.pop(key, None)
-    for kind, cell in _each_bundle(nb):
+    for kind, cell, _depth in _each_bundle(nb):
         if kind == "cell" and isinstance(cell.get("metadata"), dict):
             cell["metadata"].pop("trusted", None)
 
@@ -170,20 +173,78 @@ def _fix_float(match: re.Match[bytes]) -> bytes:
     return match.group(1) + repr(float(token)).encode() + match.group(3)
 
 
+def _lines_json(text: str, depth: int) -> bytes:
+    """``text`` as nbformat writes a split multi-line string whose key is indented ``depth``."""
+    lines = text.splitlines(True)
+    if not lines:
+        return b"[]"
+    body = orjson.dumps(lines, option=orjson.OPT_INDENT_2)  # a flat list: only element lines indent
+    return body[:-2].replace(b"\n  ", b"\n" + b" " * (depth + 1)) + b"\n" + b" " * depth + b"]"
+
+
+def _set_aside(nb: dict[str, Any], marker: str, aside: list[bytes]) -> None:
+    """Replace what nbformat splits into lines, and long unsplit strings (base64 images), by
+    numbered markers; return their final JSON. They are nearly all of a notebook's bytes and
+    their layout is known, so :func:`dumps` reindents only the small rest."""
+
+    def keep(data: bytes) -> str:
+        aside.append(data)
+        return f"{marker}{len(aside) - 1}"
+
+    for kind, item, depth in _each_bundle(nb):
+        if kind == "cell":
+            if isinstance(item.get("source"), str):
+                item["source"] = keep(_lines_json(item["source"], depth))
+        elif kind == "bundle":
+            for key, value in item.items():
+                if not isinstance(value, str):
+                    continue
+                if key.startswith("text/") or key in _SPLIT_MIMES:
+                    item[key] = keep(_lines_json(value, depth))
+                elif len(value) > _BIG_STRING:
+                    item[key] = keep(orjson.dumps(value))
+        elif item.get("output_type") == "stream" and isinstance(item.get("text"), str):
+            item["text"] = keep(_lines_json(item["text"], depth))
+
+
 def dumps(nb: dict[str, Any]) -> bytes:
     """The exact bytes nbformat writes for ``nb`` (a v4 dict). Mutates ``nb`` (splits lines,
     strips transient keys): pass a notebook you own."""
     strip_transient(nb)
-    split_lines(nb)
+    marker = f"CARME{secrets.token_hex(8)}_"
+    # Keys sort as nbformat sorts them whatever their content: markers are plain strings.
+    aside: list[bytes] = []
     try:
+        _set_aside(nb, marker, aside)
         data = orjson.dumps(nb, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, lone surrogates: the stdlib encoder copes
-        text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False, separators=(",", ": "))
-        return (text + "\n").encode("utf-8", "surrogateescape")
+        return _dumps_stdlib(nb, marker, aside)
     data = _reindent(data)
     if b"0.0000" in data or b"e-" in data:
         data = _FLOAT_LINE.sub(_fix_float, data)
+    if aside:
+        pieces = data.split(f'"{marker}'.encode())
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            index, _, rest = piece.partition(b'"')
+            out.append(aside[int(index)])
+            out.append(rest)
+        data = b"".join(out)
     return data + b"\n"
+
+
+def _dumps_stdlib(nb: dict[str, Any], marker: str, aside: list[bytes]) -> bytes:
+    """The slow path: put the set-aside values back (as nbformat's split) and use ``json``."""
+    for _kind, item, _depth in _each_bundle(nb):
+        for key, value in list(item.items()):
+            if isinstance(value, str) and value.startswith(marker):
+                item[key] = orjson.loads(aside[int(value[len(marker):])])
+    split_lines(nb)  # whatever was not set aside yet
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False, separators=(",", ": "))
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(400, f"the notebook holds text that cannot be written as UTF-8: {exc}", "Bad Request") from None
 
 
 def serialize(content: Any, path: str) -> tuple[bytes, str | None]:

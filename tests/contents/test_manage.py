@@ -167,3 +167,10 @@ def test_trust(client: httpx.Client, root: Path) -> None:
     write_notebook(root / "n.ipynb", notebook("x"))
     assert client.post("/api/contents/n.ipynb/trust").status_code == 201
     assert client.post("/api/contents/missing.ipynb/trust").status_code == 404
+
+
+def test_notebooks_api_redirects_to_contents(client: httpx.Client, root: Path) -> None:
+    (root / "a.txt").write_text("x")
+    response = client.get("/api/notebooks/a.txt?content=0")
+    assert response.status_code == 301 and response.headers["location"] == "/api/contents/a.txt?content=0"
+    assert client.get("/api/notebooks/a.txt", follow_redirects=True).json()["content"] == "x"

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from carme.contents import notebooks
+from carme.errors import ApiError
 
 
 def rich_notebook() -> dict[str, Any]:
@@ -52,6 +53,22 @@ def test_dumps_edge_numbers(value: Any) -> None:
     nb = {"cells": [], "metadata": {"v": value, "l": [value]}, "nbformat": 4, "nbformat_minor": 5}
     expected = nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n"
     assert notebooks.dumps(copy.deepcopy(nb)).decode("utf-8") == expected
+
+
+def test_dumps_slow_path_with_cells() -> None:
+    """Numbers orjson cannot write send the whole notebook through the stdlib encoder."""
+    nb = rich_notebook()
+    nb["metadata"]["huge"] = 2 ** 80
+    expected = nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n"
+    assert notebooks.dumps(copy.deepcopy(nb)).decode("utf-8") == expected
+
+
+def test_unencodable_text_is_400() -> None:
+    nb = rich_notebook()
+    nb["cells"][0]["source"] = "bad \ud800"
+    with pytest.raises(ApiError) as info:
+        notebooks.dumps(nb)
+    assert info.value.status == 400
 
 
 def test_parse_matches_nbformat_reads() -> None:
