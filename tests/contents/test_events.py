@@ -91,3 +91,29 @@ def test_hook_carme_contents_manager(root: Path) -> None:
         assert response.status_code == 403 and response.json()["message"] == "read-only contents"
         assert isinstance(app.server.contents, ReadOnly)
     assert not (root / "x.txt").exists()
+
+
+def test_hook_carme_pre_save(root: Path) -> None:
+    """Plugins see (and may change) what a PUT is about to write; a failing one does not stop it."""
+    seen: list[str] = []
+
+    class Stamper:
+        @hookimpl
+        async def carme_pre_save(self, server: Any, path: str, model: dict[str, Any]) -> None:
+            seen.append(path)
+            if model["type"] == "notebook":
+                model["content"]["metadata"]["stamped"] = True
+
+    class Broken:
+        @hookimpl
+        def carme_pre_save(self, server: Any, path: str, model: dict[str, Any]) -> None:
+            raise RuntimeError("boom")
+
+    app = create_app(str(root), token=TOKEN, extensions=[], plugins=[Stamper(), Broken()])
+    nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+        response = c.put("/api/contents/n.ipynb", json={"type": "notebook", "format": "json", "content": nb})
+        assert response.status_code == 201
+        c.put("/api/contents/t.txt", json={"type": "file", "format": "text", "content": "x"})
+    assert seen == ["n.ipynb", "t.txt"]
+    assert json.loads((root / "n.ipynb").read_text())["metadata"] == {"stamped": True}
