@@ -2,8 +2,9 @@
 
 Starts ``carme serve`` (a subprocess, watch enabled) on a tree of N files, then measures:
 
-- the time until the watcher is watching (RustNotify walks the tree and adds the watches);
-- server CPU while the tree is at rest (``/proc/<pid>/stat`` utime + stime over ``--idle`` s);
+- the time from serving to watching (the backend walks the tree and adds its watches);
+- server CPU while the tree is at rest (``/proc/<pid>/stat`` utime + stime over ``--idle`` s), with
+  watch on and, as the baseline, off (other extensions off in both);
 - latency from a write on disk to its event at a websocket client on /api/events/subscribe
   (``--writes`` writes, one at a time), p50 / p99.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -22,11 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
 from websockets.asyncio.client import connect
+
+from carme.plugins import installed_extensions
 
 TOKEN = "bench-token"
 FILE_CHANGED = "https://events.carme.dev/watch/file_changed/v1"
@@ -88,6 +93,33 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@contextlib.contextmanager
+def carme_serve(root: Path, env: dict[str, str], watch: bool, polling: bool) -> Iterator[tuple[int, str]]:
+    """``carme serve`` on ``root`` with only the watch extension (or none): (pid, base URL)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "carme.cli", "--log-level", "WARNING", "serve", str(root), "--port", str(port),
+           "--no-browser", "--token", TOKEN]
+    for name in installed_extensions():
+        cmd += ["--enable" if name == "watch" and watch else "--disable", name]
+    if polling:
+        cmd += ["--set", "watch.polling=true"]
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        wait_for(lambda: httpx.get(url + "/api/status", headers=HEADERS).status_code == 200, "carme to serve")
+        yield proc.pid, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def idle_cpu(pid: int, seconds: float) -> float:
+    time.sleep(2.0)  # let start-up work settle
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return cpu_seconds(pid) - before
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=50_000)
@@ -104,43 +136,34 @@ def main() -> int:
         (work / name).mkdir()
         env[f"JUPYTER_{name.upper()}_DIR"] = str(work / name)
     env["JUPYTER_CONFIG_PATH"] = str(work / "config")
-    proc = None
     try:
         t0 = time.perf_counter()
         make_tree(root, args.files)
         tree_s = time.perf_counter() - t0
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "carme.cli", "--log-level", "WARNING", "serve", str(root), "--port", str(port),
-               "--no-browser", "--token", TOKEN, "--enable", "watch"]
-        if args.polling:
-            cmd += ["--set", "watch.polling=true"]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env)
-        status = wait_for(lambda: httpx.get(url + "/api/watch", headers=HEADERS).json()["state"] == "watching",
-                          "the watcher to watch")
-        ready_s = time.perf_counter() - t0
-        assert status
-        time.sleep(2.0)  # let start-up work settle
-        before = cpu_seconds(proc.pid)
-        time.sleep(args.idle)
-        idle_cpu = cpu_seconds(proc.pid) - before
-        lat = asyncio.run(latencies("ws" + url[4:], root, args.writes))
-        rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                      if line.startswith("VmRSS:"))
+        with carme_serve(root, env, watch=False, polling=False) as (pid, _url):
+            baseline_cpu = idle_cpu(pid, args.idle)
+        with carme_serve(root, env, watch=True, polling=args.polling) as (pid, url):
+            t0 = time.perf_counter()
+            wait_for(lambda: httpx.get(url + "/api/watch", headers=HEADERS).json()["state"] == "watching",
+                     "the watcher to watch")
+            ready_s = time.perf_counter() - t0
+            watch_cpu = idle_cpu(pid, args.idle)
+            lat = asyncio.run(latencies("ws" + url[4:], root, args.writes))
+            rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if line.startswith("VmRSS:"))
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
-    mode = "polling" if args.polling else "native"
+    def cpu(seconds: float) -> str:
+        return f"{seconds:.3f} s = {100 * seconds / args.idle:.2f} % of one core"
+
     rows = [
         ("tree", f"{args.files} files in {args.files // 100} folders (made in {tree_s:.1f} s)"),
-        ("mode", mode),
-        ("start to watching", f"{ready_s * 1000:.0f} ms (serve start-up included)"),
-        (f"CPU at rest, {args.idle:.0f} s", f"{idle_cpu:.3f} s = {100 * idle_cpu / args.idle:.2f} % of one core"),
-        ("server RSS", f"{rss_kb / 1024:.0f} MiB"),
+        ("mode", "polling" if args.polling else "native"),
+        ("serving -> watching", f"{ready_s * 1000:.0f} ms"),
+        (f"CPU at rest {args.idle:.0f} s, watch", cpu(watch_cpu)),
+        (f"CPU at rest {args.idle:.0f} s, no watch", cpu(baseline_cpu)),
+        ("server RSS, watch", f"{rss_kb / 1024:.0f} MiB"),
         (f"write -> event p50 ({len(lat)} writes)", f"{statistics.median(lat) * 1000:.1f} ms"),
         ("write -> event p99", f"{pct(lat, 0.99) * 1000:.1f} ms"),
         ("write -> event max", f"{max(lat) * 1000:.1f} ms"),
