@@ -6,7 +6,7 @@ coalesced to one change per path and tagged api/external on that thread, then em
 bus and passed to the ``carme_file_changed`` hook on the event loop.
 
 Nothing that happens to the file system stops it: a missing or replaced root is waited for and
-watched again; a permission error on a folder skips that folder; the inotify watch limit switches
+watched again; folders that cannot be read are skipped (the rest is still watched); the inotify watch limit switches
 to polling; any other error is logged and retried with back-off. Each of these is logged once, in
 words that say what to do.
 """
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from .changes import Change, PathFilter, coalesce
+from .coverage import readable_cover
 from .events import FILE_CHANGED
 from .origin import ApiWrites, tag
 from .settings import WatchConfig
@@ -155,30 +156,46 @@ class Watcher:
     async def _open(self) -> RustNotify | None:
         """Start the backend on the root; None (and a log line) when it cannot be watched now."""
         root, polling = self.config.root, self.mode == "polling"
+        paths = [str(root)]
         try:
-            notify = await self._in_thread(RustNotify, [str(root)], False, polling, self.config.poll_delay_ms,
+            if self._ignore_denied:
+                paths = await self._readable_paths()
+                if not paths:
+                    self._note_waiting(f"the served folder {root} cannot be read; retrying")
+                    return None
+            notify = await self._in_thread(RustNotify, paths, False, polling, self.config.poll_delay_ms,
                                            True, self._ignore_denied)
         except FileNotFoundError:
             self._note_waiting(f"the served folder {root} does not exist; watching it again once it is back")
             return None
-        except PermissionError as exc:
-            if not self._ignore_denied:
-                self._ignore_denied = True
-                self._warn(f"some folders under {root} cannot be read and are not watched ({exc})")
-                return await self._open()
-            self._note_waiting(f"the served folder {root} cannot be watched: {exc}; retrying")
-            return None
+        except PermissionError:
+            if self._ignore_denied:
+                self._note_waiting(f"the served folder {root} cannot be read; retrying")
+                return None
+            self._ignore_denied = True
+            return await self._open()
         except Exception as exc:
             self._backend_failed(exc)
             return None
+        recovering = self.state == "waiting"
         self.state = "watching"
         self.generation += 1
-        if self.problem:
+        if recovering:  # a problem that stopped watching is over; a fallback (polling, skipped folders) stays
             log.info("watching %s again (%s)", root, self.mode)
             self.problem = None
         else:
             log.debug("watching %s (%s)", root, self.mode)
         return notify
+
+    async def _readable_paths(self) -> list[str]:
+        """The folders to watch around unreadable ones (see :mod:`carme_watch.coverage`), logged."""
+        cover, unreadable = await self._in_thread(readable_cover, self.config.root)
+        if unreadable:
+            shown = ", ".join(os.path.relpath(p, self.config.root) for p in unreadable[:5])
+            more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+            self._warn(f"{len(unreadable)} folder(s) under {self.config.root} cannot be read and are not watched: "
+                       f"{shown}{more}")
+        return cover
 
     async def _watch(self, notify: RustNotify) -> None:
         """Report batches until stopped or until the root is deleted or replaced."""

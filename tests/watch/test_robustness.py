@@ -1,0 +1,164 @@
+"""The OS watch limit and unreadable folders: a clear log line and a watcher that keeps working.
+
+Each test runs the real ``carme serve`` in a subprocess under real OS limits: a user namespace
+whose inotify watch limit is tiny (``/proc/sys/user/max_inotify_watches`` is per namespace), or an
+unprivileged user who cannot read one folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from carme.plugins import installed_extensions
+from tests.conftest import TOKEN
+from tests.serving import Served
+from tests.watch.conftest import Subscriber, subscribe, wait_until
+
+AUTH = {"Authorization": f"token {TOKEN}"}
+
+
+def _runs(command: list[str]) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder any user can enter (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="carme-watch-"))
+    path.chmod(0o755)
+    for name in ("config", "data", "runtime"):
+        (path / name).mkdir(mode=0o777)
+        (path / name).chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def carme_serve(root: Path, home: Path, prefix: list[str]) -> Iterator[tuple[Served, list[str]]]:
+    """``carme serve root`` (watch only) run through ``prefix``; yields the server and, after exit, its log."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARME_", "JUPYTER_"))}
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_CONFIG_PATH=str(home / "config"),
+               JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               HOME=str(home))
+    command = [*prefix, sys.executable, "-m", "carme.cli", "serve", str(root), "--port", str(port),
+               "--no-browser", "--token", TOKEN]
+    for name in installed_extensions():  # watch alone
+        command += ["--enable" if name == "watch" else "--disable", name]
+    log: list[str] = []
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"carme serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            try:
+                return httpx.get(url + "/api/watch", headers=AUTH).json().get("state") == "watching"
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, "carme serve to watch")
+        yield Served(url, None, port), log
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=30)
+        log.extend(err.splitlines())
+
+
+def _watch_status(served: Served) -> dict[str, object]:
+    return httpx.get(served.url + "/api/watch", headers=AUTH).json()
+
+
+LIMITED_NS = ["unshare", "--user", "--map-root-user", "sh", "-c", 'echo 8 > /proc/sys/user/max_inotify_watches && exec "$@"',
+              "limited"]
+
+
+@pytest.mark.skipif(not _runs(["unshare", "--user", "--map-root-user", "sh", "-c",
+                               "echo 8 > /proc/sys/user/max_inotify_watches"]),
+                    reason="this kernel does not allow a user namespace with its own inotify limit")
+def test_watch_limit_falls_back_to_polling(shared_dir: Path) -> None:
+    root = shared_dir / "root"
+    for i in range(40):  # 41 folders, 8 inotify watches allowed
+        (root / f"d{i:02}").mkdir(parents=True)
+    with carme_serve(root, shared_dir, LIMITED_NS) as (served, log):
+        status = _watch_status(served)
+        assert status["mode"] == "polling"
+        assert "max_user_watches" in str(status["problem"])
+        with subscribe(served) as ws:
+            (root / "d07" / "seen.txt").write_text("x")
+            Subscriber(ws).wait_change("d07/seen.txt", "added")
+    assert any("limit on file watches" in line and "polling" in line for line in log), log
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _runs(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                      "true"]),
+                    reason="needs root to run carme as an unprivileged user")
+def test_unreadable_folder_is_skipped(shared_dir: Path) -> None:
+    root = shared_dir / "root"
+    (root / "locked" / "inner").mkdir(parents=True)
+    (root / "open").mkdir()
+    root.chmod(0o777)
+    (root / "open").chmod(0o777)
+    (root / "locked").chmod(0o700)  # owned by root: the server's user cannot read it
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    with carme_serve(root, shared_dir, nobody) as (served, log):
+        status = _watch_status(served)
+        assert status["mode"] == "native"
+        assert "cannot be read" in str(status["problem"])
+        with subscribe(served) as ws:
+            events = Subscriber(ws)
+            (root / "locked" / "inner" / "hidden-from-server.txt").write_text("x")
+            (root / "open" / "seen.txt").write_text("x")
+            events.wait_change("open/seen.txt", "added")
+            assert not any(e["path"].startswith("locked/") for e in events.events)
+    assert any("cannot be read and are not watched" in line for line in log), log
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _runs(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                      "true"]),
+                    reason="needs root to run as an unprivileged user")
+def test_readable_cover_lists_the_readable_part(shared_dir: Path) -> None:
+    import json
+
+    root = shared_dir / "root"
+    for folder in ("a/x", "a/locked/deep", "b/y", "c/locked2"):
+        (root / folder).mkdir(parents=True)
+    for folder in ("a/locked", "c/locked2"):
+        (root / folder).chmod(0o700)
+    code = "import json, sys; from pathlib import Path; from carme_watch.coverage import readable_cover; " \
+           "print(json.dumps(readable_cover(Path(sys.argv[1]))))"
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code,
+                           str(root)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cover, unreadable = json.loads(done.stdout)
+    assert [os.path.relpath(p, root) for p in cover] == [".", "a", "a/x", "b", "c"]
+    assert [os.path.relpath(p, root) for p in unreadable] == ["a/locked", "c/locked2"]
+
+
+def test_readable_cover_of_a_readable_tree(tmp_path: Path) -> None:
+    from carme_watch.coverage import readable_cover
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert readable_cover(tmp_path) == ([str(tmp_path)], [])
