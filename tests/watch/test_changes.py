@@ -138,3 +138,20 @@ def test_added_folder_reports_what_is_inside(tmp_path: Path) -> None:
     (tmp_path / "new" / "deeper" / "node_modules" / "m.js").write_text("x")
     changes = coalesce({(ADDED, str(tmp_path / "new"))}, tmp_path, PathFilter(DEFAULT_IGNORE, allow_hidden=False))
     assert changes == [Change("new", "added"), Change("new/deeper", "added"), Change("new/deeper/f.txt", "added")]
+
+
+def test_known_paths_relabel_replaced_files(tmp_path: Path) -> None:
+    from carme_watch.known import KnownPaths
+
+    (tmp_path / "dir" / "sub").mkdir(parents=True)
+    (tmp_path / "dir" / "sub" / "f").write_text("x")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "m.js").write_text("x")
+    known = KnownPaths(tmp_path, PathFilter(DEFAULT_IGNORE, allow_hidden=False))
+    known.scan()
+    assert known.paths == {"dir", "dir/sub", "dir/sub/f"}
+    assert known.apply([Change("dir/sub/f", "added"), Change("new", "added")]) == [
+        Change("dir/sub/f", "modified"), Change("new", "added")]
+    known.apply([Change("dir", "deleted")])
+    assert known.paths == {"new"}
+    assert known.apply([Change("dir/sub/f", "added")]) == [Change("dir/sub/f", "added")]

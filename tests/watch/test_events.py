@@ -145,3 +145,28 @@ def test_hook_carme_file_changed_failing_never_stops_the_watcher(root: Path, rec
         (root / "two.txt").write_text("x")
         wait_until(lambda: any(c.path == "two.txt" for c in recorder.changes()), "two.txt")
         assert watcher_of(served).state == "watching"
+
+
+def test_atomic_replace_of_an_existing_file_is_modified(root: Path) -> None:
+    """Editors that save by renaming a temporary file over the target: "modified", not "added"."""
+    from carme import create_app
+    from tests.serving import serve
+
+    (root / "doc.txt").write_text("v1")  # exists before watching starts: known from the initial scan
+    app = create_app(str(root), token=TOKEN, extensions=["watch"])
+    with serve(app) as served, subscribe(served) as ws:
+        wait_watching(served)
+        events = Subscriber(ws)
+        (root / "new.txt").write_text("x")
+        events.wait_change("new.txt", "added")
+        for name in ("doc.txt", "new.txt"):
+            tmp = root / f".{name}.swp-tmp"
+            tmp.write_text("v2")
+            os.replace(tmp, root / name)
+            events.wait_change(name, "modified")
+        (root / "doc.txt").unlink()
+        events.wait_change("doc.txt", "deleted")
+        (root / ".doc.tmp").write_text("v3")
+        os.replace(root / ".doc.tmp", root / "doc.txt")
+        events.wait_change("doc.txt", "added")  # deleted before: a new file again
+    assert not any(e["change"] == "added" and e["path"] == "doc.txt" for e in events.events[:-1])

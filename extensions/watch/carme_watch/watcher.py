@@ -26,6 +26,7 @@ from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from .changes import Change, PathFilter, coalesce
 from .coverage import readable_cover
+from .known import KnownPaths
 from .events import FILE_CHANGED
 from .origin import ApiWrites, tag
 from .settings import WatchConfig
@@ -72,6 +73,7 @@ class Watcher:
         self.server = server
         self.config = config
         self.filter = PathFilter(config.ignore, config.allow_hidden)
+        self.known = KnownPaths(config.root, self.filter)
         window = 2.0 + 2 * (config.debounce_ms + (config.poll_delay_ms if config.polling else 0)) / 1000
         self.api_writes = ApiWrites(config.root, window)
         self.state: State = "starting"
@@ -177,6 +179,7 @@ class Watcher:
         except Exception as exc:
             self._backend_failed(exc)
             return None
+        await self._in_thread(self.known.scan)  # after the backend is up, so no change falls between
         recovering = self.state == "waiting"
         self.state = "watching"
         self.generation += 1
@@ -219,7 +222,7 @@ class Watcher:
         raw = notify.watch(cfg.debounce_ms, cfg.step_ms, RUST_TIMEOUT_MS, self._stop_flag)
         if isinstance(raw, str):
             return raw, _identity(cfg.root)
-        changes = coalesce(raw, cfg.root, self.filter)
+        changes = self.known.apply(coalesce(raw, cfg.root, self.filter))
         if changes:
             changes = tag(changes, self.api_writes.snapshot(), cfg.root)
         return changes, _identity(cfg.root)
