@@ -165,6 +165,38 @@ async def test_a_frozen_kernel_is_restarted_when_the_heartbeat_stops(kernel: Ker
         remove()
 
 
+async def test_a_kernel_dying_at_launch_is_retried_and_message_interrupts_work(kserver: Server,
+                                                                                 tmp_path: Path) -> None:
+    """The first launch dies at once (as when another process took a port): carme relaunches it
+    on fresh ports. The spec asks for interrupts as interrupt_request messages on control."""
+    marker = tmp_path / "launched-once"
+    spec_dir = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "second-time"
+    spec_dir.mkdir(parents=True)
+    script = (f"import pathlib, sys\nmarker = pathlib.Path({str(marker)!r})\n"
+              "if not marker.exists():\n    marker.write_text(pathlib.Path(sys.argv[-1]).read_text())\n    sys.exit(1)\n"
+              "from ipykernel.kernelapp import launch_new_instance\nlaunch_new_instance()\n")
+    (spec_dir / "kernel.json").write_text(json.dumps(
+        {"argv": [sys.executable, "-c", script, "-f", "{connection_file}"], "display_name": "Second time",
+         "language": "python", "interrupt_mode": "message"}))
+    kernel = await kserver.kernels.start_kernel("second-time")
+    try:
+        first = json.loads(marker.read_text())  # the connection file of the launch that died
+        assert first["key"] == kernel.connection_info["key"]
+        assert first["shell_port"] != kernel.connection_info["shell_port"]  # relaunched on fresh ports
+        sock = kernel.connect("shell", b"msg-interrupt")
+        collector = Collector(kernel)
+        request = kernel.session.msg("shell", "execute_request", {"code": "import time; time.sleep(60)"})
+        await sock.send_multipart(kernel.session.serialize(request))
+        await wait_for(lambda: collector.of_type("execute_input", request.msg_id), what="the sleep to start")
+        await kserver.kernels.interrupt_kernel(kernel.id)
+        reply = await recv_reply(kernel, sock, request.msg_id, timeout=30)
+        assert reply.content["ename"] == "KeyboardInterrupt"
+        sock.close(linger=0)
+        collector.unsubscribe()
+    finally:
+        await kserver.kernels.shutdown_kernel(kernel.id)
+
+
 async def test_a_kernel_that_keeps_dying_is_declared_dead(kserver: Server, tmp_path: Path) -> None:
     marker = tmp_path / "broken"
     spec_dir = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "flaky"
