@@ -150,11 +150,7 @@ async def delete_checkpoint(request: Request) -> Response:
 
 
 async def trust_notebook(request: Request) -> Response:
-    """jupyter_server signs the notebook; carme keeps no signatures, so all it does is check the
-    notebook exists (JupyterLab trusts cells client-side)."""
-    model = await manager(request).get(api_path(request), content=False)
-    if model["type"] != "notebook":
-        raise bad_request(f"{model['path']} is not a notebook")
+    await manager(request).trust_notebook(api_path(request))
     return Response(status_code=201)
 
 

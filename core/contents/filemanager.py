@@ -24,6 +24,7 @@ from . import checkpoints, fileio, notebooks
 from .manager import ContentsManager
 from .models import FileStream, Model, add_hash, file_content, guess_mimetype, kind_of, stat_model
 from .paths import PathPolicy, join, normalize, split
+from .trust import Notary
 
 log = logging.getLogger("carme.contents")
 T = TypeVar("T")
@@ -44,8 +45,9 @@ class FileContentsManager(ContentsManager):
                  hide_globs: list[str] | None = None, max_copy_folder_size_mb: int = 500,
                  delete_to_trash: bool = False, always_delete_dir: bool = True,
                  untitled_notebook: str = "Untitled", untitled_file: str = "untitled",
-                 untitled_directory: str = "Untitled Folder") -> None:
+                 untitled_directory: str = "Untitled Folder", notary: Notary | None = None) -> None:
         super().__init__()
+        self.notary = notary
         self.policy = PathPolicy(root, allow_hidden, allow_symlinks_outside_root, list(hide_globs or []))
         self.max_copy_bytes = max_copy_folder_size_mb * 1024 * 1024
         self.always_delete_dir = always_delete_dir
@@ -109,6 +111,8 @@ class FileContentsManager(ContentsManager):
                   format: str | None = None, require_hash: bool = False) -> Model:
         path = normalize(path)
         model = await self._run(path, self._get_sync, path, content, type, format, require_hash)
+        if self.notary is not None and model["type"] == "notebook" and isinstance(model["content"], dict):
+            await self.notary.mark_cells(model["content"])
         await self.changed("get", path)
         return model
 
@@ -216,6 +220,8 @@ class FileContentsManager(ContentsManager):
                 raise bad_request(f"chunk {chunk!r} is invalid: expected 1, 2, ... and -1 for the last")
             if kind != "file":
                 raise bad_request(f'File type "{kind}" is not supported for large file transfer')
+        if kind == "notebook" and self.notary is not None and isinstance(model["content"], dict):
+            await self.notary.sign_if_trusted(model["content"])
         saved = await self._run(path, self._save_sync, model, path, kind, chunk)
         if chunk is None or chunk == -1:
             await self.changed("upload" if chunk == -1 else action, path)
@@ -267,6 +273,15 @@ class FileContentsManager(ContentsManager):
             return base64.b64decode(content.encode("ascii").translate(None, b" \t\r\n"), validate=True)
         except (UnicodeError, binascii.Error, ValueError) as exc:
             raise bad_request(f"Encoding error saving {path}: {exc}") from None
+
+    async def trust_notebook(self, path: str) -> None:
+        path = normalize(path)
+        model = await self._run(path, self._get_sync, path, True, None, None, False)
+        if model["type"] != "notebook":
+            raise bad_request(f"{path} is not a notebook")
+        if self.notary is None:
+            raise ApiError(501, "notebook trust is turned off (trust_notebooks)", "Not Implemented")
+        await self.notary.sign_if_trusted(model["content"], force=True)
 
     # -- delete, rename, copy -----------------------------------------------------------------
 

@@ -161,6 +161,10 @@ class ContentsManager(abc.ABC):
         """The name of a copy of ``from_name`` in ``to_dir``: ``b-Copy1.ipynb``, ``b-Copy2.ipynb``..."""
         return await self.increment_filename(COPY_PATTERN.sub(".", from_name), to_dir, insert="-Copy")
 
+    async def trust_notebook(self, path: str) -> None:
+        """Sign the notebook at ``path`` so its outputs are trusted when it is opened again."""
+        raise ApiError(501, f"{type(self).__name__} does not sign notebooks", "Not Implemented")
+
     # -- checkpoints --------------------------------------------------------------------------
 
     @abc.abstractmethod

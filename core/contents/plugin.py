@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jupyter_core.paths import jupyter_data_dir
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
@@ -20,6 +21,7 @@ from ..events import CONTENTS_SCHEMA
 from ..hooks import hookimpl
 from .filemanager import FileContentsManager
 from .manager import ContentsManager
+from .trust import Notary
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -40,6 +42,8 @@ def carme_register_settings() -> list[Setting]:
                 "Send deleted files to the trash (needs the send2trash package) instead of deleting them"),
         Setting("always_delete_dir", bool, True,
                 "Deleting a non-empty directory removes its contents (False: 400, as jupyter_server without trash)"),
+        Setting("trust_notebooks", bool, True,
+                "Sign notebooks saved with all cells trusted and trust them when reopened (as jupyter_server)"),
         Setting("untitled_notebook", str, "Untitled", "Base name of new notebooks"),
         Setting("untitled_file", str, "untitled", "Base name of new files"),
         Setting("untitled_directory", str, "Untitled Folder", "Base name of new directories"),
@@ -55,6 +59,7 @@ def carme_contents_manager(server: Server) -> ContentsManager:
         max_copy_folder_size_mb=s["max_copy_folder_size_mb"], delete_to_trash=s["delete_to_trash"],
         always_delete_dir=s["always_delete_dir"], untitled_notebook=s["untitled_notebook"],
         untitled_file=s["untitled_file"], untitled_directory=s["untitled_directory"],
+        notary=Notary(jupyter_data_dir()) if s["trust_notebooks"] else None,
     )
 
 
@@ -71,6 +76,13 @@ def carme_startup(server: Server) -> None:
             await server.notify("carme_on_contents_changed", action=action, path=path, source_path=source_path)
 
     server.contents.add_listener(publish)
+
+
+@hookimpl
+def carme_shutdown(server: Server) -> None:
+    notary = getattr(getattr(server, "contents", None), "notary", None)
+    if isinstance(notary, Notary):
+        notary.close()
 
 
 @hookimpl

@@ -1,0 +1,147 @@
+"""Notebook trust, compatible with jupyter_server: the same secret and signature database.
+
+A notebook saved while all its code cells are trusted is signed: an HMAC of its content is
+stored in ``nbsignatures.db`` in the Jupyter data directory (keyed by ``notebook_secret``, which is
+created if missing). When it is opened again unchanged, its code cells get
+``metadata.trusted = true`` and JupyterLab renders their HTML/JavaScript outputs; other notebooks
+open untrusted. A notebook signed by jupyter_server is trusted by carme and the other way round.
+
+The signature database is SQLite, whose connections belong to one thread: every operation
+runs on this object's single worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("carme.contents.trust")
+
+ALGORITHM = "sha256"
+_UNSAFE_OUTPUTS = ("execute_result", "display_data")
+_SAFE_KEYS = {"output_type", "execution_count", "metadata"}
+
+
+def _code_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
+    cells = nb.get("cells")
+    return [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"] if isinstance(cells, list) else []
+
+
+def _cell_trusted(cell: dict[str, Any]) -> bool:
+    """nbformat's rule: explicitly trusted (the flag is removed), or no rich output to distrust."""
+    metadata = cell.get("metadata")
+    if isinstance(metadata, dict) and metadata.pop("trusted", False):
+        return True
+    for output in cell.get("outputs") or []:
+        if isinstance(output, dict) and output.get("output_type") in _UNSAFE_OUTPUTS and set(output) - _SAFE_KEYS:
+            return False
+    return True
+
+
+def _walk(obj: Any, out: list[bytes]) -> None:
+    """The byte stream nbformat's ``yield_everything`` hashes (sorted keys, str() of scalars)."""
+    if isinstance(obj, dict):
+        for key in sorted(obj):
+            out.append(key.encode())
+            _walk(obj[key], out)
+    elif isinstance(obj, list | tuple):
+        for item in obj:
+            _walk(item, out)
+    elif isinstance(obj, str):
+        out.append(obj.encode("utf8"))
+    else:
+        out.append(str(obj).encode("utf8"))
+
+
+class Notary:
+    """Signs trusted notebooks and marks the cells of signed ones (see the module docstring)."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = Path(data_dir)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="carme-trust")
+        self._secret: bytes | None = None
+        self._store: Any = None
+        self._broken = False
+
+    async def _call(self, func: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    def close(self) -> None:
+        def shut() -> None:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+        with contextlib.suppress(RuntimeError):
+            self._executor.submit(shut).result()
+        self._executor.shutdown(wait=True)
+
+    def _ready(self) -> bool:
+        """Open the secret and the database on first use; on failure trust is off (logged once)."""
+        if self._store is not None:
+            return True
+        if self._broken:
+            return False
+        try:
+            from nbformat.sign import SQLiteSignatureStore
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            secret_file = self.data_dir / "notebook_secret"
+            try:
+                self._secret = secret_file.read_bytes()
+            except FileNotFoundError:
+                self._secret = base64.encodebytes(os.urandom(1024))
+                fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(self._secret)
+            self._store = SQLiteSignatureStore(str(self.data_dir / "nbsignatures.db"))
+        except Exception as exc:
+            self._broken = True
+            log.warning("notebook trust is off: cannot use %s (%s)", self.data_dir, exc)
+            return False
+        return True
+
+    def _signature(self, nb: dict[str, Any]) -> str:
+        assert self._secret is not None
+        metadata = nb.get("metadata")
+        saved = metadata.pop("signature", None) if isinstance(metadata, dict) else None
+        try:
+            chunks: list[bytes] = []
+            _walk(nb, chunks)
+        finally:
+            if saved is not None:
+                nb["metadata"]["signature"] = saved
+        return hmac.new(self._secret, b"".join(chunks), ALGORITHM).hexdigest()
+
+    def _mark(self, nb: dict[str, Any]) -> bool:
+        trusted = self._ready() and nb.get("nbformat") == 4 and self._store.check_signature(
+            self._signature(nb), ALGORITHM)
+        for cell in _code_cells(nb):
+            if isinstance(cell.get("metadata"), dict):
+                cell["metadata"]["trusted"] = bool(trusted)
+        return bool(trusted)
+
+    def _sign_if_trusted(self, nb: dict[str, Any], force: bool) -> bool:
+        if nb.get("nbformat") != 4 or not self._ready():
+            return False
+        cells = _code_cells(nb)
+        trusted = all([_cell_trusted(cell) for cell in cells])  # every cell, so every flag is removed
+        if trusted or force:
+            self._store.store_signature(self._signature(nb), ALGORITHM)
+        return trusted or force
+
+    async def mark_cells(self, nb: dict[str, Any]) -> bool:
+        """Set ``metadata.trusted`` on every code cell of a just-read notebook; True if signed."""
+        return bool(await self._call(self._mark, nb))
+
+    async def sign_if_trusted(self, nb: dict[str, Any], *, force: bool = False) -> bool:
+        """Before a save: remove the cells' trust flags and sign if they were all trusted (or
+        ``force``, for the trust route). Returns whether the notebook was signed."""
+        return bool(await self._call(self._sign_if_trusted, nb, force))
