@@ -7,6 +7,7 @@ client does no more than write a request and read one response (Content-Length o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from urllib.parse import urlsplit
 
 
@@ -29,15 +30,33 @@ class Connection:
         return self
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            await self._writer.wait_closed()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def request(self, method: str, path: str, body: bytes = b"",
                       content_type: str = "application/json") -> tuple[int, bytes]:
-        """Send one request and return (status, body)."""
+        """Send one request and return (status, body).
+
+        A server may close a keep-alive connection that sat idle (uvicorn after 5 s); as every
+        HTTP client does, a request that finds its reused connection closed is sent again once on
+        a new one.
+        """
         if self._writer is None:
             await self.open()
+            return await self._exchange(method, path, body, content_type)
+        try:
+            return await self._exchange(method, path, body, content_type)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                raise
+            await self.close()
+            await self.open()
+            return await self._exchange(method, path, body, content_type)
+
+    async def _exchange(self, method: str, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
         assert self._reader is not None and self._writer is not None
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._extra}"
                 f"Content-Length: {len(body)}\r\n")
@@ -60,7 +79,6 @@ class Connection:
             data = b""
         if headers.get("connection", "").lower() == "close":
             await self.close()
-            self._writer = None
         return status, data
 
     async def _read_chunked(self) -> bytes:
