@@ -15,9 +15,7 @@ import re
 import secrets
 from typing import Any
 
-import nbformat
 import orjson
-from nbformat.validator import get_validator
 
 from ..errors import ApiError
 
@@ -114,6 +112,9 @@ def validation_message(nb: Any) -> str | None:
     major, minor = nb.get("nbformat"), nb.get("nbformat_minor")
     if not isinstance(major, int) or not isinstance(minor, int):
         return "Notebook validation failed: nbformat and nbformat_minor must be integers"
+    import nbformat  # lazily: its import (jsonschema) costs an idle server ~6 MB
+    from nbformat.validator import get_validator
+
     validator = get_validator(version=major, version_minor=minor)
     if validator is None:
         return f"Notebook validation failed: no schema for validating v{major} notebooks"
@@ -141,6 +142,8 @@ def parse(data: bytes, path: str) -> tuple[dict[str, Any], str | None]:
 
 
 def _parse_with_nbformat(data: bytes, path: str) -> tuple[dict[str, Any], str | None]:
+    import nbformat
+
     captured: dict[str, Any] = {}
     try:
         text = data.decode("utf-8")
@@ -259,6 +262,8 @@ def serialize(content: Any, path: str) -> tuple[bytes, str | None]:
     message = validation_message(content)
     if content.get("nbformat") == 4:
         return dumps(content), message
+    import nbformat
+
     try:
         node = nbformat.from_dict(content)
         text = nbformat.writes(node, version=nbformat.NO_CONVERT)
