@@ -242,7 +242,10 @@ class FileContentsManager(ContentsManager):
             data, message = notebooks.serialize(model["content"], path)
             fileio.atomic_write(target, data, umask=self.umask)
             if not checkpoints.list_checkpoints(os_path):  # the first save keeps a checkpoint
-                checkpoints.create_checkpoint(os_path, path, self.umask)
+                try:
+                    checkpoints.create_checkpoint(os_path, path, self.umask)
+                except OSError as exc:  # e.g. a read-only directory: the save itself succeeded
+                    log.warning("no checkpoint for %s: %s", path, exc)
         else:
             data = self._file_bytes(model, path)
             if chunk is not None:

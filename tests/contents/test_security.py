@@ -132,23 +132,34 @@ def test_hidden_files_allowed_by_setting(server_with: Factory, root: Path) -> No
 
 
 @contextlib.contextmanager
-def unwritable(path: Path) -> Iterator[None]:
-    """Make a file that this process cannot replace, even as root (the immutable attribute)."""
+def immutable(path: Path, *, fallback: dict[Path, int]) -> Iterator[None]:
+    """Make ``path`` immutable, which even root cannot bypass (chattr +i); when not root, the
+    permission bits of ``fallback`` (path -> mode) do the same job."""
     if os.geteuid() == 0:
         subprocess.run(["chattr", "+i", str(path)], check=True)
         try:
             yield
         finally:
             subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        mode = path.parent.stat().st_mode
-        path.chmod(0o444)
-        path.parent.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.parent.chmod(mode)
-            path.chmod(0o644)
+        return
+    saved = {p: p.stat().st_mode for p in fallback}
+    for p, mode in fallback.items():
+        p.chmod(mode)
+    try:
+        yield
+    finally:
+        for p, mode in saved.items():
+            p.chmod(mode)
+
+
+def unwritable(path: Path) -> contextlib.AbstractContextManager[None]:
+    """A file this process cannot replace, rename or delete."""
+    return immutable(path, fallback={path: 0o444, path.parent: 0o555})
+
+
+def locked_directory(path: Path) -> contextlib.AbstractContextManager[None]:
+    """A directory where no entry can be created (files inside stay writable)."""
+    return immutable(path, fallback={path: 0o555})
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and shutil.which("chattr") is None, reason="needs chattr as root")
@@ -174,3 +185,21 @@ def test_unreadable_file_is_a_json_error(client: httpx.Client, root: Path) -> No
     assert response.status_code in (400, 404) and response.json()["message"]
     response = client.put(f"/api/contents/{name}", json={"type": "file", "format": "text", "content": "x"})
     assert response.status_code == 400 and "File name too long" in response.json()["message"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("chattr") is None, reason="needs chattr as root")
+def test_save_in_a_locked_directory_rewrites_in_place(client: httpx.Client, root: Path) -> None:
+    """No temp file can be made beside it: the file is rewritten in place (as jupyter_server does),
+    and the missing first checkpoint does not fail the save."""
+    from .conftest import notebook, write_notebook
+
+    (root / "ro").mkdir()
+    write_notebook(root / "ro" / "n.ipynb", notebook("old"))
+    with locked_directory(root / "ro"):
+        response = client.put("/api/contents/ro/n.ipynb", json={"type": "notebook", "format": "json",
+                                                                 "content": notebook("new")})
+        assert response.status_code == 200, response.text
+        assert client.get("/api/contents/ro/n.ipynb").json()["content"]["cells"][0]["source"] == "new"
+        response = client.put("/api/contents/ro/other.txt", json={"type": "file", "format": "text", "content": "x"})
+        assert response.status_code == 403 and "Permission denied" in response.json()["message"]
+    assert sorted(p.name for p in (root / "ro").iterdir()) == ["n.ipynb"]
