@@ -85,7 +85,8 @@ class Shared:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """Settings come from the test module's ``WIDGETS_SETTINGS`` (default: none)."""
     home = tmp_path_factory.mktemp("widgets-jupyter")
     with pytest.MonkeyPatch.context() as env:
         for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
@@ -96,7 +97,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
         root = tmp_path_factory.mktemp("widgets-root")
         probe = LoopProbe()
         app = create_app(str(root), token=TOKEN, extensions=["widgets"], plugins=[probe], config_files=False,
-                         environ={})
+                         environ={}, settings=getattr(request.module, "WIDGETS_SETTINGS", {}))
         with serve(app) as running, httpx.Client(base_url=running.url, timeout=120,
                                                  headers={"Authorization": f"token {TOKEN}"}) as http:
             response = http.post("/api/kernels", json={"name": "python3"})

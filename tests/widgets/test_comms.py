@@ -132,3 +132,13 @@ def test_hook_carme_on_kernel_stopped_detaches_widgets(probe: LoopProbe, client:
     assert client.delete(f"/api/kernels/{other}").status_code == 204
     assert other not in probe.widgets.kernels
     assert client.get(f"/api/widgets/{other}").status_code == 404
+
+
+async def test_save_state_is_off_by_default(probe: LoopProbe, kernel_id: str, client: Any) -> None:
+    await probe.execute(kernel_id, "import ipywidgets as w\nkept = w.IntSlider()")
+    assert probe.widgets.state(kernel_id)["state"]  # there is state that could be saved
+    response = client.post("/api/sessions", json={"path": "off.ipynb", "type": "notebook", "kernel": {"id": kernel_id}})
+    assert response.status_code == 201, response.text
+    nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    assert client.put("/api/contents/off.ipynb", json={"type": "notebook", "content": nb}).status_code in (200, 201)
+    assert "widgets" not in client.get("/api/contents/off.ipynb").json()["content"]["metadata"]
