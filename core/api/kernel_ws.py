@@ -112,7 +112,8 @@ class KernelWebsockets:
         def make() -> KernelClients:
             clients = KernelClients(kernel.id, kernel.session,
                                     lambda channel, identity: self._open_socket(kernel, channel, identity),
-                                    self.options(kernel), bool(self._setting("buffer_offline_messages", True)))
+                                    self.options(kernel), bool(self._setting("buffer_offline_messages", True)),
+                                    kernel.client_message)
             info = dict(kernel.connection_info)
 
             def on_lifecycle(event: str) -> None:

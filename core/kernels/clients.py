@@ -35,8 +35,9 @@ class KernelClients:
     """The clients of one kernel, by session id."""
 
     def __init__(self, kernel_id: str, session: Session, open_socket: SocketOpener, options: RelayOptions,
-                 buffer_offline: bool = True) -> None:
+                 buffer_offline: bool = True, observe: Callable[[str, list[bytes]], None] | None = None) -> None:
         self.kernel_id = kernel_id
+        self.observe = observe
         self.session = session
         self.open_socket = open_socket
         self.options = options
@@ -65,7 +66,7 @@ class KernelClients:
                 return client
             await self._discard_away(keep=session_id)
             client = ClientRelay(session_id, self.session, self.open_socket, self.options,
-                                 f"kernel {self.kernel_id} session {session_id}")
+                                 f"kernel {self.kernel_id} session {session_id}", self.observe)
             self.clients[session_id] = client
         client.connecting = True
         try:

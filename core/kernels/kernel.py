@@ -21,6 +21,10 @@ The API other parts of carme use (the websocket relay, extensions such as widget
   socket is connected before the kernel is reported ready). Synthetic status messages
   (``restarting``/``dead``, ``msg.synthetic`` true) arrive the same way. Callbacks run on the
   event loop and must not block.
+- ``kernel.subscribe_inbound(callback) -> unsubscribe``: ``callback(msg: KernelMessage)`` for every
+  message a websocket client sends to the kernel (shell, control, stdin), after the relay
+  forwarded it (widgets sees frontend-side widget updates this way). Costs the relay nothing
+  while nobody subscribes.
 - ``kernel.on_lifecycle(callback) -> unsubscribe``: ``callback(event)`` with ``"restarting"``,
   ``"restarted"``, ``"dead"`` (gave up restarting) or ``"shutdown"``.
 - ``await kernel.wait_ready()``: returns once the kernel answers kernel_info (after a start or
@@ -116,6 +120,7 @@ class Kernel:
         self._on_dead = on_dead
         self._channels: ServerChannels | None = None
         self._subscribers: list[MessageCallback] = []
+        self._inbound: list[MessageCallback] = []
         self._lifecycle: list[LifecycleCallback] = []
         self._client_sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
         self._lock = asyncio.Lock()  # one of start / restart / auto-restart / shutdown at a time
@@ -145,6 +150,25 @@ class Kernel:
         """Call ``callback(msg)`` for every iopub message; returns the unsubscribe function."""
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def subscribe_inbound(self, callback: MessageCallback) -> Callable[[], None]:
+        """Call ``callback(msg)`` for every message a client sends; returns the unsubscribe function."""
+        self._inbound.append(callback)
+        return lambda: self._inbound.remove(callback) if callback in self._inbound else None
+
+    def client_message(self, channel: str, parts: list[bytes]) -> None:
+        """The relay forwarded ``parts`` from a client on ``channel``: tell inbound subscribers."""
+        if not self._inbound:
+            return
+        try:
+            msg = KernelMessage(channel, parts)
+        except ValueError:
+            return
+        for callback in list(self._inbound):
+            try:
+                callback(msg)
+            except Exception:
+                log.exception("kernel %s: an inbound subscriber failed on %r", self.id, msg)
 
     def on_lifecycle(self, callback: LifecycleCallback) -> Callable[[], None]:
         """Call ``callback(event)`` on restarting / restarted / dead / shutdown; returns a remover."""

@@ -72,12 +72,13 @@ class ClientRelay:
     """One client (session id) of one kernel: sockets, pump, replay buffer, rate limiter."""
 
     def __init__(self, session_id: str, session: Session, open_socket: Callable[[str, bytes | None], zmq.Socket],  # type: ignore[type-arg]
-                 options: RelayOptions, label: str) -> None:
+                 options: RelayOptions, label: str, observe: Callable[[str, list[bytes]], None] | None = None) -> None:
         self.session_id = session_id
         self.session = session
         self.options = options
         self.label = label  # for log lines: "kernel <id> session <sid>"
         self._open_socket = open_socket
+        self._observe = observe  # told of every client message forwarded (Kernel.client_message)
         self._sink: Sink | None = None
         self.v1 = True
         self._buffer: deque[Message] = deque()
@@ -221,6 +222,8 @@ class ClientRelay:
             log.warning("%s: dropped a client message for channel %s", self.label, name)
             return
         await self._group.send(channel.sock, [DELIMITER, self.session.sign(parts), *parts])
+        if self._observe is not None:
+            self._observe(name, parts)
 
     # -- kernel -> client ------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ AWAITING_SERVICE = {
     "carme_kernel_provisioner": "carme.kernels.plugin",
     "carme_on_kernel_started": "carme.kernels.plugin",
     "carme_on_kernel_stopped": "carme.kernels.plugin",
-    "carme_pre_save": "carme.contents.plugin",
 }
 
 

@@ -126,7 +126,7 @@ def kernel_id(shared: Shared) -> str:
 
 @pytest.fixture
 async def frontend(served: Served, kernel_id: str) -> AsyncIterator[Frontend]:
-    front = await Frontend.connect(served.ws_url, kernel_id, TOKEN)
+    front = await Frontend.connect(served.ws_url, kernel_id)
     try:
         yield front
     finally:

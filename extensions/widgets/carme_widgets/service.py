@@ -45,7 +45,11 @@ class WidgetsService:
             return existing
         tracked = KernelWidgets(kernel, self.targets)
         self.kernels[kernel.id] = tracked
-        tracked.unsubscribe = [kernel.subscribe(tracked.on_message), kernel.on_lifecycle(tracked.on_lifecycle)]
+        tracked.unsubscribe = [
+            kernel.subscribe(tracked.on_message),  # the kernel's side: iopub
+            kernel.subscribe_inbound(tracked.on_message),  # the frontends' side: what they send on shell
+            kernel.on_lifecycle(tracked.on_lifecycle),
+        ]
         return tracked
 
     def detach(self, kernel_id: str) -> None:

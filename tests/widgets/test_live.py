@@ -1,0 +1,136 @@
+"""Server-held widget state with real ipywidgets in a real kernel, through /api/widgets."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.kernels.wsclient import Msg
+from tests.widgets.frontend import Frontend, wait_until, widget_state
+
+
+def comm_open_of(model_name: str):  # type: ignore[no-untyped-def]
+    def match(msg: Msg) -> bool:
+        return msg.msg_type == "comm_open" and msg.content["data"]["state"].get("_model_name") == model_name
+    return match
+
+
+def model(client: httpx.Client, kernel_id: str, model_id: str) -> dict[str, Any] | None:
+    return widget_state(client, kernel_id)["state"].get(model_id)  # type: ignore[no-any-return]
+
+
+async def test_slider_state_follows_kernel_and_frontend(client: httpx.Client, kernel_id: str,
+                                                        frontend: Frontend) -> None:
+    await frontend.execute("import ipywidgets as w\ns = w.IntSlider(value=3)\ndisplay(s)")
+    opened = await frontend.wait_for(comm_open_of("IntSliderModel"))
+    model_id = opened.content["comm_id"]
+
+    state = await wait_until(lambda: widget_state(client, kernel_id), lambda s: model_id in s["state"])
+    assert state["version_major"] == 2 and state["version_minor"] == 0
+    slider = state["state"][model_id]
+    assert slider["model_name"] == "IntSliderModel"
+    assert slider["model_module"] == "@jupyter-widgets/controls"
+    assert slider["model_module_version"] == opened.content["data"]["state"]["_model_module_version"]
+    assert slider["state"]["value"] == 3
+    # The slider's layout and style are models too.
+    assert slider["state"]["layout"].removeprefix("IPY_MODEL_") in state["state"]
+
+    # Kernel -> frontend (iopub update).
+    await frontend.execute("s.value = 42")
+    await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 42)
+
+    # Frontend -> kernel (shell update), as JupyterLab sends it when the slider is dragged.
+    await frontend.comm_msg(model_id, {"method": "update", "state": {"value": 7}, "buffer_paths": []})
+    await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 7)
+    assert (await frontend.execute("print(s.value)")).strip() == "7"
+
+    # The state is the server's: it outlives the frontend's connection.
+    await frontend.close()
+    assert model(client, kernel_id, model_id)["state"]["value"] == 7  # type: ignore[index]
+
+
+async def test_frontend_updates_are_seen_without_echo(client: httpx.Client, kernel_id: str,
+                                                      frontend: Frontend) -> None:
+    """With echo_update off (ipywidgets 7 kernels, JUPYTER_WIDGETS_ECHO=0), the kernel never
+    repeats a frontend's update on iopub: the server sees it on its way to the kernel."""
+    await frontend.execute("import ipywidgets as w\nimport ipywidgets.widgets.widget as ww\n"
+                           "quiet = w.FloatSlider(value=0.5)\nww.JUPYTER_WIDGETS_ECHO = False")
+    try:
+        model_id = (await frontend.wait_for(comm_open_of("FloatSliderModel"))).content["comm_id"]
+        update = await frontend.comm_msg(model_id, {"method": "update", "state": {"value": 2.5}, "buffer_paths": []})
+        await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 2.5)
+        assert (await frontend.execute("print(quiet.value)")).strip() == "2.5"
+        assert not [m for m in frontend.received if m.msg_type == "comm_msg" and m.parent_id == update]
+    finally:
+        await frontend.execute("ww.JUPYTER_WIDGETS_ECHO = True")
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+async def test_binary_buffers_round_trip(client: httpx.Client, kernel_id: str, served: Any, v1: bool) -> None:
+    frontend = await Frontend.connect(served.ws_url, kernel_id, v1=v1)
+    try:
+        await binary_round_trip(client, kernel_id, frontend)
+    finally:
+        await frontend.close()
+
+
+async def binary_round_trip(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
+    await frontend.execute("import ipywidgets as w\nimg = w.Image(value=b'\\x89PNG\\x00first', format='png')")
+    opened = await frontend.wait_for(comm_open_of("ImageModel"))
+    model_id = opened.content["comm_id"]
+    assert opened.buffers == [b"\x89PNG\x00first"]
+
+    entry = await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m is not None)
+    assert "value" not in entry["state"]
+    assert entry["buffers"] == [{"path": ["value"], "encoding": "base64",
+                                 "data": base64.b64encode(b"\x89PNG\x00first").decode()}]
+
+    # Kernel-side change of a bytes trait.
+    await frontend.execute("img.value = b'\\x00\\x01second\\xff'")
+    await wait_until(lambda: model(client, kernel_id, model_id),
+                     lambda m: m["buffers"][0]["data"] == base64.b64encode(b"\x00\x01second\xff").decode())
+
+    # Frontend-side change: the buffer rides as a binary part of the websocket frame.
+    payload = bytes(range(256))
+    await frontend.comm_msg(model_id, {"method": "update", "state": {}, "buffer_paths": [["value"]]}, [payload])
+    await wait_until(lambda: model(client, kernel_id, model_id),
+                     lambda m: m["buffers"][0]["data"] == base64.b64encode(payload).decode())
+    assert (await frontend.execute("print(img.value == bytes(range(256)))")).strip() == "True"
+
+
+async def test_closed_widget_disappears(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
+    await frontend.execute("import ipywidgets as w\nkeep = w.Checkbox(value=True)\ngone = w.Text(value='x')")
+    kept = (await frontend.wait_for(comm_open_of("CheckboxModel"))).content["comm_id"]
+    closed = (await frontend.wait_for(comm_open_of("TextModel"))).content["comm_id"]
+    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: kept in s and closed in s)
+
+    await frontend.execute("gone.close()")
+    await frontend.wait_for(lambda m: m.msg_type == "comm_close" and m.content["comm_id"] == closed)
+    state = await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: closed not in s)
+    assert state[kept]["state"]["value"] is True
+
+
+async def test_restart_clears_state(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
+    await frontend.execute("import ipywidgets as w\ns = w.IntSlider()")
+    model_id = (await frontend.wait_for(comm_open_of("IntSliderModel"))).content["comm_id"]
+    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: model_id in s)
+
+    response = client.post(f"/api/kernels/{kernel_id}/restart")
+    assert response.status_code == 200, response.text
+    assert widget_state(client, kernel_id)["state"] == {}
+
+    # The restarted kernel is tracked again.
+    await frontend.execute("import ipywidgets as w\nt = w.IntSlider(value=5)")
+    new = await frontend.wait_for(lambda m: comm_open_of("IntSliderModel")(m) and m.content["comm_id"] != model_id)
+    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: list(s) and new.content["comm_id"] in s)
+
+
+def test_unknown_kernel_is_404_and_auth_is_required(client: httpx.Client, served: Any) -> None:
+    response = client.get("/api/widgets/no-such-kernel")
+    assert response.status_code == 404
+    assert "no-such-kernel" in response.json()["message"]
+    anonymous = httpx.get(f"{served.url}/api/widgets/no-such-kernel")
+    assert anonymous.status_code == 403
