@@ -57,7 +57,7 @@ from ..jsonutil import isoformat, utcnow
 from .channels import ServerChannels
 from .connection import ConnectionInfo, open_socket
 from .message import KernelMessage
-from .provisioner import Provisioner
+from .provisioner import KernelLaunchError, Provisioner
 from .session import Session, new_key
 from .specs import KernelSpec
 
@@ -81,7 +81,7 @@ class KernelDeadError(RuntimeError):
 
 
 class KernelStartError(RuntimeError):
-    """The kernel process exited or did not answer kernel_info in time."""
+    """The kernel could not be launched, exited at start, or did not answer kernel_info in time."""
 
 
 @dataclass
@@ -266,7 +266,12 @@ class Kernel:
         """Launch (retrying on fresh ports if it dies at once) and wait for kernel_info."""
         error: Exception | None = None
         for _attempt in range(START_ATTEMPTS):
-            info = await self.provisioner.launch(self.id, self.spec, self.cwd, self.env, self.session.key, reuse)
+            try:
+                info = await self.provisioner.launch(self.id, self.spec, self.cwd, self.env, self.session.key, reuse)
+            except KernelLaunchError as exc:
+                raise KernelStartError(str(exc)) from None
+            except Exception as exc:  # a third-party provisioner failed: same outcome for callers
+                raise KernelStartError(f"the provisioner failed: {type(exc).__name__}: {exc}") from exc
             if self._channels is None or self._channels.info != info:
                 if self._channels is not None:
                     await self._channels.close()
@@ -439,7 +444,7 @@ class Kernel:
                     await self.provisioner.kill()
                     await self.provisioner.cleanup(restart=True)
                     await self._launch(self.connection_info)
-                except KernelStartError as exc:
+                except Exception as exc:  # any failure counts as a failed restart
                     reason = str(exc)
                     log.warning("kernel %s: restart %d failed: %s", self.id, self._failures, reason)
                     continue

@@ -27,6 +27,10 @@ log = logging.getLogger("carme.kernels.provisioner")
 PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 
 
+class KernelLaunchError(RuntimeError):
+    """The kernel process could not be started at all (its program is missing, not executable)."""
+
+
 @runtime_checkable
 class Provisioner(Protocol):
     """Launches and controls one kernel's process (one provisioner object per kernel).
@@ -86,18 +90,21 @@ class LocalProvisioner:
         self.connection_file = self.runtime_dir / f"kernel-{kernel_id}.json"
         argv = self._argv(spec, self.connection_file)
         full_env = self._env(spec, env)
-        if reuse is not None:
-            info = reuse
-            await asyncio.to_thread(write_connection_file, self.connection_file, info)
-            self.process = self._spawn(argv, cwd, full_env)  # not in a thread: a cancel must not lose it
-        else:
+        if reuse is None:
             if self.info is not None:
                 self.ports.release(self.info)
             with self.ports.holding() as ports:  # held until just before the spawn
-                info = new_connection_info(ports, self.ports.ip, key, spec.name)
-                await asyncio.to_thread(write_connection_file, self.connection_file, info)
+                self.info = new_connection_info(ports, self.ports.ip, key, spec.name)
+                await asyncio.to_thread(write_connection_file, self.connection_file, self.info)
+        else:
+            self.info = reuse
+            await asyncio.to_thread(write_connection_file, self.connection_file, self.info)
+        try:
             self.process = self._spawn(argv, cwd, full_env)  # not in a thread: a cancel must not lose it
-        self.info = info
+        except OSError as exc:
+            raise KernelLaunchError(f"cannot run {argv[0]!r} of kernelspec {spec.name!r}: "
+                                    f"{exc.strerror or exc}") from None
+        info = self.info
         log.debug("launched kernel %s (pid %s): %s", kernel_id, self.process.pid, argv)
         return info
 

@@ -150,12 +150,13 @@ class KernelSpecManager:
     def all_specs(self) -> dict[str, KernelSpec]:
         """Every valid kernelspec by name; a broken one is skipped with a warning naming its file."""
         specs: dict[str, KernelSpec] = {}
-        for name, folder in self.find().items():
+        found = self.find()
+        for name, folder in found.items():
             try:
                 specs[name] = self._load(name, folder)
             except ValueError as exc:
                 log.warning("skipping %s", exc)
-        if NATIVE_KERNEL_NAME not in specs and NATIVE_KERNEL_NAME not in self.find():
+        if NATIVE_KERNEL_NAME not in found:
             native = native_spec()
             if native is not None:
                 specs[NATIVE_KERNEL_NAME] = native

@@ -125,3 +125,22 @@ def test_bad_kernel_starts_are_400(http: httpx.Client, body: str, needle: str) -
     assert response.status_code == 400
     assert needle in response.json()["message"]
     assert len(http.get("/api/kernels").json()) == before
+
+
+def test_a_kernelspec_whose_program_is_missing_gives_a_clear_error(http: httpx.Client, kserved: Any) -> None:
+    spec_dir = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "missing"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(
+        {"argv": ["/nonexistent/kernel-program", "{connection_file}"], "display_name": "Missing"}))
+    response = http.post("/api/kernels", json={"name": "missing"})
+    assert response.status_code == 500
+    assert "/nonexistent/kernel-program" in response.json()["message"]
+    session = http.post("/api/sessions", json={"path": "m.ipynb", "type": "notebook", "kernel": {"name": "missing"}})
+    assert session.status_code == 501
+    assert session.json()["short_message"] == "Error starting kernel missing"
+    kernels = kserved.app.server.kernels
+    runtime = kernels.runtime_dir
+    assert {p.name for p in runtime.glob("kernel-*.json")} == {f"kernel-{k.id}.json" for k in kernels}
+    live_ports = {k.connection_info[name] for k in kernels for name in
+                  ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+    assert kernels.ports.reserved == live_ports  # nothing leaked by the failed starts
