@@ -33,7 +33,7 @@ class ServerChannels:
         self._on_iopub = on_iopub
         self._pending: dict[str, asyncio.Future[KernelMessage]] = {}
         self._sockets = {name: open_socket(context, info, name) for name in ("shell", "control", "iopub")}
-        self._hb: zmq.asyncio.Socket | None = None
+        self._hb: zmq.asyncio.Socket | None = open_socket(context, info, "hb")
         self._history = DigestHistory()
         self._tasks = [asyncio.ensure_future(self._read_replies("shell")),
                        asyncio.ensure_future(self._read_replies("control")),

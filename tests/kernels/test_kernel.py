@@ -243,6 +243,29 @@ async def test_a_kernel_that_cannot_start_raises_and_leaves_nothing(kserver: Ser
     assert {p.name for p in runtime.glob("kernel-*.json")} == {f"kernel-{k.id}.json" for k in kserver.kernels}
 
 
+async def test_a_kernel_lifecycle_leaves_no_file_descriptor_open(kserver: Server, kernel: Kernel) -> None:
+    """jupyter_server leaked FDs per kernel start/stop; every socket carme opens is closed."""
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    kernel = await kserver.kernels.start_kernel()
+    clients = [kernel.connect(channel, b"fd-test") for channel in ("shell", "control", "stdin", "iopub")]
+    await execute(kernel, "1")
+    await kserver.kernels.restart_kernel(kernel.id)
+    clients[0].close(linger=0)  # one closed by its owner, the others at shutdown
+    await kserver.kernels.shutdown_kernel(kernel.id)
+    assert all(sock.closed for sock in clients)
+
+    def described(fds: set[str]) -> list[str]:
+        return [f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}" for fd in sorted(fds) if os.path.exists(f"/proc/self/fd/{fd}")]
+
+    try:
+        await wait_for(lambda: not (open_fds() - before), timeout=10, what="the kernel's fds to be closed")
+    except AssertionError:
+        raise AssertionError(f"left open: {described(open_fds() - before)}") from None
+
+
 async def test_shutdown_stops_the_process_and_removes_the_connection_file(kernel: Kernel, kserver: Server) -> None:
     # Runs last in this module: it shuts the shared kernel down.
     pid, connection_file = kernel.pid, Path(kernel.provisioner.connection_file)  # type: ignore[attr-defined]
