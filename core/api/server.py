@@ -74,7 +74,9 @@ def _safe_next(request: Request, target: str | None) -> str:
     if not target:
         return base
     parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+    # Browsers read "/\\host" like "//host"; control characters are never part of a real path.
+    if (parsed.scheme or parsed.netloc or not target.startswith("/") or target[1:2] in ("/", "\\")
+            or any(ord(ch) < 32 for ch in target)):
         return base
     return target
 
@@ -104,7 +106,7 @@ async def login_post(request: Request) -> Response:
     server = server_of(request)
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
     cookie_xsrf = request.cookies.get(XSRF_COOKIE, "")
-    if not cookie_xsrf or not hmac.compare_digest(cookie_xsrf, form.get("_xsrf", "")):
+    if not cookie_xsrf or not hmac.compare_digest(cookie_xsrf.encode(), form.get("_xsrf", "").encode()):
         return _login_page(request, "Your login form expired; please try again.", 403)
     if not server.auth.token_matches(form.get("password", "").strip()):
         return _login_page(request, "Invalid token.", 401)
