@@ -103,6 +103,7 @@ class Authenticator:
         self.disable_check_xsrf: bool = settings["disable_check_xsrf"]
         self.allow_remote_access: bool | None = settings["allow_remote_access"]
         self.local_hostnames: list[str] = settings["local_hostnames"]
+        self.login_url: str = settings["login_url"]
         self.anonymous = anonymous_user()
 
     # -- tokens and cookies -------------------------------------------------------------------
@@ -260,8 +261,11 @@ class AuthMiddleware:
             return
         if result.user is None:
             if scope["type"] == "http" and _is_page_request(path, conn.headers):
-                target = base_path(scope) + "login?next=" + quote(scope.get("root_path", "") + path
-                                                                   + ("?" + scope["query_string"].decode() if scope["query_string"] else ""), safe="")
+                here = scope.get("root_path", "") + path
+                if scope["query_string"]:
+                    here += "?" + scope["query_string"].decode("latin-1")
+                login = auth.login_url or base_path(scope) + "login"
+                target = login + ("&" if "?" in login else "?") + "next=" + quote(here, safe="")
                 await self._redirect(send, target)
             else:
                 await self._deny(scope, receive, send, 403, "Forbidden")
@@ -378,4 +382,6 @@ def carme_register_settings() -> list[Setting]:
         Setting("allow_remote_access", bool, None, "Accept Host headers that are not local "
                 "(default: yes, except when serving on a loopback address)", nullable=True),
         Setting("local_hostnames", list, ["localhost"], "Host names treated as local by the Host check"),
+        Setting("login_url", str, "", "Where a browser without credentials is sent, with ?next= "
+                "(default: carme's own /login page; an embedding product points it at its own)"),
     ]
