@@ -145,7 +145,9 @@ def create_app(
     layers = config.read_layers(config_files, environ)
     layers.extend(_cli)
     layers.append(config.overrides_layer("create_app", overrides, explicit_extensions))
-    plugin_set, resolved = load_plugins(layers, plugins, only, explicit=[*explicit_extensions, *(only or []), *_cli_extensions])
+    # Asking for an extension that is not installed is an error; turning one off is not.
+    wanted = [*(name for name, on in explicit_extensions.items() if on), *(only or []), *_cli_extensions]
+    plugin_set, resolved = load_plugins(layers, plugins, only, explicit=wanted)
     server = Server(resolved, plugin_set)
     server.events = EventBus()
     server.auth = Authenticator(server)

@@ -96,7 +96,8 @@ def app_from_args(args: argparse.Namespace) -> CarmeApp:
     """The app ``carme serve ARGS`` would serve (config files < environment < command line)."""
     from .app import create_app
 
-    return create_app(_cli=_cli_layers(args), _cli_extensions=[*args.enable, *args.disable])
+    # Enabling an extension that is not installed is an error; disabling one is already done.
+    return create_app(_cli=_cli_layers(args), _cli_extensions=args.enable)
 
 
 def _is_loopback(ip: str) -> bool:

@@ -4,12 +4,9 @@ Host check, start/stop of extensions through the lifespan, and no stray files.""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ import httpx
 import pytest
 
 from tests.installing import Site
+from tests.processes import Process
 
 LIFECYCLE = """
 import asyncio
@@ -46,58 +44,14 @@ async def carme_shutdown(server):
         f.write("stopped\\n")
 """
 
-URL = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
-
-
-class Carme:
-    """A `carme serve` subprocess whose stderr is collected line by line."""
+class Carme(Process):
+    """``python -m carme.cli serve --no-browser --port 0 --disable lab ARGS``."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         # --disable lab: these are tests of the core; with the lab extension installed the printed
-        # URL would be /lab (tests/lab covers that). Disabling an extension that is not installed is a no-op.
-        self.proc = subprocess.Popen([sys.executable, "-m", "carme.cli", "serve", "--no-browser", "--port", "0",
-                                      "--disable", "lab", *args],
-                                     cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        with self.proc.stderr:  # closed at EOF, i.e. when the process is gone
-            for line in self.proc.stderr:
-                self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.log:
-                match = re.search(pattern, line)
-                if match:
-                    return match
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.proc.poll() is not None and self.lines.empty():
-                raise AssertionError(f"{pattern!r} not in the output of carme serve:\n{''.join(self.log)}")
-            try:
-                self.log.append(self.lines.get(timeout=min(remaining, 0.5)))
-            except queue.Empty:
-                pass
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.wait()
-
-    def url(self) -> str:
-        return self.wait_for(URL.pattern).group(1)
-
-    def wait(self, timeout: float = 30) -> int:
-        code = self.proc.wait(timeout)
-        self.reader.join(timeout)
-        while not self.lines.empty():
-            self.log.append(self.lines.get())
-        return code
+        # URL would be /lab (tests/lab covers that). Disabling an extension that is not installed is fine.
+        super().__init__([sys.executable, "-m", "carme.cli", "serve", "--no-browser", "--port", "0",
+                          "--disable", "lab", *args], cwd)
 
 
 @pytest.fixture

@@ -210,6 +210,8 @@ def test_unknown_extension_asked_by_name(ext: Site, root: Path) -> None:
         message = error_of(root, extensions=extensions)
         assert message.startswith("unknown extension(s) pollr; installed: ")
         assert "poller" in message.split("installed: ")[1].split(", ")
+    # Turning off what is not there is not an error.
+    assert create_app(str(root), extensions={"pollr": False}).server.plugins.extensions["poller"].enabled
 
 
 def test_cli_set_errors(root: Path) -> None:

@@ -1,0 +1,65 @@
+"""A subprocess whose stderr (where carme logs) is collected line by line, for tests that run
+`carme serve` as a real process and wait for what it prints."""
+
+from __future__ import annotations
+
+import queue
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+URL = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
+
+
+class Process:
+    """``command`` started in ``cwd``; :meth:`wait_for` a pattern in its log, :meth:`url` it printed."""
+
+    def __init__(self, command: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(command, cwd=cwd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:  # closed at EOF, i.e. when the process is gone
+            for line in self.proc.stderr:
+                self.lines.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first match of ``pattern`` in the log; fails (showing the log) after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log:
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None and self.lines.empty():
+                raise AssertionError(f"{pattern!r} not in the output of {self.proc.args}:\n{''.join(self.log)}")
+            try:
+                self.log.append(self.lines.get(timeout=min(remaining, 0.5)))
+            except queue.Empty:
+                pass
+
+    def url(self) -> str:
+        """The first http://127.0.0.1:PORT/... URL it printed."""
+        return self.wait_for(URL.pattern).group(1)
+
+    def stop(self) -> None:
+        """Kill it if it still runs, and collect the rest of its log."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+    def wait(self, timeout: float = 30) -> int:
+        code = self.proc.wait(timeout)
+        self.reader.join(timeout)
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return code
