@@ -90,22 +90,22 @@ class FileContentsManager(ContentsManager):
 
     # -- queries ------------------------------------------------------------------------------
 
+    async def _test(self, path: str, test: Callable[[str], bool]) -> bool:
+        path = normalize(path)
+        return await self._run(path, lambda: test(self.policy.os_path(path)))
+
     async def exists(self, path: str) -> bool:
-        os_path = self.policy.os_path(normalize(path))
-        return await asyncio.to_thread(os.path.exists, os_path)
+        return await self._test(path, os.path.exists)
 
     async def file_exists(self, path: str) -> bool:
-        os_path = self.policy.os_path(normalize(path))
-        return await asyncio.to_thread(os.path.isfile, os_path)
+        return await self._test(path, os.path.isfile)
 
     async def dir_exists(self, path: str) -> bool:
-        os_path = self.policy.os_path(normalize(path))
-        return await asyncio.to_thread(os.path.isdir, os_path)
+        return await self._test(path, os.path.isdir)
 
     async def is_hidden(self, path: str) -> bool:
         path = normalize(path)
-        self.policy.os_path(path)
-        return await asyncio.to_thread(self.policy.is_hidden, path)
+        return await self._run(path, lambda: bool(self.policy.os_path(path)) and self.policy.is_hidden(path))
 
     async def get(self, path: str, *, content: bool = True, type: str | None = None,
                   format: str | None = None, require_hash: bool = False) -> Model:
@@ -221,6 +221,7 @@ class FileContentsManager(ContentsManager):
             if kind != "file":
                 raise bad_request(f'File type "{kind}" is not supported for large file transfer')
         if kind == "notebook" and self.notary is not None and isinstance(model["content"], dict):
+            model = {**model, "content": notebooks.own_copy(model["content"])}  # signing drops the flags
             await self.notary.sign_if_trusted(model["content"])
         saved = await self._run(path, self._save_sync, model, path, kind, chunk)
         if chunk is None or chunk == -1:

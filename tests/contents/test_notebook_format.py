@@ -85,3 +85,16 @@ def test_validation_message_for_invalid() -> None:
     assert notebooks.validation_message(nb).startswith("Notebook validation failed")
     assert notebooks.validation_message({"nbformat": "4"}).startswith("Notebook validation failed")
     assert notebooks.validation_message(rich_notebook()) is None
+
+
+def test_serialize_leaves_the_callers_notebook_alone() -> None:
+    """Extensions save live documents through the manager: their dicts must not change."""
+    nb = rich_notebook()
+    before = copy.deepcopy(nb)
+    data, message = notebooks.serialize(nb, "n.ipynb")
+    assert nb == before
+    del before["cells"][1]["metadata"]["trusted"]
+    assert data.decode() == nbformat.writes(nbformat.from_dict(before)) + "\n"
+    bare = {"cells": [{"cell_type": "raw", "source": "x"}], "nbformat": 4, "nbformat_minor": 5}
+    data, message = notebooks.serialize(bare, "bare.ipynb")
+    assert message is not None and b"metadata" not in data
