@@ -82,13 +82,15 @@ async def put_contents(request: Request) -> Response:
         raise bad_request(f"request body must be a JSON object, not {type(model).__name__}")
     if model.get("copy_from"):
         raise bad_request("Cannot copy with PUT, only POST")
-    if not cm.allow_hidden and isinstance(model.get("path"), str) and await cm.is_hidden(model["path"]):
+    exists = await cm.file_exists(path)  # a path outside the root is a 404 here, before any hook
+    if not cm.allow_hidden and (await cm.is_hidden(path) or (
+            isinstance(model.get("path"), str) and await cm.is_hidden(model["path"]))):
         raise bad_request(f"Cannot create file or directory {path!r}")
     if model.get("type") not in (None, "", "directory", "file", "notebook"):
         model["type"] = "file"  # as jupyter_server: an unknown type is a file
     if model.get("chunk") in (None, 1):  # extensions may change what is written (widget state)
         await request.app.state.server.notify("carme_pre_save", path=path, model=model)
-    if await cm.file_exists(path):
+    if exists:
         return await model_response(request, await cm.save(model, path))
     return await model_response(request, await cm.save(model, path, action="upload"), 201)
 

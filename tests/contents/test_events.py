@@ -115,5 +115,10 @@ def test_hook_carme_pre_save(root: Path) -> None:
         response = c.put("/api/contents/n.ipynb", json={"type": "notebook", "format": "json", "content": nb})
         assert response.status_code == 201
         c.put("/api/contents/t.txt", json={"type": "file", "format": "text", "content": "x"})
+        # Refused paths never reach the hook.
+        assert c.put("/api/contents/..%2Fout.txt", json={"type": "file", "format": "text", "content": "x"}) \
+            .status_code == 404
+        assert c.put("/api/contents/.hidden", json={"type": "file", "format": "text", "content": "x"}) \
+            .status_code == 400
     assert seen == ["n.ipynb", "t.txt"]
     assert json.loads((root / "n.ipynb").read_text())["metadata"] == {"stamped": True}
