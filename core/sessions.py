@@ -97,9 +97,10 @@ class SessionManager:
             return {"JPY_SESSION_NAME": str(cwd_for_path(self.server.root_dir, path) / name)}
         return {"JPY_SESSION_NAME": path}
 
-    async def start_kernel_for(self, path: str, name: str | None, kernel_name: str | None) -> Kernel:
+    async def start_kernel_for(self, path: str, name: str | None, kernel_name: str | None,
+                               kernel_id: str | None = None) -> Kernel:
         env = await asyncio.to_thread(self.kernel_env, path, name)
-        return await self.server.kernels.start_kernel(kernel_name, path, env=env)
+        return await self.server.kernels.start_kernel(kernel_name, path, env=env, kernel_id=kernel_id)
 
     async def create(self, path: str, name: str | None = None, type: str | None = None,
                      kernel_name: str | None = None, kernel_id: str | None = None) -> Session:
@@ -115,7 +116,8 @@ class SessionManager:
         self._creating[path] = future
         try:
             if kernel_id is None or kernel_id not in self.server.kernels:
-                kernel_id = (await self.start_kernel_for(path, name, kernel_name)).id
+                # A kernel id that does not run yet names the new kernel (as jupyter_server does).
+                kernel_id = (await self.start_kernel_for(path, name, kernel_name, kernel_id)).id
             session = Session(str(uuid.uuid4()), path, name, type, kernel_id)
             self._sessions[session.id] = session
             future.set_result(session)

@@ -54,8 +54,13 @@ async def start_kernel(request: Request) -> Response:
     server = server_of(request)
     body = await json_object(request, required=False) or {}
     name, path = optional_string(body, "name"), optional_string(body, "path")
+    kernel_id = optional_string(body, "kernel_id")
+    if kernel_id is not None and not ID_RE.match(kernel_id):
+        raise bad_request(f"'kernel_id' {kernel_id!r} is not a UUID")
     try:
-        kernel = await server.kernels.start_kernel(name, path)
+        kernel = await server.kernels.start_kernel(name, path, kernel_id=kernel_id)
+    except ValueError as exc:  # that id is being started by another request
+        raise ApiError(409, str(exc), "Conflict") from None
     except NoSuchKernelSpec as exc:
         raise bad_request(f"{exc}: no kernelspec of that name is installed") from None
     except KernelStartError as exc:

@@ -92,8 +92,12 @@ async def create_session(request: Request) -> Response:
     name = field(body, "name")
     kernel_id, kernel_name = kernel_fields(body)
     assert path is not None
+    if kernel_id is not None and not ID_RE.match(kernel_id):
+        raise bad_request(f"'kernel.id' {kernel_id!r} is not a UUID")
     try:
         session = await server.sessions.create(path, name, kind, kernel_name, kernel_id)
+    except ValueError as exc:  # a kernel of that id is being started by another request
+        raise ApiError(409, str(exc), "Conflict") from None
     except (NoSuchKernelSpec, KernelStartError) as exc:
         return not_available(kernel_name or server.settings["default_kernel_name"], exc)
     response = JSONResponse(server.sessions.model(session), status_code=201)

@@ -115,10 +115,15 @@ class KernelManager:
     async def start_kernel(self, name: str | None = None, path: str | None = None,
                            env: dict[str, str] | None = None, kernel_id: str | None = None) -> Kernel:
         """Start a kernel of spec ``name`` (default: ``default_kernel_name``) for the notebook at
-        API ``path``; returns once it answers kernel_info. Raises NoSuchKernelSpec for an unknown
-        name and KernelStartError when it does not come up."""
+        API ``path``; returns once it answers kernel_info. ``kernel_id`` chooses the id (a running
+        kernel of that id is returned as is). Raises NoSuchKernelSpec for an unknown name and
+        KernelStartError when it does not come up."""
         if self._closing:
             raise RuntimeError("the server is shutting down")
+        if kernel_id is not None and kernel_id in self._kernels:
+            return self._kernels[kernel_id]  # jupyter_server: "Using existing kernel"
+        if kernel_id is not None and any(k.id == kernel_id for k in self._starting):
+            raise ValueError(f"kernel {kernel_id} is already starting")
         name = name or self.server.settings["default_kernel_name"]
         spec = await asyncio.to_thread(self.specs.get, name)
         cwd = await asyncio.to_thread(cwd_for_path, self.server.root_dir, path)

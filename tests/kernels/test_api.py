@@ -118,6 +118,7 @@ def test_unknown_kernel_ids_are_404(http: httpx.Client, method: str, url: str) -
     ('{"name": "nope"}', "nope"),
     ("[1, 2]", "JSON object"),
     ("{not json", "not valid JSON"),
+    ('{"kernel_id": "../../x"}', "is not a UUID"),
 ])
 def test_bad_kernel_starts_are_400(http: httpx.Client, body: str, needle: str) -> None:
     before = len(http.get("/api/kernels").json())
@@ -144,3 +145,20 @@ def test_a_kernelspec_whose_program_is_missing_gives_a_clear_error(http: httpx.C
     live_ports = {k.connection_info[name] for k in kernels for name in
                   ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
     assert kernels.ports.reserved == live_ports  # nothing leaked by the failed starts
+
+
+def test_a_client_chosen_kernel_id_is_used_and_an_existing_one_returned(http: httpx.Client) -> None:
+    chosen = str(uuid.uuid4())
+    created = http.post("/api/kernels", json={"kernel_id": chosen})
+    assert created.status_code == 201 and created.json()["id"] == chosen
+    try:
+        again = http.post("/api/kernels", json={"kernel_id": chosen})
+        assert again.status_code == 201 and again.json()["id"] == chosen
+        assert [k["id"] for k in http.get("/api/kernels").json()].count(chosen) == 1
+        # A session naming a running kernel by id shares it.
+        session = http.post("/api/sessions", json={"path": "k.ipynb", "type": "notebook", "kernel": {"id": chosen}})
+        assert session.status_code == 201 and session.json()["kernel"]["id"] == chosen
+        assert http.post("/api/sessions", json={"path": "j.ipynb", "type": "notebook",
+                                                "kernel": {"id": "x"}}).status_code == 400
+    finally:
+        assert http.delete(f"/api/kernels/{chosen}").status_code == 204
