@@ -1,4 +1,8 @@
-"""Hooks the lab extension offers to other extensions (added through ``carme_add_hookspecs``)."""
+"""Hooks the lab extension offers to other extensions (added through ``carme_add_hookspecs``).
+
+Implement them with ``@hookimpl(optionalhook=True)``: without it, an extension implementing a
+lab hook fails to load when the lab extension is disabled or not installed.
+"""
 
 from __future__ import annotations
 
