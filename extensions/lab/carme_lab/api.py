@@ -159,7 +159,8 @@ async def licenses(request: Request) -> Response:
     wanted = [b for b in params.get("bundles", "").split(",") if b]
     if wanted:
         report["bundles"] = {k: v for k, v in report["bundles"].items() if k in wanted}
-    full_text = params.get("full_text", "") == "true"
+    # As jupyterlab_server: full texts unless full_text=false (the Licenses panel sends no query).
+    full_text = params.get("full_text", "true").lower() not in ("false", "0")
     for bundle in report["bundles"].values():
         bundle["packages"] = [{k: v for k, v in p.items() if full_text or k != "extractedText"}
                               for p in bundle["packages"]]

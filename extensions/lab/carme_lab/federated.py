@@ -30,6 +30,7 @@ class FederatedExtension:
     build: dict[str, Any]
     install: dict[str, Any] | None = None
     disables: tuple[str, ...] = ()
+    package: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def page_entry(self) -> dict[str, Any]:
         """The entry of page_config ``federated_extensions``: the ``_build`` info plus the name."""
@@ -67,7 +68,7 @@ def _load(package_json: Path) -> FederatedExtension | None:
     disables = lab.get("disabledExtensions") or []
     return FederatedExtension(name, str(data.get("version", "")), package_json.parent, dict(build),
                               install if isinstance(install, dict) else None,
-                              tuple(d for d in disables if isinstance(d, str)))
+                              tuple(d for d in disables if isinstance(d, str)), data)
 
 
 def discover(folders: Iterable[Path]) -> dict[str, FederatedExtension]:

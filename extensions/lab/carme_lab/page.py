@@ -21,6 +21,8 @@ from carme.api.server import API_VERSION
 from carme.auth import base_path
 from carme.plugins import await_maybe
 
+from .manager import METADATA as MANAGER_METADATA
+
 if TYPE_CHECKING:
     from carme.server import Server
 
@@ -81,6 +83,7 @@ def build_page_config(service: LabService, base: str, *, mode: str, workspace: s
         "allow_hidden_files": bool(server.settings.get("allow_hidden", False)),
         "delete_to_trash": bool(server.settings.get("delete_to_trash", False)),
         "untracked_message_types": UNTRACKED_MESSAGE_TYPES,
+        "extensionManager": dict(MANAGER_METADATA),
     }
     for key, path in _URLS.items():
         config[key + "Url"] = "/" + path

@@ -40,6 +40,7 @@ class LabPaths:
     extra_labextensions_path: tuple[Path, ...]
     labextensions_path: tuple[Path, ...]
     config_path: tuple[Path, ...]
+    user_config_dir: Path
 
     @property
     def static_dir(self) -> Path:
@@ -73,4 +74,5 @@ class LabPaths:
             extra_labextensions_path=tuple(extra),
             labextensions_path=tuple(Path(p) for p in jupyter_path("labextensions")),
             config_path=tuple(Path(p) for p in jupyter_config_path()),
+            user_config_dir=config_dir,
         )

@@ -14,6 +14,7 @@ from carme.hooks import hookimpl
 from . import hookspecs
 from .api import api_routes
 from .config_api import ConfigSections, config_routes
+from .manager import Manager, manager_routes
 from .page import page_routes
 from .paths import LabPaths
 from .service import LabService
@@ -54,6 +55,7 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
         *page_routes(server),
         *api_routes(server.settings["lab.placeholders"]),
         *config_routes(),
+        *manager_routes(),
         Mount("/static/lab", LabStatic(lambda service: service.static_files)),
         Mount("/lab/api/themes", LabStatic(lambda service: service.themes_files)),
         Mount("/lab/extensions", LabextensionFiles()),
@@ -77,3 +79,4 @@ async def carme_startup(server: Server) -> None:
     await service.refresh()
     server.services["lab"] = service
     server.services["lab.config"] = ConfigSections()
+    server.services["lab.manager"] = Manager(service)
