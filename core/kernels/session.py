@@ -41,9 +41,13 @@ def new_id() -> str:
 
 
 class DigestHistory:
-    """Signatures seen recently, to refuse a replayed message (jupyter_client keeps 2**16)."""
+    """Signatures seen recently, to refuse a replayed message.
 
-    def __init__(self, size: int = 2**16) -> None:
+    jupyter_client keeps 2**16 per session (about 8 MB once full); 4096 still refuses a replay of
+    any recent message at a sixteenth of the memory, which matters with many kernels.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
         self._seen: set[bytes] = set()
         self._order: deque[bytes] = deque()
         self._size = size

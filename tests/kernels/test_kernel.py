@@ -66,6 +66,26 @@ async def test_execute_streams_output_to_subscribers_from_the_notebook_folder(ke
         collector.unsubscribe()
 
 
+async def test_last_activity_counts_user_work_not_housekeeping(kernel: Kernel) -> None:
+    """As jupyter_server: kernel_info (and its busy/idle status) is not activity; execute is."""
+    collector = Collector(kernel)
+    sock = kernel.connect("shell", b"activity")
+    try:
+        before = kernel.last_activity
+        request = kernel.session.msg("shell", "kernel_info_request")
+        await sock.send_multipart(kernel.session.serialize(request))
+        await recv_reply(kernel, sock, request.msg_id)
+        await wait_for(lambda: "idle" in [m.content["execution_state"]
+                                          for m in collector.of_type("status", request.msg_id)], what="idle")
+        assert kernel.last_activity == before and kernel.execution_state == "idle"
+        request, _reply = await execute(kernel, "pass")
+        await wait_for(lambda: collector.of_type("status", request.msg_id), what="status")
+        assert kernel.last_activity > before
+    finally:
+        sock.close(linger=0)
+        collector.unsubscribe()
+
+
 async def test_interrupt_stops_a_long_sleep(kernel: Kernel, kserver: Server) -> None:
     collector = Collector(kernel)
     sock = kernel.connect("shell", b"interrupter")
