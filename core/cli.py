@@ -19,6 +19,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 import webbrowser
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -185,7 +186,8 @@ async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, op
             log.info("carme %s is running at:\n    %s", __version__, "\n    ".join(urls))
             log.info("Use Control-C to stop this server and shut down all kernels (twice to force).")
             if open_browser:
-                webbrowser.open(urls[0])
+                # In a thread: without a display, webbrowser may run a text browser and wait for it.
+                threading.Thread(target=webbrowser.open, args=(urls[0],), daemon=True).start()
         with contextlib.suppress(asyncio.CancelledError):
             await serving
     finally:

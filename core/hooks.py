@@ -92,7 +92,9 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
 def carme_register_public_paths(server: Server) -> list[str]:
     """Return path prefixes (relative to the app) that need no authentication.
 
-    Called once at app creation. Use sparingly: login pages and static assets only.
+    Called once at app creation. A path ending in ``/`` covers everything below it; any other is
+    exact. The core's own are ``/api`` (the version), ``/login`` and ``/logout``. Use sparingly:
+    login pages and static assets only. The Host check still applies to public paths.
     """
 
 
@@ -156,10 +158,13 @@ def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | 
 def carme_authenticate(server: Server, connection: HTTPConnection) -> Awaitable[User | None] | User | None:
     """Identify who makes a request or opens a websocket. May be awaitable.
 
-    Called for every request and websocket that is not public. Return a
-    :class:`carme.auth.User` to let it in, None to leave the decision to the next plugin. The
-    built-in token authenticator answers last. Raise ``carme.errors.ApiError(403, ...)`` to refuse
-    outright.
+    Called for every request and websocket that is not public, before the token is looked at
+    (unless ``auth_enabled`` is off). Return a :class:`carme.auth.User` to let it in, None to
+    leave the decision to the next plugin; the built-in token and login cookie answer last.
+    Raise ``carme.errors.ApiError(403, ...)`` to refuse outright. An identity from this hook is
+    treated like a cookie (ambient): unsafe requests need the ``_xsrf`` cookie echoed in
+    ``X-XSRFToken`` and other origins are refused. Browsers that nobody identifies are sent to
+    the ``login_url`` setting (an embedding product's own sign-in page) or carme's ``/login``.
     """
 
 

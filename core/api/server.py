@@ -81,11 +81,10 @@ def _safe_next(request: Request, target: str | None) -> str:
     return target
 
 
-def _login_page(request: Request, message: str = "", status: int = 200) -> Response:
+def _login_page(request: Request, target: str | None, message: str = "", status: int = 200) -> Response:
     xsrf = request.cookies.get(XSRF_COOKIE) or _new_xsrf()
     html = TEMPLATES.get_template("login.html").render(
-        base_url=base_path(request.scope), next=_safe_next(request, request.query_params.get("next")),
-        message=message, xsrf=xsrf,
+        base_url=base_path(request.scope), next=_safe_next(request, target), message=message, xsrf=xsrf,
     )
     response = HTMLResponse(html, status_code=status)
     response.set_cookie(XSRF_COOKIE, xsrf, path=base_path(request.scope), samesite="lax")
@@ -99,7 +98,7 @@ def _new_xsrf() -> str:
 
 
 async def login_get(request: Request) -> Response:
-    return _login_page(request)
+    return _login_page(request, request.query_params.get("next"))
 
 
 async def login_post(request: Request) -> Response:
@@ -107,9 +106,10 @@ async def login_post(request: Request) -> Response:
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
     cookie_xsrf = request.cookies.get(XSRF_COOKIE, "")
     if not cookie_xsrf or not hmac.compare_digest(cookie_xsrf.encode(), form.get("_xsrf", "").encode()):
-        return _login_page(request, "Your login form expired; please try again.", 403)
+        return _login_page(request, form.get("next"), "Your login form expired; please try again.", 403)
     if not server.auth.token_matches(form.get("password", "").strip()):
-        return _login_page(request, "Invalid token.", 401)
+        # The form again, still leading where the browser was going.
+        return _login_page(request, form.get("next"), "Invalid token.", 401)
     response = RedirectResponse(_safe_next(request, form.get("next")), status_code=302)
     response.set_cookie(server.auth.cookie_name(request), server.auth.sign(server.auth.anonymous),
                         max_age=COOKIE_MAX_AGE, path=base_path(request.scope), httponly=True, samesite="lax")

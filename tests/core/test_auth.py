@@ -256,6 +256,7 @@ def test_login_form_flow(served: Served) -> None:
 
         wrong = browser.post("/login", data={"password": "nope", "_xsrf": xsrf, "next": "/api/me"})
         assert wrong.status_code == 401 and "Invalid token." in wrong.text
+        assert 'name="next" value="/api/me"' in wrong.text  # the form still leads back
         assert browser.get("/api/me").status_code == 403
 
         done = browser.post("/login", data={"password": TOKEN, "_xsrf": xsrf, "next": "/api/me"})
