@@ -71,14 +71,23 @@ class ServerChannels:
 
     async def _read_iopub(self) -> None:
         sock = self._sockets["iopub"]
+        # One wake-up drains what is queued, through a plain socket on the same handle: zmq.asyncio
+        # makes a future and a loop callback per recv, which cost more than the message itself in
+        # an output flood (every iopub message passes here, relayed to clients or not).
+        drain = zmq.Socket.shadow(sock.underlying)
         while True:
-            parts = await sock.recv_multipart()
-            msg = self.session.deserialize("iopub", parts, self._history)
-            if msg is not None:
+            await sock.poll(flags=zmq.POLLIN)
+            for _ in range(256):
                 try:
-                    self._on_iopub(msg)
-                except Exception:
-                    log.exception("iopub handler failed on %r", msg)
+                    parts = drain.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                msg = self.session.deserialize("iopub", parts, self._history)
+                if msg is not None:
+                    try:
+                        self._on_iopub(msg)
+                    except Exception:
+                        log.exception("iopub handler failed on %r", msg)
 
     async def ping(self, timeout: float) -> bool:
         """One heartbeat round trip; False when the kernel does not echo within ``timeout``."""
