@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,8 +66,8 @@ class Watcher:
 
     Attributes read by tests and the status route: ``state`` (``starting``, ``watching``,
     ``waiting`` for the root, ``stopped``), ``mode`` (``native`` or ``polling``), ``generation``
-    (how many times watching (re)started), ``batches`` and ``changes`` reported so far, and
-    ``problem`` (the last error message, or None).
+    (how many times watching (re)started), ``open_ms`` (how long the last start took), ``batches``
+    and ``changes`` reported so far, and ``problem`` (the last error message, or None).
     """
 
     def __init__(self, server: Server, config: WatchConfig) -> None:
@@ -82,6 +83,7 @@ class Watcher:
         self.batches = 0
         self.changes = 0
         self.problem: str | None = None
+        self.open_ms: float | None = None  # how long the last (re)start took: backend walk + known-paths scan
         self._ignore_denied = False
         self._stop_flag = threading.Event()  # read by the Rust loop on every step
         self._stopping = asyncio.Event()
@@ -118,7 +120,7 @@ class Watcher:
 
     def status(self) -> dict[str, Any]:
         """What GET /api/watch reports."""
-        return {"state": self.state, "mode": self.mode, "generation": self.generation,
+        return {"state": self.state, "mode": self.mode, "generation": self.generation, "open_ms": self.open_ms,
                 "batches": self.batches, "changes": self.changes, "problem": self.problem}
 
     # ---------------------------------------------------------------------------- the loop
@@ -158,6 +160,7 @@ class Watcher:
     async def _open(self) -> RustNotify | None:
         """Start the backend on the root; None (and a log line) when it cannot be watched now."""
         root, polling = self.config.root, self.mode == "polling"
+        started = time.perf_counter()
         paths = [str(root)]
         try:
             if self._ignore_denied:
@@ -180,6 +183,7 @@ class Watcher:
             self._backend_failed(exc)
             return None
         await self._in_thread(self.known.scan)  # after the backend is up, so no change falls between
+        self.open_ms = (time.perf_counter() - started) * 1000
         recovering = self.state == "waiting"
         self.state = "watching"
         self.generation += 1
@@ -242,8 +246,8 @@ class Watcher:
             self.mode = "polling"
             self._warn(f"the OS limit on file watches is reached ({exc}); polling {self.config.root} every "
                        f"{self.config.poll_delay_ms} ms instead. Raise it (Linux: sysctl "
-                       "fs.inotify.max_user_watches=524288 and fs.inotify.max_user_instances=512), ignore big "
-                       "folders with watch.extra_ignore, or set watch.polling=true to silence this", error=True)
+                       "fs.inotify.max_user_watches=524288 and fs.inotify.max_user_instances=512) and restart, "
+                       "or set watch.polling=true to silence this", error=True)
             return
         self.state = "waiting"
         self._warn(f"watching {self.config.root} failed: {type(exc).__name__}: {exc}; retrying", error=True)
