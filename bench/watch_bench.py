@@ -107,7 +107,12 @@ def carme_serve(root: Path, env: dict[str, str], watch: bool, polling: bool) -> 
         cmd += ["--set", "watch.polling=true"]
     proc = subprocess.Popen(cmd, env=env)
     try:
-        wait_for(lambda: httpx.get(url + "/api/status", headers=HEADERS).status_code == 200, "carme to serve")
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise SystemExit(f"carme serve exited with {proc.returncode} (port {port} taken meanwhile?)")
+            return httpx.get(url + "/api/status", headers=HEADERS).status_code == 200
+
+        wait_for(up, "carme to serve")
         yield proc.pid, url
     finally:
         proc.terminate()

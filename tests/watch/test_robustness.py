@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,12 +36,6 @@ def _runs(command: list[str]) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A folder any user can enter (pytest's tmp_path is private to root)."""
@@ -57,34 +52,41 @@ def shared_dir() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def carme_serve(root: Path, home: Path, prefix: list[str]) -> Iterator[tuple[Served, list[str]]]:
-    """``carme serve root`` (watch only) run through ``prefix``; yields the server and, after exit, its log."""
-    port = _free_port()
+    """``carme serve root`` (watch only) run through ``prefix``; yields the server and its log lines.
+
+    The port is the one the server itself reports having bound (``--port 0``), so the test never
+    talks to another server that took a port picked in advance.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CARME_", "JUPYTER_"))}
     env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_CONFIG_PATH=str(home / "config"),
                JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
                HOME=str(home))
-    command = [*prefix, sys.executable, "-m", "carme.cli", "serve", str(root), "--port", str(port),
+    command = [*prefix, sys.executable, "-m", "carme.cli", "serve", str(root), "--port", "0",
                "--no-browser", "--token", TOKEN]
     for name in installed_extensions():  # watch alone
         command += ["--enable" if name == "watch" else "--disable", name]
     log: list[str] = []
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    reader = threading.Thread(target=lambda: log.extend(iter(stderr.readline, "")), daemon=True)
+    reader.start()
     try:
-        def up() -> bool:
+        def port() -> int | None:
             if proc.poll() is not None:
-                raise AssertionError(f"carme serve exited: {proc.stderr.read() if proc.stderr else ''}")
-            try:
-                return httpx.get(url + "/api/watch", headers=AUTH).json().get("state") == "watching"
-            except httpx.HTTPError:
-                return False
+                reader.join(5)
+                raise AssertionError("carme serve exited:\n" + "".join(log))
+            found = [m for line in list(log) for m in re.findall(r"http://127\.0\.0\.1:(\d+)/", line)]
+            return int(found[0]) if found else None
 
-        wait_until(up, "carme serve to watch")
-        yield Served(url, None, port), log
+        served = Served(f"http://127.0.0.1:{wait_until(port, 'carme serve to report its URL')}", None, 0)
+        wait_until(lambda: _watch_status(served).get("state") == "watching", "carme serve to watch")
+        yield served, log
     finally:
         proc.terminate()
-        _out, err = proc.communicate(timeout=30)
-        log.extend(err.splitlines())
+        proc.wait(timeout=30)
+        reader.join(5)
+        proc.stderr.close()
 
 
 def _watch_status(served: Served) -> dict[str, object]:
