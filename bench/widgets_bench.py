@@ -37,7 +37,9 @@ import httpx
 import ipywidgets
 import orjson
 
+from carme.kernels.message import KernelMessage
 from carme_widgets.state import WidgetStore
+from carme_widgets.tracker import KernelWidgets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -116,7 +118,7 @@ async def measure_mode(mode: str, root: Path, env: dict[str, str], work: Path, p
             kernel = (await http.post("/api/kernels", json={"name": KERNEL_NAME})).raise_for_status().json()
             kc = await WsKernelClient(server.ws_url, kernel["id"], server.headers, "v1", False).connect()
             try:
-                await run_until_idle(kc, "import ipywidgets as w\ns = w.IntSlider()")
+                await run_until_idle(kc, "import ipywidgets as w\ns = w.IntSlider(max=10**9)")
                 for _ in range(10):  # warm up
                     await run_until_idle(kc, "pass")
                 times = []
@@ -174,6 +176,32 @@ def store_memory(models: int) -> tuple[float, float]:
     return size / 1e6, elapsed / models * 1e6
 
 
+def tracker_cost(repeat: int = 200_000) -> tuple[float, float]:
+    """In-process cost of the subscription callback, in us per message: (a non-comm iopub
+    message, a comm_msg update of a live slider). Deterministic where the end-to-end rows are noisy."""
+    store_owner = KernelWidgets.__new__(KernelWidgets)  # the hot path needs only these fields
+    store_owner.kernel_id, store_owner.store, store_owner.comms, store_owner._targets = "k", WidgetStore(), {}, {}
+    slider = ipywidgets.IntSlider()
+    state = slider.get_state()
+    slider.close()
+    store_owner.store.apply("comm_open", {"comm_id": "m", "target_name": "jupyter.widget", "data": {"state": state}})
+
+    def message(msg_type: str, content: dict[str, object]) -> KernelMessage:
+        header = {"msg_id": "x", "msg_type": msg_type, "session": "s", "username": "u", "date": "", "version": "5.3"}
+        return KernelMessage.from_frames("iopub", [orjson.dumps(header), b"{}", b"{}", orjson.dumps(content)])
+
+    stream = message("stream", {"name": "stdout", "text": "1\n"})
+    update = message("comm_msg", {"comm_id": "m", "data": {"method": "update", "state": {"value": 3},
+                                                            "buffer_paths": []}})
+    results = []
+    for msg in (stream, update):
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            store_owner.on_message(msg)
+        results.append((time.perf_counter() - t0) / repeat * 1e6)
+    return results[0], results[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
@@ -192,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[mode].append(asyncio.run(measure_mode(mode, root, full_env, work, plan)))
     med = {mode: {key: statistics.median(r[key] for r in runs[mode]) for key in runs[mode][0]} for mode in MODES}
     store_mb, open_us = store_memory(10_000)
+    plain_us, comm_us = tracker_cost()
 
     def row(label: str, key: str, unit: str, higher_is_better: bool) -> str:
         off, on = med["off"][key], med["on"][key]
@@ -214,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"WidgetStore alone, 10,000 IntSlider models: {store_mb:.1f} MB ({store_mb * 1e6 / 10_000:,.0f} bytes per "
         f"model), {open_us:.1f} us per comm_open applied (JSON parse included).",
+    ]
+    lines += [
+        f"Tracker callback in process: {plain_us:.2f} us per non-comm message "
+        f"({plain_us / med['off']['stream_cpu_us'] * 100:.2f}% of the server's CPU per stream message with tracking off), "
+        f"{comm_us:.2f} us per widget update ({comm_us / med['off']['widget_cpu_us'] * 100:.1f}% of the server's "
+        "CPU per widget update with tracking off).",
     ]
     if "models" in med["on"]:
         lines.append(f"Models tracked by the server after the memory step: {med['on']['models']:,.0f}.")

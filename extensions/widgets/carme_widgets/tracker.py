@@ -54,33 +54,30 @@ class KernelWidgets:
             self._on_comm(msg, msg_type)
 
     def _on_comm(self, msg: KernelMessage, msg_type: str) -> None:
-        if msg.channel not in ("iopub", "shell"):
+        channel = msg.channel
+        if channel != "iopub" and channel != "shell":
             return
+        frames = msg.frames
         try:
             # Parsed here rather than through msg.content: the store keeps (and fills with
             # buffers) what it is given, so it must own it.
-            content = orjson.loads(msg.frames[3])
-            self.store.apply(msg_type, content, msg.buffers)
+            content = orjson.loads(frames[3])
+            self.store.apply(msg_type, content, frames[4:] if len(frames) > 4 else ())
         except (ValueError, BufferPathError) as exc:  # orjson.JSONDecodeError is a ValueError
             log.warning("kernel %s: ignored a malformed %s for widget state: %s", self.kernel_id, msg_type, exc)
             return
-        if msg.channel == "iopub" and (self.comms or self._targets):
-            self._dispatch(msg, msg_type)
+        if channel == "iopub" and (self.comms or self._targets):
+            self._dispatch(msg, msg_type, content.get("comm_id"), content.get("target_name"))
 
     # -- server-side comms ------------------------------------------------------------------
 
-    def _dispatch(self, msg: KernelMessage, msg_type: str) -> None:
+    def _dispatch(self, msg: KernelMessage, msg_type: str, comm_id: Any, target: Any) -> None:
         """Route a kernel's comm message to the server-side comm (or target handler) it is for."""
-        content = msg.content
-        comm_id = content.get("comm_id")
-        if not isinstance(comm_id, str):
-            return
         comm = self.comms.get(comm_id)
         if msg_type == "comm_open":
-            target = content.get("target_name")
             handler = self._targets.get(target) if isinstance(target, str) else None
             if comm is None and handler is not None:
-                self._new_comm(comm_id, str(target))._opening(handler, self._comm_message(comm_id, msg))
+                self._new_comm(comm_id, target)._opening(handler, self._comm_message(comm_id, msg))
             return
         if comm is None:
             return
