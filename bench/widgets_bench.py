@@ -137,7 +137,9 @@ async def measure_mode(mode: str, root: Path, env: dict[str, str], work: Path, p
                         t0 = time.perf_counter()
                         count = await run_until_idle(kc, code)
                         elapsed = time.perf_counter() - t0
-                    if count < expected:
+                    # ipykernel may merge a few flushed prints into one stream message; every
+                    # widget update is its own comm_msg, so there a shortfall means loss.
+                    if key == "widget" and count < expected:
                         raise RuntimeError(f"{key} flood: {count} messages arrived, expected >= {expected}")
                     out[f"{key}_rate"] = count / elapsed
                     out[f"{key}_cpu_us"] = cpu.seconds / count * 1e6
