@@ -4,12 +4,13 @@
     .venv/bin/python bench/widgets_bench.py --quick    # small smoke run
 
 Each mode runs its own ``carme serve`` (all other extensions disabled, iopub rate limit off) and
-kernel; modes alternate over ``--rounds`` rounds and the median is kept, since this machine is
-noisy. Rows:
+kernel, both at once; every measurement is interleaved between them (alternating which goes
+first) over several rounds and the median is kept, so the machine's noise falls on both alike.
+Rows:
 
 - execute round trip (execute_request -> idle) with no widgets, in microseconds;
 - iopub throughput of a stream flood (no comm messages: the tracker only reads msg_type) and of
-  a widget-update flood (``s.value = i`` in a loop: every message is a comm_msg the tracker
+  a widget-update flood (``s.value += 1`` in a loop: every message is a comm_msg the tracker
   parses and applies), in messages per second, with the server's own CPU per message;
 - memory: the store alone holding 10,000 IntSlider-sized models (tracemalloc, in this process),
   and the server's RSS growth while a kernel holds 10,000 live models (3,334 IntSliders with
@@ -53,11 +54,11 @@ MODES = ("off", "on")
 
 @dataclass(frozen=True)
 class Plan:
-    round_trips: int = 300
-    stream_flood: int = 20_000
-    widget_flood: int = 10_000
+    round_trips: int = 100  # per round
+    stream_flood: int = 10_000  # per round
+    widget_flood: int = 5_000  # per round
     sliders: int = 3_334  # x3 models each (slider, layout, style) = 10,002 live models
-    rounds: int = 3
+    rounds: int = 6
 
 
 def start_carme(mode: str, root: Path, env: dict[str, str], logdir: Path) -> ServerProc:
@@ -110,52 +111,91 @@ async def run_until_idle(kc: WsKernelClient, code: str) -> int:
                 raise RuntimeError(f"kernel error: {msg.content()}")
 
 
-async def measure_mode(mode: str, root: Path, env: dict[str, str], work: Path, plan: Plan) -> dict[str, float]:
-    server = start_carme(mode, root, env, work / "logs")
-    out: dict[str, float] = {}
+class Target:
+    """One mode's server, kernel and websocket client, kept for the whole run."""
+
+    def __init__(self, mode: str, server: ServerProc) -> None:
+        self.mode, self.server = mode, server
+        self.http = httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=120)
+        self.kernel_id = ""
+        self.kc: WsKernelClient | None = None
+
+    async def open(self) -> Target:
+        self.kernel_id = (await self.http.post("/api/kernels", json={"name": KERNEL_NAME})).raise_for_status().json()["id"]
+        self.kc = await WsKernelClient(self.server.ws_url, self.kernel_id, self.server.headers, "v1", False).connect()
+        await self.run("import ipywidgets as w\ns = w.IntSlider(max=10**9)")
+        for _ in range(10):  # warm up
+            await self.run("pass")
+        return self
+
+    async def run(self, code: str) -> int:
+        assert self.kc is not None
+        return await run_until_idle(self.kc, code)
+
+    async def close(self) -> None:
+        if self.kc is not None:
+            await self.kc.close()
+        await self.http.delete(f"/api/kernels/{self.kernel_id}")
+        await self.http.aclose()
+        self.server.stop()
+
+
+async def round_trips(target: Target, n: int) -> float:
+    """Median execute round trip of ``pass``, in us."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await target.run("pass")
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+async def flood(target: Target, key: str, n: int) -> tuple[float, float]:
+    """(messages per second, server CPU us per message) of an iopub flood of ``n`` messages."""
+    code = (f"for i in range({n}):\n    print(i, flush=True)" if key == "stream"
+            else f"for i in range({n}):\n    s.value = s.value + 1")
+    with CpuMeter(target.server.pid) as cpu:
+        t0 = time.perf_counter()
+        count = await target.run(code)
+        elapsed = time.perf_counter() - t0
+    # ipykernel may merge a few flushed prints into one stream message; every widget update is
+    # its own comm_msg, so there a shortfall means loss.
+    if key == "widget" and count < n:
+        raise RuntimeError(f"widget flood: {count} messages arrived, expected >= {n}")
+    return count / elapsed, cpu.seconds / count * 1e6
+
+
+async def measure(root: Path, env: dict[str, str], work: Path, plan: Plan) -> dict[str, dict[str, list[float]]]:
+    """Both modes side by side, measurements interleaved (alternating which goes first), so the
+    machine's noise falls on both alike."""
+    targets = [await Target(mode, start_carme(mode, root, env, work / "logs")).open() for mode in MODES]
+    out: dict[str, dict[str, list[float]]] = {mode: {} for mode in MODES}
+
+    def add(mode: str, key: str, value: float) -> None:
+        out[mode].setdefault(key, []).append(value)
+
     try:
-        async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=120) as http:
-            kernel = (await http.post("/api/kernels", json={"name": KERNEL_NAME})).raise_for_status().json()
-            kc = await WsKernelClient(server.ws_url, kernel["id"], server.headers, "v1", False).connect()
-            try:
-                await run_until_idle(kc, "import ipywidgets as w\ns = w.IntSlider(max=10**9)")
-                for _ in range(10):  # warm up
-                    await run_until_idle(kc, "pass")
-                times = []
-                for _ in range(plan.round_trips):
-                    t0 = time.perf_counter()
-                    await run_until_idle(kc, "pass")
-                    times.append(time.perf_counter() - t0)
-                out["rtt_us"] = statistics.median(times) * 1e6
-
-                for key, code, expected in (
-                    ("stream", f"import sys\nfor i in range({plan.stream_flood}):\n    print(i, flush=True)",
-                     plan.stream_flood),
-                    ("widget", f"for i in range({plan.widget_flood}):\n    s.value = i", plan.widget_flood),
-                ):
-                    with CpuMeter(server.pid) as cpu:
-                        t0 = time.perf_counter()
-                        count = await run_until_idle(kc, code)
-                        elapsed = time.perf_counter() - t0
-                    # ipykernel may merge a few flushed prints into one stream message; every
-                    # widget update is its own comm_msg, so there a shortfall means loss.
-                    if key == "widget" and count < expected:
-                        raise RuntimeError(f"{key} flood: {count} messages arrived, expected >= {expected}")
-                    out[f"{key}_rate"] = count / elapsed
-                    out[f"{key}_cpu_us"] = cpu.seconds / count * 1e6
-
-                before = rss_bytes(server.pid)
-                await run_until_idle(kc, f"keep = [w.IntSlider(value=i) for i in range({plan.sliders})]")
-                await asyncio.sleep(0.5)  # let the server finish reading iopub
-                out["rss_models_mb"] = (rss_bytes(server.pid) - before) / 1e6
-                if mode == "on":
-                    state = (await http.get(f"/api/widgets/{kernel['id']}")).raise_for_status().json()
-                    out["models"] = len(state["state"])
-            finally:
-                await kc.close()
-                await http.delete(f"/api/kernels/{kernel['id']}")
+        for i in range(plan.rounds):
+            print(f"widgets bench: round {i + 1} of {plan.rounds}", file=sys.stderr, flush=True)
+            order = targets if i % 2 == 0 else targets[::-1]
+            for target in order:
+                add(target.mode, "rtt_us", await round_trips(target, plan.round_trips))
+            for key, n in (("stream", plan.stream_flood), ("widget", plan.widget_flood)):
+                for target in order:
+                    rate, cpu_us = await flood(target, key, n)
+                    add(target.mode, f"{key}_rate", rate)
+                    add(target.mode, f"{key}_cpu_us", cpu_us)
+        for target in targets:
+            before = rss_bytes(target.server.pid)
+            await target.run(f"keep = [w.IntSlider(value=i) for i in range({plan.sliders})]")
+            await asyncio.sleep(1.0)  # let the server finish reading iopub
+            add(target.mode, "rss_models_mb", (rss_bytes(target.server.pid) - before) / 1e6)
+            if target.mode == "on":
+                state = (await target.http.get(f"/api/widgets/{target.kernel_id}")).raise_for_status().json()
+                add(target.mode, "models", len(state["state"]))
     finally:
-        server.stop()
+        for target in targets:
+            await target.close()
     return out
 
 
@@ -208,26 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
     args = parser.parse_args(argv)
-    plan = Plan(round_trips=30, stream_flood=2000, widget_flood=1000, sliders=334, rounds=1) if args.quick else Plan()
+    plan = Plan(round_trips=20, stream_flood=1000, widget_flood=500, sliders=334, rounds=2) if args.quick else Plan()
 
     work = Path(tempfile.mkdtemp(prefix="carme-widgets-bench-"))
     root = work / "root"
     root.mkdir()
     env = make_jupyter_home(work / "jupyter")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARME_") and k != "JUPYTER_TOKEN"} | env
-    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
-    for i in range(plan.rounds):
-        for mode in (MODES if i % 2 == 0 else MODES[::-1]):
-            print(f"widgets bench: round {i + 1}, tracking {mode} ...", file=sys.stderr, flush=True)
-            runs[mode].append(asyncio.run(measure_mode(mode, root, full_env, work, plan)))
-    med = {mode: {key: statistics.median(r[key] for r in runs[mode]) for key in runs[mode][0]} for mode in MODES}
+    runs = asyncio.run(measure(root, full_env, work, plan))
+    med = {mode: {key: statistics.median(values) for key, values in runs[mode].items()} for mode in MODES}
     store_mb, open_us = store_memory(10_000)
     plain_us, comm_us = tracker_cost()
 
     def row(label: str, key: str, unit: str, higher_is_better: bool) -> str:
         off, on = med["off"][key], med["on"][key]
         cost = (off / on - 1) if higher_is_better else (on / off - 1)
-        verdict = "" if "cpu" in key else ("ok" if cost < 0.05 else "OVER 5%")
+        verdict = "" if key.startswith("rss") else ("ok" if cost < 0.05 else "OVER 5%")
         return f"| {label} | {off:,.1f} | {on:,.1f} | {unit} | {cost * 100:+.1f}% | {verdict} |"
 
     lines = [
