@@ -178,13 +178,14 @@ class KernelManager:
             self._culler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._culler
-        kernels = list(self._kernels.values()) + list(self._starting)
+        started = list(self._kernels.values())
+        kernels = started + list(self._starting)
         self._kernels.clear()
         results = await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
         for kernel, result in zip(kernels, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("kernel %s did not shut down cleanly: %s", kernel.id, result)
-        for kernel in kernels:
+        for kernel in started:  # the ones plugins heard start
             await self.server.notify("carme_on_kernel_stopped", kernel=kernel)
         self.context.destroy(linger=0)
 
