@@ -150,19 +150,16 @@ async def round_trips(target: Target, n: int) -> float:
     return statistics.median(times) * 1e6
 
 
-async def flood(target: Target, key: str, n: int) -> tuple[float, float]:
-    """(messages per second, server CPU us per message) of an iopub flood of ``n`` messages."""
+async def flood(target: Target, key: str, n: int) -> tuple[float, float, int]:
+    """(messages per second, server CPU us per message, messages received) of an iopub flood of
+    ``n`` messages."""
     code = (f"for i in range({n}):\n    print(i, flush=True)" if key == "stream"
             else f"for i in range({n}):\n    s.value = s.value + 1")
     with CpuMeter(target.server.pid) as cpu:
         t0 = time.perf_counter()
         count = await target.run(code)
         elapsed = time.perf_counter() - t0
-    # ipykernel may merge a few flushed prints into one stream message; every widget update is
-    # its own comm_msg, so there a shortfall means loss.
-    if key == "widget" and count < n:
-        raise RuntimeError(f"widget flood: {count} messages arrived, expected >= {n}")
-    return count / elapsed, cpu.seconds / count * 1e6
+    return count / elapsed, cpu.seconds / count * 1e6, count
 
 
 async def measure(root: Path, env: dict[str, str], work: Path, plan: Plan) -> dict[str, dict[str, list[float]]]:
@@ -182,9 +179,11 @@ async def measure(root: Path, env: dict[str, str], work: Path, plan: Plan) -> di
                 add(target.mode, "rtt_us", await round_trips(target, plan.round_trips))
             for key, n in (("stream", plan.stream_flood), ("widget", plan.widget_flood)):
                 for target in order:
-                    rate, cpu_us = await flood(target, key, n)
+                    rate, cpu_us, count = await flood(target, key, n)
                     add(target.mode, f"{key}_rate", rate)
                     add(target.mode, f"{key}_cpu_us", cpu_us)
+                    if key == "widget":  # one comm_msg per update: a shortfall is loss (the kernel's PUB drops)
+                        add(target.mode, "widget_lost", max(0, n + 3 - count))  # + busy, execute_input, idle
         for target in targets:
             before = rss_bytes(target.server.pid)
             await target.run(f"keep = [w.IntSlider(value=i) for i in range({plan.sliders})]")
@@ -288,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{comm_us:.2f} us per widget update ({comm_us / med['off']['widget_cpu_us'] * 100:.1f}% of the server's "
         "CPU per widget update with tracking off).",
     ]
+    lost = {mode: int(sum(runs[mode]["widget_lost"])) for mode in MODES}
+    if any(lost.values()):
+        lines.append(f"Widget updates lost between kernel and client (all rounds): off {lost['off']:,}, on {lost['on']:,}.")
     if "models" in med["on"]:
         lines.append(f"Models tracked by the server after the memory step: {med['on']['models']:,.0f}.")
     print("\n".join(lines))
