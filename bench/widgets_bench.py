@@ -263,14 +263,17 @@ def main(argv: list[str] | None = None) -> int:
         off, on = med["off"][key], med["on"][key]
         cost = (off / on - 1) if higher_is_better else (on / off - 1)
         verdict = "" if key.startswith("rss") else ("ok" if cost < 0.05 else "OVER 5%")
-        return f"| {label} | {off:,.1f} | {on:,.1f} | {unit} | {cost * 100:+.1f}% | {verdict} |"
+        # The spread of one mode's rounds says how much of the cost column is the machine's noise.
+        values = runs["off"][key]
+        spread = (max(values) - min(values)) / statistics.median(values) * 100 if len(values) > 1 else 0.0
+        return f"| {label} | {off:,.1f} | {on:,.1f} | {unit} | {cost * 100:+.1f}% | {verdict} | {spread:.0f}% |"
 
     lines = [
         f"carme widgets benchmark ({'quick' if args.quick else 'full'}, {plan.rounds} round(s), medians; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
         "",
-        "| measure | tracking off | tracking on | unit | cost of tracking | < 5% |",
-        "|---|---|---|---|---|---|",
+        "| measure | tracking off | tracking on | unit | cost of tracking | < 5% | noise (spread of off rounds) |",
+        "|---|---|---|---|---|---|---|",
         row("execute round trip", "rtt_us", "us", False),
         row(f"iopub stream flood ({plan.stream_flood:,} msgs)", "stream_rate", "msg/s", True),
         row("  server CPU per stream msg", "stream_cpu_us", "us", False),
