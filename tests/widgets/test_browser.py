@@ -23,7 +23,7 @@ def test_slider_renders_and_follows_the_kernel(chromium: Any, root: Path) -> Non
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SLIDER_CELL)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, root / "slider.ipynb")
-    app = create_app(str(root), token=TOKEN, extensions=["lab", "widgets"])
+    app = create_app(str(root), token=TOKEN, extensions=["lab", "widgets"], settings={"widgets.save_state": True})
     shutil.rmtree(ARTIFACTS / "widgets", ignore_errors=True)
     with serve(app) as running, browsing(chromium, running, "/", "widgets") as flow:
         page = flow.page
@@ -61,3 +61,17 @@ def test_slider_renders_and_follows_the_kernel(chromium: Any, root: Path) -> Non
         state = flow.api.get(widgets_url).json()["state"]
         assert [m["state"]["value"] for m in state.values() if m["model_name"] == "IntSliderModel"] == [7]
         flow.shot("slider-7")
+
+        # Save: the server puts the live widget state into the notebook (widgets.save_state).
+        page.keyboard.press("Control+s")
+        page.wait_for_selector(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)")
+        saved = flow.api.get("api/contents/slider.ipynb").json()["content"]
+        saved_state = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+        assert [m["state"]["value"] for m in saved_state.values() if m["model_name"] == "IntSliderModel"] == [7]
+
+        # Reload: the page's widget manager restores every model (kernel state through carme's
+        # websocket, saved state from the notebook) and the view shows the value again.
+        page.reload()
+        page.wait_for_selector(".jp-NotebookPanel")
+        flow.cell_output(0).locator(".widget-slider .widget-readout").filter(has_text=re.compile(r"^7$")).wait_for()
+        flow.shot("reloaded")
