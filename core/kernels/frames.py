@@ -36,6 +36,7 @@ DEFAULT_CHANNEL = "shell"
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct(">I")
+_V1_HEADS = [struct.Struct(f"<{n + 1}Q") for n in range(16)]  # by offset count: messages with < 10 buffers
 
 
 class FrameError(ValueError):
@@ -53,16 +54,15 @@ def select_subprotocol(offered: Sequence[str]) -> str | None:
 def encode_v1(channel: bytes, parts: Sequence[bytes]) -> bytes:
     """One v1 frame for ``parts`` on ``channel`` (the channel name as ASCII bytes)."""
     n = len(parts) + 2
-    offsets = [0] * (n + 1)
-    offsets[0] = n
     position = 8 * (n + 1)
-    offsets[1] = position
+    offsets = [n, position]
     position += len(channel)
-    offsets[2] = position
-    for index, part in enumerate(parts, 3):
+    offsets.append(position)
+    for part in parts:
         position += len(part)
-        offsets[index] = position
-    return b"".join((struct.pack(f"<{n + 1}Q", *offsets), channel, *parts))
+        offsets.append(position)
+    packer = _V1_HEADS[n] if n < len(_V1_HEADS) else struct.Struct(f"<{n + 1}Q")
+    return b"".join((packer.pack(*offsets), channel, *parts))
 
 
 def decode_v1(data: bytes) -> tuple[str, list[bytes]]:

@@ -29,12 +29,12 @@ import zmq
 from .frames import decode_client_frame, encode_legacy, encode_v1
 from .ratelimit import IOPubRateLimiter, RateLimits
 from .session import DELIMITER, Session
-from .zmqio import EVENTS, POLLIN, SocketGroup
+from .zmqio import SocketGroup
 
 log = logging.getLogger("carme.kernels.relay")
 
 CLIENT_CHANNELS = ("iopub", "shell", "control", "stdin")
-BATCH = 256  # messages read from one socket before looking at the others / yielding
+BATCH = 64  # messages read from one socket before looking at the others / yielding to the loop
 NUDGE_INTERVAL = 0.5
 
 
@@ -146,7 +146,7 @@ class ClientRelay:
                         self.label, self._trimmed)
             self._trimmed = 0
         if self._buffer and self._group is not None:
-            self._group.readable.set()  # wake the pump to flush
+            self._group.wake()  # wake the pump to flush
 
     def detach(self, sink: Sink) -> bool:
         """Stop delivering to ``sink`` (gone); keep buffering. False if another sink replaced it."""
@@ -191,12 +191,11 @@ class ClientRelay:
                     await group.send(sock, self.session.serialize(self.session.msg(name, "kernel_info_request")))
                 round_end = min(loop.time() + NUDGE_INTERVAL, deadline)
                 while not (replied and self._iopub_seen.is_set()) and loop.time() < round_end:
-                    waiter = self._iopub_seen.wait() if replied else group.wait_readable(socks)
+                    waiter = self._iopub_seen.wait() if replied else group.wait()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(waiter, round_end - loop.time())
                     for sock in socks:
-                        while sock.getsockopt(EVENTS) & POLLIN:
-                            sock.recv_multipart()
+                        while group.recv(sock) is not None:
                             replied = True
                 if replied and self._iopub_seen.is_set():
                     return True
@@ -228,20 +227,20 @@ class ClientRelay:
     # -- kernel -> client ------------------------------------------------------------------
 
     async def _pump(self, group: SocketGroup, channels: list[_Channel]) -> None:
-        socks = [c.sock for c in channels]
         verify = self.session.verify
         iopub_seen = self._iopub_seen
+        ready = group.ready
         while True:
             if self._buffer and self._sink is not None:
                 await self._flush()
-            received = False
             for channel in channels:
                 sock = channel.sock
+                if sock not in ready:
+                    continue
                 for _ in range(BATCH):
-                    if not sock.getsockopt(EVENTS) & POLLIN:
+                    frames = group.recv(sock)
+                    if frames is None:
                         break
-                    frames = sock.recv_multipart()
-                    received = True
                     try:
                         split = frames.index(DELIMITER)
                     except ValueError:
@@ -263,16 +262,16 @@ class ClientRelay:
                     if channel.wire == b"iopub":
                         iopub_seen.set()
                     await self.deliver((channel.wire, parts, header))
-            if received:
-                await asyncio.sleep(0)  # let other clients, kernels and HTTP requests run
+            if ready:
+                await asyncio.sleep(0)  # more to read: let other clients, kernels and HTTP requests run first
             else:
-                await group.wait_readable(socks)
+                await group.wait()
 
     def post(self, message: Message) -> None:
         """Queue a message made by the server (synthetic status) behind what the kernel sent."""
         self._append(message)
         if self._group is not None:
-            self._group.readable.set()
+            self._group.wake()
 
     async def deliver(self, message: Message) -> None:
         """Send one message to the client, or buffer it while no client is attached."""

@@ -1,73 +1,106 @@
 """Reading and writing a handful of ZMQ sockets from asyncio without a future per message.
 
 zmq.asyncio creates a future (and a loop callback) for every recv. The relay instead watches
-each socket's file descriptor once (``loop.add_reader``) and, when woken, drains every queued
-message with non-blocking receives. A zmq FD is edge-triggered: it signals that ``ZMQ_EVENTS``
-may have changed, and reading ``ZMQ_EVENTS`` re-arms it; the callback reads it, so a socket whose
-messages are not being read (a slow client) does not spin the loop.
+each socket's file descriptor once (``loop.add_reader``) and drains queued messages with
+non-blocking receives. A zmq FD signals that the socket's state may have changed; reading
+``ZMQ_EVENTS`` (or a receive that finds nothing) re-arms it. So: the FD callback reads
+``ZMQ_EVENTS`` once and marks the socket ready; the reader receives until ``EAGAIN`` and then
+marks it not ready; a message arriving after that signals the FD again. A socket whose messages
+are not being read (a slow client) does not spin the loop: ZMQ only signals the FD when a pipe
+goes from empty to non-empty.
+
+pyzmq's flag constants are enum members, and ``int & flag`` builds a new enum object each time;
+the hot path uses plain ints.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from typing import Any
 
 import zmq
 
-POLLIN = zmq.POLLIN
-POLLOUT = zmq.POLLOUT
-EVENTS = zmq.EVENTS
+POLLIN = int(zmq.POLLIN)
+POLLOUT = int(zmq.POLLOUT)
+EVENTS = int(zmq.EVENTS)
+NOBLOCK = int(zmq.NOBLOCK)
+FD = int(zmq.FD)
+
+Socket = zmq.Socket[Any]
 
 
 class SocketGroup:
-    """Sockets that one task reads: ``readable`` is set when any may have a message."""
+    """Sockets that one task reads; :meth:`wait` returns when one of them may have a message."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.readable = asyncio.Event()
-        self.writable = asyncio.Event()
-        self._fds: dict[int, zmq.Socket] = {}  # type: ignore[type-arg]
+        self.ready: set[Socket] = set()
+        self._wake = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._fds: list[int] = []
 
-    def add(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
-        fd = sock.getsockopt(zmq.FD)
-        self._fds[fd] = sock
+    def add(self, sock: Socket) -> None:
+        fd = sock.get(FD)
+        self._fds.append(fd)
         self.loop.add_reader(fd, self._on_fd, sock)
-        self._on_fd(sock)
+        self.ready.add(sock)  # look once: messages may have arrived before the watch began
+        self._wake.set()
 
-    def _on_fd(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+    def _on_fd(self, sock: Socket) -> None:
         if sock.closed:
             return
-        events = sock.getsockopt(EVENTS)
+        events = sock.get(EVENTS)
         if events & POLLIN:
-            self.readable.set()
+            self.ready.add(sock)
+            self._wake.set()
         if events & POLLOUT:
-            self.writable.set()
+            self._writable.set()
 
-    def any_readable(self, socks: Iterable[zmq.Socket]) -> bool:  # type: ignore[type-arg]
-        return any(not s.closed and s.getsockopt(EVENTS) & POLLIN for s in socks)
+    def recv(self, sock: Socket) -> list[bytes] | None:
+        """One multipart message from ``sock``, or None (and not ready any more) when it has none."""
+        try:
+            frame = sock.recv(NOBLOCK, copy=False)
+        except zmq.Again:
+            self.ready.discard(sock)
+            return None
+        parts = [frame.bytes]
+        while frame.more:
+            frame = sock.recv(NOBLOCK, copy=False)
+            parts.append(frame.bytes)
+        return parts
 
-    async def wait_readable(self, socks: Iterable[zmq.Socket]) -> None:  # type: ignore[type-arg]
-        """Return when one of ``socks`` has a message (re-checking after clearing: no lost edge)."""
-        self.readable.clear()
-        if self.any_readable(socks):
+    def discard(self, sock: Socket) -> None:
+        """Drop whatever ``sock`` has queued (replies to a transient request)."""
+        while self.recv(sock) is not None:
+            pass
+
+    async def wait(self) -> None:
+        """Return once a socket is ready (at once if one is), or :meth:`wake` is called."""
+        self._wake.clear()
+        if self.ready:
             return
-        await self.readable.wait()
+        await self._wake.wait()
 
-    async def send(self, sock: zmq.Socket, frames: list[bytes]) -> None:  # type: ignore[type-arg]
+    def wake(self) -> None:
+        """Make :meth:`wait` return (new work that is not a socket, e.g. a queued message)."""
+        self._wake.set()
+
+    async def send(self, sock: Socket, frames: list[bytes]) -> None:
         """Send a multipart message; waits (never drops) while the socket is at its high-water mark."""
         while True:
             try:
-                sock.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                sock.send_multipart(frames, NOBLOCK, copy=len(frames[-1]) < 65536)
                 return
             except zmq.Again:
-                self.writable.clear()
-                if sock.getsockopt(EVENTS) & POLLOUT:
+                self._writable.clear()
+                if sock.get(EVENTS) & POLLOUT:
                     continue
-                await self.writable.wait()
+                await self._writable.wait()
 
     def remove_all(self) -> None:
         """Stop watching every socket (before closing them)."""
         for fd in self._fds:
             self.loop.remove_reader(fd)
         self._fds.clear()
-        self.readable.set()  # wake a waiting reader so it sees the sockets are gone
+        self.ready.clear()
+        self._wake.set()  # wake a waiting reader so it sees the sockets are gone
