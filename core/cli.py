@@ -156,7 +156,12 @@ def _urls(server: Server, ip: str, port: int) -> list[str]:
     frontend = "lab" in server.plugins.extensions and server.plugins.extensions["lab"].enabled
     landing = "/" + (base + "/" if base else "") + (settings["default_url"].lstrip("/") if frontend else "api/status")
     query = f"?token={server.auth.token}" if server.auth.enabled else ""
-    hosts = ["localhost", "127.0.0.1"] if ip in ("127.0.0.1", "localhost") else [f"[{ip}]" if ":" in ip else ip]
+    if ip in ("127.0.0.1", "localhost"):
+        hosts = ["localhost", "127.0.0.1"]
+    elif ip in ("0.0.0.0", "::"):  # every interface: name this machine, and loopback
+        hosts = [socket.gethostname(), "127.0.0.1"]
+    else:
+        hosts = [f"[{ip}]" if ":" in ip else ip]
     return [f"http://{host}:{port}{landing}{query}" for host in hosts]
 
 
@@ -187,6 +192,9 @@ async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, op
             log.info("Serving %s", app.server.root_dir)
             log.info("carme %s is running at:\n    %s", __version__, "\n    ".join(urls))
             log.info("Use Control-C to stop this server and shut down all kernels (twice to force).")
+            if not app.server.auth.enabled:
+                log.warning("Authentication is off: anyone who can reach %s:%d can run code as you.",
+                            app.server.settings["ip"], sock.getsockname()[1])
             if open_browser:
                 # In a thread: without a display, webbrowser may run a text browser and wait for it.
                 threading.Thread(target=webbrowser.open, args=(urls[0],), daemon=True).start()

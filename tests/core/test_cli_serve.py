@@ -120,6 +120,14 @@ def test_generated_token_is_printed_and_works(run_carme: type[Carme]) -> None:
     assert httpx.get(base + "/api/status", headers={"Authorization": f"token {token.group(1)}"}).status_code == 200
 
 
+def test_no_auth_is_said_loudly(run_carme: type[Carme]) -> None:
+    carme = run_carme("--no-auth")
+    url = carme.url()
+    assert url.endswith("/api/status")  # no token to show
+    assert httpx.get(url).status_code == 200
+    assert "Authentication is off" in carme.wait_for("Authentication is off").group(0)
+
+
 def test_api_shutdown_stops_the_server(run_carme: type[Carme], lifecycle: Path) -> None:
     carme = run_carme("--token", "t", "--set", f"lifecycle.marker={lifecycle}")
     base = carme.url().split("/api/")[0]
