@@ -16,6 +16,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -242,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"carme: configuration error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `carme config | head`: the reader left; say nothing more (and nothing at exit either).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     parser.print_help()
     return 0
 

@@ -47,8 +47,10 @@ def _load(layers: list[config.ConfigLayer]) -> Plugins:
     return plugins
 
 
-def _table(rows: list[list[str]], out: TextIO) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+def _table(rows: list[list[str]], out: TextIO, max_width: int = 40) -> None:
+    # Columns are padded up to max_width; a longer cell (a long list value) overflows its row
+    # instead of widening every row.
+    widths = [min(max_width, max(len(row[i]) for row in rows)) for i in range(len(rows[0]))]
     for row in rows:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
 
