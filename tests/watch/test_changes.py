@@ -155,3 +155,18 @@ def test_known_paths_relabel_replaced_files(tmp_path: Path) -> None:
     known.apply([Change("dir", "deleted")])
     assert known.paths == {"new"}
     assert known.apply([Change("dir/sub/f", "added")]) == [Change("dir/sub/f", "added")]
+
+
+async def test_fallback_polling_is_stretched_on_big_trees(tmp_path: Path) -> None:
+    from carme_watch.watcher import Watcher
+
+    app = create_app(str(tmp_path), token="t", extensions=["watch"])
+    config = WatchConfig(root=tmp_path, poll_delay_ms=1000)
+    watcher = Watcher(app.server, config)
+    assert await watcher._poll_delay() == 1000  # native: not used
+    watcher.mode = "polling"
+    watcher.known.paths = {f"f{i}" for i in range(200_000)}
+    assert await watcher._poll_delay() == 4000  # a fallback: 1 ms per 50 paths
+    chosen = Watcher(app.server, WatchConfig(root=tmp_path, polling=True, poll_delay_ms=300))
+    chosen.known.paths = watcher.known.paths
+    assert await chosen._poll_delay() == 300  # chosen by the user: kept

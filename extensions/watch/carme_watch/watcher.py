@@ -27,7 +27,7 @@ from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
 from .changes import Change, PathFilter, coalesce
 from .coverage import readable_cover
-from .known import KnownPaths
+from .known import MAX_KNOWN, KnownPaths
 from .events import FILE_CHANGED
 from .origin import ApiWrites, tag
 from .settings import WatchConfig
@@ -42,6 +42,7 @@ RUST_TIMEOUT_MS = 1000  # how often, at rest, the thread checks that the root is
 RETRY_MIN_S, RETRY_MAX_S = 0.25, 5.0
 START_WAIT_S = 3.0
 STOP_WAIT_S = 5.0
+PATHS_PER_POLL_MS = 50  # fallback polling: 1 ms of interval per 50 paths (50,000 paths: 1 s)
 
 
 def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:
@@ -168,7 +169,7 @@ class Watcher:
                 if not paths:
                     self._note_waiting(f"the served folder {root} cannot be read; retrying")
                     return None
-            notify = await self._in_thread(RustNotify, paths, False, polling, self.config.poll_delay_ms,
+            notify = await self._in_thread(RustNotify, paths, False, polling, await self._poll_delay(),
                                            True, self._ignore_denied)
         except FileNotFoundError:
             self._note_waiting(f"the served folder {root} does not exist; watching it again once it is back")
@@ -193,6 +194,22 @@ class Watcher:
         else:
             log.debug("watching %s (%s)", root, self.mode)
         return notify
+
+    async def _poll_delay(self) -> int:
+        """The poll interval: as set, or, when polling is a fallback, stretched on big trees.
+
+        A poll stats every file (about 10 % of a core for 50,000 files every second), so a tree
+        too big for the OS watch limit is polled at most every ~1 s per 50,000 reported paths.
+        """
+        if self.config.polling or self.mode != "polling":
+            return self.config.poll_delay_ms
+        if self.known.paths is None:
+            await self._in_thread(self.known.scan)
+        count = len(self.known.paths) if self.known.paths is not None else MAX_KNOWN
+        delay = max(self.config.poll_delay_ms, count // PATHS_PER_POLL_MS)
+        if delay != self.config.poll_delay_ms:
+            log.warning("polling %s (%d paths) every %.1f s", self.config.root, count, delay / 1000)
+        return delay
 
     async def _readable_paths(self) -> list[str]:
         """The folders to watch around unreadable ones (see :mod:`carme_watch.coverage`), logged."""
@@ -244,8 +261,8 @@ class Watcher:
     def _backend_failed(self, exc: BaseException) -> None:
         if isinstance(exc, (OSError, WatchfilesRustInternalError)) and _watch_limit(exc) and self.mode == "native":
             self.mode = "polling"
-            self._warn(f"the OS limit on file watches is reached ({exc}); polling {self.config.root} every "
-                       f"{self.config.poll_delay_ms} ms instead. Raise it (Linux: sysctl "
+            self._warn(f"the OS limit on file watches is reached ({exc}); polling {self.config.root} instead, "
+                       "which notices changes later and costs CPU on big trees. Raise it (Linux: sysctl "
                        "fs.inotify.max_user_watches=524288 and fs.inotify.max_user_instances=512) and restart, "
                        "or set watch.polling=true to silence this", error=True)
             return
