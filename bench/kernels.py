@@ -88,19 +88,37 @@ class Meter:
         return self.seconds / count * 1e6 if self.seconds is not None and count else None
 
 
-async def start_once(target: Target) -> float:
-    """Start a kernel, connect, and time it to the first kernel_info_reply; then stop it."""
-    t0 = time.perf_counter()
-    kernel = await target.start_kernel()
-    try:
-        client = await target.connect(kernel, "v1")
+async def start_once(target: Target, attempts: int = 3) -> float:
+    """Start a kernel, connect, and time it to the first kernel_info_reply; then stop it.
+
+    A directly launched kernel that dies before answering (a port taken between choosing and
+    binding it, on a busy machine) is launched again on fresh ports, as a provisioner would.
+    """
+    for attempt in range(attempts):
+        t0 = time.perf_counter()
+        kernel = await target.start_kernel()
         try:
-            await client.request("kernel_info_request", {}, timeout=120)
-            return time.perf_counter() - t0
+            client = await target.connect(kernel, "v1")
+            try:
+                msg_id = await client.send("shell", "kernel_info_request", {})
+                deadline = t0 + 120
+                while True:
+                    try:
+                        async with asyncio.timeout(1.0):
+                            while True:
+                                msg = await client.recv()
+                                if msg.channel == "shell" and msg.parent_id == msg_id:
+                                    return time.perf_counter() - t0
+                    except TimeoutError:
+                        if isinstance(kernel, DirectKernel) and kernel.proc.poll() is not None:
+                            break  # died: try again
+                        if time.perf_counter() > deadline:
+                            raise
+            finally:
+                await client.close()
         finally:
-            await client.close()
-    finally:
-        await target.stop_kernel(kernel)
+            await target.stop_kernel(kernel)
+    raise RuntimeError(f"the kernel died before answering, {attempts} times")
 
 
 async def execute(client: KernelClient, code: str, timeout: float = 120) -> tuple[list[Msg], float]:

@@ -75,6 +75,8 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float) -> list[Row]:
                 target="jupyter_server/carme", judge=_info(ANCHOR, CARME)),
             Row(f"[{proto}] one {print_mb:g} MB print (MB/s)", f"print_{proto}", target="carme/jupyter_server",
                 judge=_info(CARME, ANCHOR)),
+            Row(f"[{proto}] server CPU per {print_mb:g} MB print (us)", f"print_{proto}", "cpu_us",
+                target="jupyter_server/carme", judge=_info(ANCHOR, CARME)),
             Row(f"[{proto}] {flood_n:,} small stream messages (msg/s)", f"flood_{proto}",
                 target="carme/jupyter_server", judge=_info(CARME, ANCHOR)),
             Row(f"[{proto}] ... of which arrived", f"flood_n_{proto}", target=f"all {flood_n:,}",

@@ -88,6 +88,11 @@ async def bench_all(targets: list[str], root: Path, work: Path, env: dict[str, s
     return results
 
 
+def _load() -> str:
+    """The 1-minute load average: how noisy the machine was (2 cores here)."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def _log(text: str) -> None:
     print(f"bench: {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_deflate:
         kernel_plan = KernelPlan(**(asdict(kernel_plan) | {"deflate": False}))
 
+    load_start = _load()
     anchor = ensure_anchor() if any(t.startswith("jupyter") for t in targets) else None
     work = Path(tempfile.mkdtemp(prefix="carme-bench-"))
     results: dict[str, dict[str, Result]] = {}
@@ -123,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"carme benchmarks ({'quick' if args.quick else 'full'} run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{platform.machine()}, Python {platform.python_version()}{versions}; kernel websockets "
               f"{'without' if args.no_deflate else 'offering'} permessage-deflate; anchor iopub rate limit off; "
-              f"server CPU = utime+stime of the server process only, from /proc)")
+              f"server CPU = utime+stime of the server process only (kernels not included), from /proc, "
+              f"10 ms ticks; load average at start/end {load_start}/{_load()})")
     table = render(results, header, flood_n=kernel_plan.flood, files=sizes.listing_files,
                    nb_mb=sizes.notebook_mb, print_mb=kernel_plan.print_mb)
     print(table)
