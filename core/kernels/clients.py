@@ -122,12 +122,13 @@ class KernelClients:
         for client in list(self.clients.values()):
             await client.reopen()
 
-    async def close(self, code: int = 1000, reason: str = "kernel shut down") -> None:
-        """Close every client's websocket and sockets (the kernel is gone)."""
+    async def close(self, code: int = 1000, reason: str = "kernel shut down", flush: float = 1.0) -> None:
+        """Close every client's websocket and sockets (the kernel is gone), after up to ``flush``
+        seconds for the messages still queued for connected clients."""
         clients, self.clients = list(self.clients.values()), {}
         for client in clients:
             sink = client.sink
-            await client.close()
+            await client.close(flush)
             if sink is not None:
                 await _close_quietly(sink, code, reason)
 
@@ -154,7 +155,7 @@ class ClientRegistry:
 
     async def close(self) -> None:
         for kernel_id in list(self.kernels):
-            await self.forget(kernel_id, code=1001, reason="server shutting down")
+            await self.forget(kernel_id, code=1001, reason="server shutting down", flush=0.2)
 
 
 async def _close_quietly(sink: Sink, code: int, reason: str) -> None:

@@ -159,7 +159,13 @@ class ClientRelay:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    async def close(self) -> None:
+    async def close(self, flush: float = 0.0) -> None:
+        """Close the sockets; first give an attached client up to ``flush`` seconds to receive
+        what is queued (a final ``dead`` status)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + flush
+        while self._buffer and self._sink is not None and self._pump_task is not None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         self.closed = True
         self._sink = None
         await self._close_sockets()

@@ -98,9 +98,9 @@ def server(env_dir: Path) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def limited(env_dir: Path) -> Iterator[Served]:
-    """A server with a small websocket message limit and an iopub message rate limit."""
+    """A server with a small websocket message limit, an iopub message rate limit, no auto-restart."""
     yield from _serve(env_dir, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=50.0,
-                      rate_limit_window=3.0)
+                      rate_limit_window=3.0, restart_limit=0)
 
 
 def start_kernel(served: Served, name: str = "python3") -> str:
@@ -321,6 +321,23 @@ async def test_kill_9_is_seen_as_restarting(server: Served) -> None:
         await wait_for(lambda: kernel_model(server, kernel_id)["execution_state"] == "idle")
         iopub, reply = await client.execute("print('back')")  # same websocket after the restart
         assert stdout(iopub) == "back\n" and reply.content["status"] == "ok"
+    finally:
+        await client.close()
+
+
+async def test_kernel_that_cannot_restart_is_seen_dead(limited: Served) -> None:
+    kernel_id = start_kernel(limited)
+    client = await Client.open(limited.ws_url, kernel_id)
+    try:
+        _, reply = await client.execute("pass")
+        os.kill(limited.app.server.kernels.get(kernel_id).pid, 9)
+        seen = await client.until(lambda m: m.msg_type == "status" and m.content["execution_state"] == "dead")
+        states = [m.content["execution_state"] for m in seen if m.msg_type == "status" and not m.parent_header]
+        assert states == ["restarting", "dead"]
+        with pytest.raises(ConnectionClosed):
+            while True:  # then the server closes the websocket: the kernel is gone
+                await client.recv()
+        assert client.ws.close_code == 1000
     finally:
         await client.close()
 
