@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,6 +18,7 @@ from jupyter_core import paths as jupyter_paths
 
 from . import config
 from .config import ConfigError
+from .contents.fileio import atomic_write
 from .plugins import ENTRY_POINT_GROUP, Plugins
 
 LEVELS = ("user", "sys-prefix", "system")
@@ -73,17 +72,7 @@ def list_extensions(out: TextIO | None = None) -> int:
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(str(path), (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def set_enabled(name: str, enabled: bool, level: str, out: TextIO | None = None) -> int:

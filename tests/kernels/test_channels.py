@@ -6,7 +6,6 @@ that restart, flood or limit get their own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys

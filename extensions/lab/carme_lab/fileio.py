@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from carme.contents.fileio import atomic_write
 from carme.jsonutil import isoformat
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder, fsync, then rename:
-    readers see the old file or the new one, never a truncated one."""
+    """Write ``text`` to ``path`` atomically (carme's contents writer: temp file, fsync, rename),
+    creating the folder first: readers see the old file or the new one, never a truncated one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(str(path), text.encode("utf-8"))
 
 
 def file_times(stat: os.stat_result) -> tuple[str, str]:
