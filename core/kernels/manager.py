@@ -109,8 +109,12 @@ class KernelManager:
     def _provisioner_for(self, spec: KernelSpec) -> Provisioner:
         chosen = self.server.hook.carme_kernel_provisioner(server=self.server, spec=spec)
         if chosen is None:  # the built-in plugin answers last; this is for managers made by hand
-            chosen = LocalProvisioner(self.ports, self.runtime_dir)
+            chosen = self.local_provisioner()
         return chosen  # type: ignore[no-any-return]
+
+    def local_provisioner(self) -> LocalProvisioner:
+        """The built-in provisioner, configured from the settings."""
+        return LocalProvisioner(self.ports, self.runtime_dir, self.server.settings["ipykernel_no_drop"])
 
     async def start_kernel(self, name: str | None = None, path: str | None = None,
                            env: dict[str, str] | None = None, kernel_id: str | None = None) -> Kernel:

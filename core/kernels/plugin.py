@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 from ..config import Setting
 from ..hooks import hookimpl
 from .manager import KernelManager
-from .provisioner import LocalProvisioner, Provisioner
+from .provisioner import Provisioner
 from .specs import KernelSpec, KernelSpecManager
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ def carme_register_settings() -> list[Setting]:
                 "Most iopub messages per second sent to one client before output is paused (0: no limit)"),
         Setting("iopub_data_rate_limit", float, 0.0,
                 "Most iopub stream bytes per second sent to one client before output is paused (0: no limit)"),
+        Setting("ipykernel_no_drop", bool, True,
+                "Start ipykernel kernels (argv '-m ipykernel_launcher') so their iopub never drops output "
+                "under load; the kernel is unchanged otherwise"),
         Setting("rate_limit_window", float, 3.0, "Seconds over which the iopub rates are averaged"),
     ]
 
@@ -70,7 +73,7 @@ async def carme_shutdown(server: Server) -> None:
 
 @hookimpl
 def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner:
-    return LocalProvisioner(server.kernels.ports, server.kernels.runtime_dir)
+    return server.kernels.local_provisioner()
 
 
 @hookimpl

@@ -24,6 +24,8 @@ from .specs import KernelSpec
 
 log = logging.getLogger("carme.kernels.provisioner")
 
+NO_DROP_LAUNCHER = Path(__file__).with_name("ipykernel_no_drop.py")
+IPYKERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 
 
@@ -74,9 +76,10 @@ class Provisioner(Protocol):
 class LocalProvisioner:
     """A kernel as a local subprocess in its own process group, connection file 0600."""
 
-    def __init__(self, ports: PortPool, runtime_dir: Path) -> None:
+    def __init__(self, ports: PortPool, runtime_dir: Path, ipykernel_no_drop: bool = False) -> None:
         self.ports = ports
         self.runtime_dir = runtime_dir
+        self.ipykernel_no_drop = ipykernel_no_drop
         self.process: subprocess.Popen[bytes] | None = None
         self.connection_file: Path | None = None
         self.info: ConnectionInfo | None = None
@@ -88,7 +91,7 @@ class LocalProvisioner:
     async def launch(self, kernel_id: str, spec: KernelSpec, cwd: Path, env: dict[str, str], key: bytes,
                      reuse: ConnectionInfo | None = None) -> ConnectionInfo:
         self.connection_file = self.runtime_dir / f"kernel-{kernel_id}.json"
-        argv = self._argv(spec, self.connection_file)
+        argv = self._argv(spec, self.connection_file, self.ipykernel_no_drop)
         full_env = self._env(spec, env)
         if reuse is None:
             if self.info is not None:
@@ -109,12 +112,15 @@ class LocalProvisioner:
         return info
 
     @staticmethod
-    def _argv(spec: KernelSpec, connection_file: Path) -> list[str]:
+    def _argv(spec: KernelSpec, connection_file: Path, ipykernel_no_drop: bool = False) -> list[str]:
         values = {"connection_file": str(connection_file), "prefix": sys.prefix,
                   "resource_dir": str(spec.resource_dir or "")}
         argv = [part.format(**values) if "{" in part else part for part in spec.argv]
         if argv[0] in PYTHON_NAMES:  # "python" in a kernelspec means the server's interpreter
             argv[0] = sys.executable
+        if ipykernel_no_drop and argv[1:2] == ["-m"] and argv[2:3] and argv[2] in IPYKERNEL_MODULES:
+            # The same ipykernel, started so that its iopub socket never drops output.
+            argv = [argv[0], str(NO_DROP_LAUNCHER), *argv[3:]]
         return argv
 
     @staticmethod

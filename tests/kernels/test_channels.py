@@ -6,9 +6,7 @@ that restart, flood or limit get their own.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,32 +46,6 @@ def _send_raw(msg_type, content, buffers=(), signature=None):
         k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", signature, *parts])
 """
 
-# ipykernel's iopub (X)PUB queues at most 1000 messages per subscriber and drops the rest when its
-# own ZMQ I/O thread falls behind (on a loaded machine). The burst test runs a real ipykernel whose
-# PUB has no such limit, so that what it counts is the server's doing alone.
-UNBOUNDED_LAUNCHER = """
-import zmq
-_bind = zmq.Socket.bind
-def _bind_unbounded(self, *args, **kwargs):
-    if self.socket_type in (zmq.PUB, zmq.XPUB):
-        self.setsockopt(zmq.SNDHWM, 0)
-    return _bind(self, *args, **kwargs)
-zmq.Socket.bind = _bind_unbounded
-from ipykernel.kernelapp import launch_new_instance
-launch_new_instance()
-"""
-
-
-def unbounded_kernelspec(jupyter_home: Path) -> str:
-    folder = jupyter_home / "data" / "kernels" / "python3-unbounded-iopub"
-    folder.mkdir(parents=True)
-    (folder / "launch.py").write_text(UNBOUNDED_LAUNCHER)
-    spec = {"argv": [sys.executable, str(folder / "launch.py"), "-f", "{connection_file}"],
-            "display_name": "Python 3 (iopub without HWM)", "language": "python"}
-    (folder / "kernel.json").write_text(json.dumps(spec))
-    return folder.name
-
-
 @pytest.fixture(scope="module")
 def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Jupyter paths for the module's servers (the per-test jupyter_env comes too late for them)."""
@@ -97,9 +69,10 @@ def server(env_dir: Path) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def limited(env_dir: Path) -> Iterator[Served]:
-    """A server with a small websocket message limit, an iopub message rate limit, no auto-restart."""
+    """A server with a small websocket message limit, an iopub message rate limit, no auto-restart,
+    and ipykernel started as its kernelspec says (iopub with ZMQ's default send limit)."""
     yield from _serve(env_dir, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=50.0,
-                      rate_limit_window=3.0, restart_limit=0)
+                      rate_limit_window=3.0, restart_limit=0, ipykernel_no_drop=False)
 
 
 def start_kernel(served: Served, name: str = "python3") -> str:
@@ -286,8 +259,10 @@ async def test_unknown_kernel_is_refused_before_upgrade(server: Served) -> None:
     assert b"Kernel does not exist" in refused.value.response.body
 
 
-async def test_burst_of_20000_reaches_a_slow_client(server: Served, tmp_path: Path, jupyter_env: Path) -> None:
-    kernel_id = start_kernel(server, unbounded_kernelspec(jupyter_env))
+async def test_burst_of_20000_reaches_a_slow_client(server: Served, tmp_path: Path) -> None:
+    # The plain python3 kernelspec: carme starts ipykernel so that its iopub PUB cannot drop
+    # (setting ipykernel_no_drop); what the test counts is then the relay's doing alone.
+    kernel_id = start_kernel(server)
     sent = tmp_path / "sent"
     client = await Client.open(server.ws_url, kernel_id, max_queue=4)
     try:
@@ -374,3 +349,29 @@ async def test_iopub_rate_limit_notice(limited: Served) -> None:
     finally:
         await client.close()
 
+
+
+IOPUB_LIMITS = """
+import sys, zmq
+own = zmq.Context.instance().socket(zmq.PUB)
+own.bind_to_random_port("tcp://127.0.0.1")
+print(get_ipython().kernel.iopub_socket.io_thread.socket.get(zmq.SNDHWM), own.get(zmq.SNDHWM),
+      {launcher_dir!r} in sys.path)
+own.close(0)
+"""
+
+
+@pytest.mark.parametrize("no_drop", [True, False], ids=["no-drop", "as-specified"])
+async def test_ipykernel_iopub_send_limit(server: Served, limited: Served, no_drop: bool) -> None:
+    """With ipykernel_no_drop (the default) the kernel's iopub has no send limit; the user's own
+    sockets keep ZMQ's default and the launcher's folder is not on the kernel's sys.path."""
+    from carme.kernels.provisioner import NO_DROP_LAUNCHER
+
+    served = server if no_drop else limited
+    client = await Client.open(served.ws_url, start_kernel(served))
+    try:
+        iopub, reply = await client.execute(IOPUB_LIMITS.format(launcher_dir=str(NO_DROP_LAUNCHER.parent)))
+        assert reply.content["status"] == "ok", reply.content
+        assert stdout(iopub) == ("0 1000 False\n" if no_drop else "1000 1000 False\n")
+    finally:
+        await client.close()
