@@ -135,10 +135,17 @@ def start(label: str, root: Path, env: dict[str, str], logdir: Path, anchor_pyth
         assert anchor_python is not None
         command = _anchor_command(anchor_python, root, port)
         full_env["BENCH_TCP_NODELAY"] = "1" if label.endswith("nodelay") else "0"
+    return launch(label, command, port, full_env, logdir, root, timeout)
+
+
+def launch(label: str, command: list[str], port: int, env: dict[str, str], logdir: Path, root: Path,
+           timeout: float = 60) -> ServerProc:
+    """Run a server command listening on ``port``, its output in ``logdir/<label>.log``; wait until
+    /api/status answers."""
     logdir.mkdir(parents=True, exist_ok=True)
     log = logdir / f"{label}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
     server = ServerProc(label, f"http://127.0.0.1:{port}", proc, log)
     deadline = time.monotonic() + timeout
     with httpx.Client(headers=server.headers, timeout=5) as client:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures import KERNEL_NAME, make_jupyter_home  # noqa: E402
 from kclients import WsKernelClient  # noqa: E402
 from procstat import CpuMeter, rss_bytes  # noqa: E402
-from servers import TOKEN, ServerProc, free_port  # noqa: E402
+from servers import TOKEN, ServerProc, free_port, launch  # noqa: E402
 
 MODES = ("off", "on")
 
@@ -72,25 +71,7 @@ def start_carme(mode: str, root: Path, env: dict[str, str], logdir: Path) -> Ser
             command += ["--disable", ep.name]
     if mode == "on":
         command += ["--enable", "widgets"]
-    logdir.mkdir(parents=True, exist_ok=True)
-    log = logdir / f"carme-{mode}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
-    server = ServerProc(f"carme-{mode}", f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 60
-    with httpx.Client(headers=server.headers, timeout=5) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"carme exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
-            try:
-                if client.get(server.url + "/api/status").status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"carme did not start; log in {log}")
-            time.sleep(0.05)
+    return launch(f"carme-{mode}", command, port, env, logdir, root)
 
 
 async def run_until_idle(kc: WsKernelClient, code: str) -> int:
