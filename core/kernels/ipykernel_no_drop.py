@@ -11,11 +11,13 @@ applied further on), so lifting the kernel's limit turns those drops into a shor
 socket ipykernel makes for iopub is changed; sockets made by user code keep ZMQ's defaults.
 """
 
+import os
 import sys
 
-# Running a file by path puts its folder first on sys.path; carme's kernel modules there
-# (session.py, message.py, ...) must not shadow what the kernel imports.
-del sys.path[0]
+# Running a file by path puts its folder first on sys.path (unless PYTHONSAFEPATH is set); carme's
+# kernel modules there (session.py, message.py, ...) must not shadow what the kernel imports.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
 
 import zmq  # noqa: E402
 from ipykernel.kernelapp import IPKernelApp  # noqa: E402
