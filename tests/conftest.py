@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -66,3 +67,26 @@ def anon(served: Served) -> Iterator[httpx.Client]:
     """An HTTP client without credentials."""
     with httpx.Client(base_url=served.url, timeout=60) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One headless Debian Chromium per test module (never a browser Playwright downloads)."""
+    from playwright import sync_api
+
+    from tests.browser import CHROMIUM, FLAGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab_server(root: Path) -> Iterator[Served]:
+    """carme with the lab extension on a real uvicorn."""
+    app = create_app(str(root), token=TOKEN, extensions=["lab"])
+    with serve(app) as running:
+        yield running

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.lab.test_browser import browsing, chromium, lab_server, open_lab  # noqa: F401 (fixtures)
+from tests.browser import browsing, open_lab
 from tests.serving import Served
 
 
-def test_chunked_upload_from_the_file_browser(chromium: Any, lab_server: Served, root: Path,  # noqa: F811
+def test_chunked_upload_from_the_file_browser(chromium: Any, lab_server: Served, root: Path,
                                               tmp_path: Path) -> None:
     """JupyterLab sends files over 15 MiB in 1 MiB chunks (chunk=1..n, -1); the file appears
     whole, byte for byte, and no temporary file is left behind."""

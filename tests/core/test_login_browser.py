@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from carme import create_app, hookimpl
+from carme.server import Server
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from carme import create_app, hookimpl
-from carme.server import Server
 from tests.conftest import TOKEN
 from tests.serving import Served, serve
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update"]
 
 
 class Page:
@@ -31,18 +27,6 @@ class Page:
             return HTMLResponse(f"<h1 id='who'>{request.scope['user'].name}</h1>")
 
         return [Route("/notebook-page", page)]
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright import sync_api
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

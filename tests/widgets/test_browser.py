@@ -12,14 +12,14 @@ from typing import Any
 import nbformat
 
 from carme import create_app
+from tests.browser import ARTIFACTS, browsing, open_lab
 from tests.conftest import TOKEN
-from tests.lab.test_browser import ARTIFACTS, browsing, chromium, open_lab  # noqa: F401 (chromium is a fixture)
 from tests.serving import serve
 
 SLIDER_CELL = "import ipywidgets as w\ns = w.IntSlider(description='answer')\ns"
 
 
-def test_slider_renders_and_follows_the_kernel(chromium: Any, root: Path) -> None:  # noqa: F811
+def test_slider_renders_and_follows_the_kernel(chromium: Any, root: Path) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SLIDER_CELL)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, root / "slider.ipynb")
