@@ -1,4 +1,5 @@
-"""The ``carme`` command: serve, extension list|enable|disable, config, --version.
+"""The ``carme`` command: serve, extension list|enable|disable, config, --version, and the
+subcommands enabled extensions add (:func:`carme.hooks.carme_register_cli_commands`).
 
 ``carme serve`` runs the app of :func:`carme.create_app` on uvicorn. The first Ctrl-C or SIGTERM
 shuts down gracefully (the ASGI lifespan stops every extension and kernel); a second Ctrl-C
@@ -22,7 +23,8 @@ import socket
 import sys
 import threading
 import webbrowser
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, config
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from .app import CarmeApp
+    from .plugins import Plugins
     from .server import Server
 
 log = logging.getLogger("carme.cli")
@@ -39,7 +42,64 @@ log = logging.getLogger("carme.cli")
 PORT_RETRIES = 50  # as jupyter_server: the next ports are tried when the port is taken
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("serve", "extension", "config")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``carme`` subcommand added by an extension (:func:`carme.hooks.carme_register_cli_commands`).
+
+    ``add_arguments`` declares the command's arguments on its own argparse subparser (the
+    server flags of ``carme serve`` are there for the taking: :func:`add_server_arguments`);
+    ``run`` gets the parsed arguments and returns the exit code. A
+    :class:`carme.config.ConfigError` raised by ``run`` exits 2 with its message.
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``carme serve`` that configure the server (all but the root folder), for
+    commands that serve an app of their own; :func:`app_from_args` reads them."""
+    parser.add_argument("--port", type=int, help="port (default 8888; 0 picks a free one)")
+    parser.add_argument("--ip", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--token", help="auth token (default: JUPYTER_TOKEN, else generated)")
+    parser.add_argument("--no-auth", action="store_true", help="turn authentication off (trusted networks only)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument("--base-url", help="URL prefix, e.g. /user/me/")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any setting by name, e.g. --set watch.polling=true (repeatable; see `carme config`)")
+    parser.add_argument("--enable", action="append", default=[], metavar="EXT", help="enable an extension for this run")
+    parser.add_argument("--disable", action="append", default=[], metavar="EXT",
+                        help="disable an extension for this run")
+
+
+def extension_commands(plugins: Plugins) -> dict[str, Command]:
+    """The commands the loaded plugins add, by name. A plugin that fails, or a name the core or
+    another plugin already has, is logged as an error naming the plugin; the rest still work."""
+    owners: dict[str, str] = dict.fromkeys(CORE_COMMANDS, "carme")
+    commands: dict[str, Command] = {}
+    for plugin in plugins.implementers("carme_register_cli_commands"):
+        try:
+            declared = plugins.call(plugin, "carme_register_cli_commands") or []
+        except Exception as exc:  # a broken extension must not take the whole command line down
+            log.error("extension %r failed in carme_register_cli_commands: %s: %s", plugin, type(exc).__name__, exc)
+            continue
+        for command in declared:
+            if command.name in owners:
+                log.error("extension %r adds the command %r, which %r already has; ignored", plugin, command.name,
+                          owners[command.name])
+                continue
+            owners[command.name] = plugin
+            commands[command.name] = command
+    return commands
+
+
+def build_parser(extra: Sequence[Command] = ()) -> argparse.ArgumentParser:
+    """The ``carme`` argument parser: the core's commands, then ``extra`` (extensions' commands)."""
     parser = argparse.ArgumentParser(prog="carme", description="An embeddable Jupyter server.")
     parser.add_argument("--version", action="version", version=f"carme {__version__}")
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING, ...)")
@@ -47,16 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve a folder")
     serve.add_argument("root_dir", nargs="?", help="folder to serve (default: current directory)")
-    serve.add_argument("--port", type=int, help="port (default 8888; 0 picks a free one)")
-    serve.add_argument("--ip", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--token", help="auth token (default: JUPYTER_TOKEN, else generated)")
-    serve.add_argument("--no-auth", action="store_true", help="turn authentication off (trusted networks only)")
-    serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    serve.add_argument("--base-url", help="URL prefix, e.g. /user/me/")
-    serve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="any setting by name, e.g. --set watch.polling=true (repeatable; see `carme config`)")
-    serve.add_argument("--enable", action="append", default=[], metavar="EXT", help="enable an extension for this run")
-    serve.add_argument("--disable", action="append", default=[], metavar="EXT", help="disable an extension for this run")
+    add_server_arguments(serve)
 
     ext = commands.add_parser("extension", help="list, enable or disable extensions")
     ext_commands = ext.add_subparsers(dest="ext_command", metavar="ACTION", required=True)
@@ -73,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="in the system config dir")
 
     commands.add_parser("config", help="print every setting with its value, source and description")
+    for command in extra:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        if command.add_arguments is not None:
+            command.add_arguments(sub)
     return parser
 
 
@@ -84,8 +139,8 @@ def _cli_layers(args: argparse.Namespace) -> list[config.ConfigLayer]:
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set port=9000")
         sets.values[key.strip()] = (f"--set {key.strip()}", text)
-    flags: dict[str, Any] = {key: getattr(args, key) for key in ("port", "ip", "token", "base_url", "root_dir")
-                             if getattr(args, key) is not None}
+    flags: dict[str, Any] = {key: getattr(args, key, None) for key in ("port", "ip", "token", "base_url", "root_dir")
+                             if getattr(args, key, None) is not None}
     if args.no_browser:
         flags["open_browser"] = False
     if args.no_auth:
@@ -94,12 +149,14 @@ def _cli_layers(args: argparse.Namespace) -> list[config.ConfigLayer]:
     return [sets, config.overrides_layer("command line", flags, extensions)]
 
 
-def app_from_args(args: argparse.Namespace) -> CarmeApp:
-    """The app ``carme serve ARGS`` would serve (config files < environment < command line)."""
+def app_from_args(args: argparse.Namespace, **create_app_args: Any) -> CarmeApp:
+    """The app ``carme serve ARGS`` would serve (config files < environment < command line <
+    ``create_app_args``, keyword arguments of :func:`carme.create_app`). ``args`` holds the flags
+    of :func:`add_server_arguments`."""
     from .app import create_app
 
     # Enabling an extension that is not installed is an error; disabling one is already done.
-    return create_app(_cli=_cli_layers(args), _cli_extensions=args.enable)
+    return create_app(_cli=_cli_layers(args), _cli_extensions=args.enable, **create_app_args)
 
 
 def _is_loopback(ip: str) -> bool:
@@ -210,26 +267,50 @@ async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, op
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
-    """``carme serve``: build the app, bind, serve until stopped."""
-    app = app_from_args(args)
+def serve_app(app: CarmeApp, log_level: str = "INFO") -> int:
+    """Bind and serve ``app`` as ``carme serve`` does, until a signal or /api/shutdown; the exit code."""
     server = app.server
     ip = server.settings["ip"]
     if server.auth.allow_remote_access is None:
         # DNS-rebinding defence (jupyter_server's check_host) when only local clients can connect.
         server.auth.allow_remote_access = not _is_loopback(ip)
     sock = bind("127.0.0.1" if ip == "localhost" else ip, server.settings["port"])
-    uv_server = make_uvicorn(app, args.log_level)
+    uv_server = make_uvicorn(app, log_level)
     with asyncio.Runner(loop_factory=uv_server.config.get_loop_factory()) as runner:
         return runner.run(_run(app, uv_server, sock, server.settings["open_browser"]))
 
 
+def serve(args: argparse.Namespace) -> int:
+    """``carme serve``: build the app, bind, serve until stopped."""
+    return serve_app(app_from_args(args), args.log_level)
+
+
+def _enabled_plugins() -> Plugins:
+    """The built-in plugins and the extensions the configuration enables (for their commands)."""
+    from .plugins import Plugins
+
+    plugins = Plugins()
+    plugins.register_builtins()
+    plugins.load_extensions(config.extension_states(config.read_layers()))
+    return plugins
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="[%(levelname).1s %(asctime)s %(name)s] %(message)s",
-                        datefmt="%H:%M:%S")
+    # --log-level first: loading the extensions (for their commands) may already log errors.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--log-level", default="INFO")
+    logging.basicConfig(level=early.parse_known_args(argv)[0].log_level.upper(),
+                        format="[%(levelname).1s %(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
     try:
+        extra = extension_commands(_enabled_plugins())
+    except ConfigError as exc:  # an unreadable config file: no command can be trusted to run
+        print(f"carme: configuration error: {exc}", file=sys.stderr)
+        return 2
+    parser = build_parser(list(extra.values()))
+    args = parser.parse_args(argv)
+    try:
+        if args.command in extra:
+            return extra[args.command].run(args)
         if args.command == "serve":
             return serve(args)
         if args.command == "extension":

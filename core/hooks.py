@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from .auth import User
+    from .cli import Command
     from .config import Setting
     from .contents.manager import ContentsManager
     from .events import EventSchema
@@ -103,6 +104,27 @@ def carme_register_middleware(server: Server) -> list[Middleware]:
     """Return Starlette ``Middleware`` entries wrapped around the app, inside authentication.
 
     Called once at app creation; the middleware stack is built once and never changes.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: called once by the ``carme`` command, before any app exists.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def carme_register_cli_commands() -> list[Command]:
+    """Return ``carme`` subcommands this plugin adds (``carme dashboard``, ``carme singleuser``).
+
+    Called once by the ``carme`` command before it parses its arguments, on the built-in plugins
+    and the extensions the configuration enables (config files and ``CARME_EXTENSIONS__*``; a
+    disabled extension adds no command). Return a list of :class:`carme.cli.Command`: ``name``,
+    ``help``, ``add_arguments(parser)`` declaring the command's arguments on its own argparse
+    subparser, and ``run(args)`` returning the exit code. To serve an app of its own, ``run``
+    builds it with :func:`carme.cli.app_from_args` (the flags of
+    :func:`carme.cli.add_server_arguments`, plus any :func:`carme.create_app` argument) and
+    serves it with :func:`carme.cli.serve_app`. A name the core or another plugin already has
+    is refused with an error naming both; the other commands keep working.
     """
 
 

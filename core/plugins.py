@@ -12,7 +12,7 @@ import importlib.util
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
@@ -197,24 +197,36 @@ class Plugins:
         """The settings section of a registered plugin: None for built-ins, else its name."""
         return None if name in self.builtins else name
 
-    def ordered(self, hook_name: str) -> list[pluggy.HookImpl]:
-        """Implementations of a hook in registration order (``tryfirst`` ones first, ``trylast``
-        last); pluggy's own call order is the reverse, which is right for firstresult hooks
-        (the built-ins, registered first, answer last) but not for "each plugin in turn"."""
-        impls = [impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
-                 if not (impl.hookwrapper or impl.wrapper)]
-        return sorted(impls, key=lambda impl: 0 if impl.tryfirst else 2 if impl.trylast else 1)
+    def implementers(self, hook_name: str, reverse: bool = False) -> list[str]:
+        """Names of the plugins implementing a hook, in registration order (``tryfirst`` ones
+        first, ``trylast`` last), or the reverse; pluggy's own call order is the reverse, which is
+        right for firstresult hooks (the built-ins, registered first, answer last) but not for
+        "each plugin in turn"."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        impls = sorted(impls, key=lambda impl: 0 if impl.tryfirst else 2 if impl.trylast else 1)
+        names = [impl.plugin_name for impl in impls]
+        return names[::-1] if reverse else names
+
+    def call(self, plugin_name: str, hook_name: str, **kwargs: Any) -> Any:
+        """Call one plugin's implementation of a hook, through pluggy (so it is traced); its
+        answer, or None. Exceptions propagate: the caller decides what one plugin's failure means."""
+        caller = getattr(self.pm.hook, hook_name)
+        others = [impl.plugin for impl in caller.get_hookimpls() if impl.plugin_name != plugin_name]
+        result = self.pm.subset_hook_caller(hook_name, others)(**kwargs)
+        if caller.spec is not None and caller.spec.opts.get("firstresult"):
+            return result
+        return result[0] if result else None
 
     def each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call one hook on each plugin separately, in registration order: [(plugin name, result)].
+        """Call one hook on each plugin separately, in registration order: [(plugin name, result)]
+        for the answers that are not None; a failure raises :class:`PluginError` naming the plugin.
 
         Used where the caller must know which plugin answered (settings sections, route owners).
         """
         results = []
-        for impl in self.ordered(hook_name):
-            name = self.name_of(impl.plugin)
+        for name in self.implementers(hook_name):
             try:
-                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                result = self.call(name, hook_name, **kwargs)
             except Exception as exc:
                 raise PluginError(f"plugin {name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
             if result is not None:
@@ -232,13 +244,3 @@ class Plugins:
                     raise PluginError(f"setting {key!r} is declared twice (the second time by {name!r})")
                 specs[key] = setting
         return specs
-
-    def call_each_async(self, hook_name: str, reverse: bool = False, **kwargs: Any) -> list[tuple[str, Callable[[], Any]]]:
-        """Per-plugin thunks for a lifecycle hook, in registration order (or reversed)."""
-        impls = self.ordered(hook_name)
-        if reverse:
-            impls.reverse()
-        return [
-            (self.name_of(impl.plugin), lambda impl=impl: impl.function(**{a: kwargs[a] for a in impl.argnames}))
-            for impl in impls
-        ]

@@ -62,9 +62,9 @@ class Server:
 
     async def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call a notification hook on every plugin, awaiting async ones; errors are logged."""
-        for name, call in self.plugins.call_each_async(hook_name, server=self, **kwargs):
+        for name in self.plugins.implementers(hook_name):
             try:
-                await await_maybe(call())
+                await await_maybe(self.plugins.call(name, hook_name, server=self, **kwargs))
             except Exception:
                 log.exception("plugin %s failed in %s", name, hook_name)
 
@@ -75,9 +75,9 @@ class Server:
         the error is raised, so a failed start leaves no service running.
         """
         started: list[str] = []
-        for name, call in self.plugins.call_each_async("carme_startup", server=self):
+        for name in self.plugins.implementers("carme_startup"):
             try:
-                await await_maybe(call())
+                await await_maybe(self.plugins.call(name, "carme_startup", server=self))
             except Exception as exc:
                 await self._stop(started)
                 raise RuntimeError(f"extension {name!r} failed to start: {exc}") from exc
@@ -90,11 +90,11 @@ class Server:
         await self._stop(None)
 
     async def _stop(self, only: list[str] | None) -> None:
-        for name, call in self.plugins.call_each_async("carme_shutdown", reverse=True, server=self):
+        for name in self.plugins.implementers("carme_shutdown", reverse=True):
             if only is not None and name not in only:
                 continue
             try:
-                await await_maybe(call())
+                await await_maybe(self.plugins.call(name, "carme_shutdown", server=self))
             except Exception:
                 log.exception("plugin %s failed to shut down", name)
 

@@ -182,6 +182,72 @@ def test_config_error_names_file_key_and_expectation(jupyter_env: Path, capsys: 
     assert f"{config_file}: port = 'eighty' is not valid: expected an integer" in err
 
 
+GREET = """
+from carme import hookimpl
+from carme.cli import Command, add_server_arguments, app_from_args
+
+def add_arguments(parser):
+    parser.add_argument("who")
+    parser.add_argument("--shout", action="store_true")
+    add_server_arguments(parser)
+
+def run(args):
+    app = app_from_args(args, root_dir=args.who)
+    greeting = f"hello {args.who}" + ("!" if args.shout else "")
+    print(greeting, app.server.settings["port"], app.server.root_dir.name)
+    return 7
+
+@hookimpl
+def carme_register_cli_commands():
+    return [Command("greet", "greet someone", run, add_arguments)]
+"""
+
+CLAIMS_SERVE = """
+from carme import hookimpl
+from carme.cli import Command
+
+@hookimpl
+def carme_register_cli_commands():
+    return [Command("serve", "not the real one", lambda args: 99)]
+"""
+
+FAILS = """
+from carme import hookimpl
+
+@hookimpl
+def carme_register_cli_commands():
+    raise RuntimeError("no commands today")
+"""
+
+
+def test_hook_carme_register_cli_commands(site_dir: Site, root: Path, config_levels: dict[str, Path],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    site_dir.install("greet", GREET)
+    code, out, _ = run(capsys, "greet", str(root), "--shout", "--port", "9123")
+    assert (code, out) == (7, f"hello {root}! 9123 {root.name}\n")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "greet someone" in capsys.readouterr().out
+
+    # Only enabled extensions add commands.
+    assert run(capsys, "extension", "disable", "greet")[0] == 0
+    with pytest.raises(SystemExit) as exited:
+        main(["greet", "ada"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'greet'" in capsys.readouterr().err
+
+
+def test_cli_command_conflicts_and_failures_leave_the_rest_working(site_dir: Site, caplog: pytest.LogCaptureFixture,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    site_dir.install("greet", GREET)
+    site_dir.install("claims", CLAIMS_SERVE)
+    site_dir.install("fails", FAILS)
+    code, out, _ = run(capsys, "greet", "--port", "9124", "somewhere")
+    assert code == 7 and out.startswith("hello somewhere 9124")
+    assert "extension 'claims' adds the command 'serve', which 'carme' already has; ignored" in caplog.text
+    assert "extension 'fails' failed in carme_register_cli_commands: RuntimeError: no commands today" in caplog.text
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
