@@ -31,6 +31,7 @@ from ..jsonutil import dumps
 from ..kernels.clients import ClientRegistry, KernelClients
 from ..kernels.connection import channel_url
 from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
+from ..kernels.policy import MessagePolicy
 from ..kernels.ratelimit import RateLimits
 from ..kernels.relay import RelayOptions
 
@@ -145,7 +146,16 @@ class KernelWebsockets:
     # -- the endpoint -----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kernel_id = scope["path_params"]["kernel_id"]
+        await self.serve(scope, receive, send, scope["path_params"]["kernel_id"])
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, kernel_id: str,
+                    policy: MessagePolicy | None = None) -> None:
+        """Run one websocket as a client of ``kernel_id`` until it closes.
+
+        The core's route passes no ``policy`` (full access). An extension's restricted endpoint
+        (dashboards' visitor websocket) does its own checks first, then calls this with the
+        :class:`~carme.kernels.policy.MessagePolicy` of that connection.
+        """
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -172,7 +182,7 @@ class KernelWebsockets:
         max_size = int(self._setting("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
         try:
             client = await clients.connect(_identity_safe(session_id), sink, subprotocol == V1_SUBPROTOCOL,
-                                           lambda: kernel.execution_state == "busy")
+                                           lambda: kernel.execution_state == "busy", policy)
             while True:
                 message = await receive()
                 kind = message["type"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from .policy import MessagePolicy
 from .relay import ClientRelay, RelayOptions, Sink
 from .session import Session
 
@@ -51,8 +52,11 @@ class KernelClients:
         """Open websockets (the kernel model's ``connections``)."""
         return sum(1 for c in self.clients.values() if c.attached)
 
-    async def connect(self, session_id: str | None, sink: Sink, v1: bool, busy: Callable[[], bool]) -> ClientRelay:
-        """Attach ``sink`` as the client ``session_id``; returns once it receives messages."""
+    async def connect(self, session_id: str | None, sink: Sink, v1: bool, busy: Callable[[], bool],
+                      policy: MessagePolicy | None = None) -> ClientRelay:
+        """Attach ``sink`` as the client ``session_id``; returns once it receives messages.
+
+        ``policy`` restricts what this connection may send and receive (None: everything)."""
         if not session_id:
             log.warning("kernel %s: websocket without session_id; its output cannot be replayed", self.kernel_id)
             session_id = uuid.uuid4().hex
@@ -62,7 +66,7 @@ class KernelClients:
                 if not client.attached and client.buffered:
                     log.info("kernel %s: session %s is back; replaying %d buffered messages",
                              self.kernel_id, session_id, client.buffered)
-                self._attach(client, sink, v1)
+                self._attach(client, sink, v1, policy)
                 return client
             await self._discard_away(keep=session_id)
             client = ClientRelay(session_id, self.session, self.open_socket, self.options,
@@ -78,16 +82,16 @@ class KernelClients:
             log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, session_id)
             self._background(_close_quietly(sink, 1000, "replaced by a new connection"))
         elif not client.closed:
-            self._attach(client, sink, v1)
+            self._attach(client, sink, v1, policy)
         return client
 
-    def _attach(self, client: ClientRelay, sink: Sink, v1: bool) -> None:
+    def _attach(self, client: ClientRelay, sink: Sink, v1: bool, policy: MessagePolicy | None) -> None:
         stale = client.sink
         if stale is not None:
             log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, client.session_id)
             client.detach(stale)
             self._background(_close_quietly(stale, 1000, "replaced by a new connection"))
-        client.attach(sink, v1)
+        client.attach(sink, v1, policy)
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

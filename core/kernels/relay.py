@@ -27,6 +27,7 @@ import orjson
 import zmq
 
 from .frames import decode_client_frame, encode_legacy, encode_v1
+from .policy import MessagePolicy
 from .ratelimit import IOPubRateLimiter, RateLimits
 from .session import DELIMITER, Session
 from .zmqio import SocketGroup
@@ -80,6 +81,7 @@ class ClientRelay:
         self._open_socket = open_socket
         self._observe = observe  # told of every client message forwarded (Kernel.client_message)
         self._sink: Sink | None = None
+        self.policy: MessagePolicy | None = None  # set per attachment; None: every message passes
         self.v1 = True
         self._buffer: deque[Message] = deque()
         self._buffer_bytes = 0
@@ -136,10 +138,11 @@ class ClientRelay:
     def attached(self) -> bool:
         return self._sink is not None
 
-    def attach(self, sink: Sink, v1: bool) -> None:
-        """Deliver to ``sink`` from now on, starting with what was buffered."""
+    def attach(self, sink: Sink, v1: bool, policy: MessagePolicy | None = None) -> None:
+        """Deliver to ``sink`` from now on, starting with what was buffered (filtered by ``policy``)."""
         self._sink = sink
         self.v1 = v1
+        self.policy = policy
         self._limiter.reset()
         if self._trimmed:
             log.warning("%s: replaying; %d older messages were dropped while away (replay buffer limit)",
@@ -222,6 +225,8 @@ class ClientRelay:
         if decoded is None:
             return
         name, parts = decoded
+        if self.policy is not None and not self.policy.allows_from_client(_header(parts[0])):
+            return
         channel = self._channels.get(name)
         if name == "iopub" or channel is None or self._group is None:
             log.warning("%s: dropped a client message for channel %s", self.label, name)
@@ -327,6 +332,8 @@ class ClientRelay:
 
     async def _send(self, sink: Sink, message: Message) -> None:
         wire, parts, header = message
+        if self.policy is not None and not self.policy.allows_to_client(header, parts[1]):
+            return
         if wire == b"iopub" and self._limiter.limits.enabled:
             msg_type = header.get("msg_type", "")
             idle = msg_type == "status" and b'"idle"' in parts[3] and _state(parts[3]) == "idle"
@@ -353,6 +360,14 @@ class ClientRelay:
         msg = self.session.msg("iopub", "stream", {"name": "stderr", "text": text + "\n"}, parent=parent_header,
                                synthetic=True)
         return b"iopub", msg.frames, msg.header
+
+
+def _header(frame: bytes) -> dict[str, Any]:
+    try:
+        header = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return {}
+    return header if isinstance(header, dict) else {}
 
 
 def _size(parts: list[bytes]) -> int:

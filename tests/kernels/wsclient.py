@@ -83,9 +83,9 @@ class Client:
 
     @classmethod
     async def open(cls, base_ws_url: str, kernel_id: str, session_id: str | None = None, v1: bool = True,
-                   **kwargs: Any) -> Client:
+                   kernels_path: str = "api/kernels", **kwargs: Any) -> Client:
         session_id = session_id or uuid.uuid4().hex
-        url = f"{base_ws_url}/api/kernels/{kernel_id}/channels?session_id={session_id}"
+        url = f"{base_ws_url}/{kernels_path}/{kernel_id}/channels?session_id={session_id}"
         ws = await connect(url, subprotocols=[V1] if v1 else None,  # type: ignore[list-item]
                            additional_headers={"Authorization": f"token {TOKEN}"}, max_size=None, **kwargs)
         assert ws.subprotocol == (V1 if v1 else None)

@@ -1,0 +1,75 @@
+"""Which messages may cross a kernel websocket: one policy object, chosen per connection.
+
+A full-access client (``/api/kernels/ID/channels`` for an authenticated user) has no policy and
+pays nothing for this module. A restricted client (a dashboard visitor) is given a
+:class:`MessagePolicy` by the endpoint that accepted its websocket; the relay asks it about every
+message in both directions, live and replayed alike:
+
+- client -> kernel: only the message types in ``client_types`` are forwarded; any other is
+  dropped and logged (the kernel never sees it, so an ``execute_request`` cannot run code);
+- kernel -> client: ``hidden_types`` are never delivered (``execute_input`` carries source),
+  nor is anything answering a request of a ``private_sessions`` session (the server's own
+  executor: its outputs, errors and tracebacks), except ``shared_types`` (widget comms and
+  status, which carry state, not source).
+
+The checks run on the already parsed header; the parent header is parsed only for messages that
+could be private.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("carme.kernels.policy")
+
+COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
+# What a widget page needs to send: comms, their discovery, kernel_info and answers to input().
+DASHBOARD_CLIENT_TYPES = COMM_TYPES | {"comm_info_request", "kernel_info_request", "input_reply"}
+
+
+@dataclass(frozen=True)
+class MessagePolicy:
+    """The message types a restricted websocket client may send and receive."""
+
+    name: str
+    client_types: frozenset[str] = DASHBOARD_CLIENT_TYPES
+    hidden_types: frozenset[str] = frozenset({"execute_input"})
+    private_sessions: frozenset[str] = frozenset()
+    shared_types: frozenset[str] = COMM_TYPES | {"status"}
+    _refused: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def restricted(cls, name: str, *, private_sessions: Iterable[str] = (), hide: Iterable[str] = (),
+                   client_types: Iterable[str] = DASHBOARD_CLIENT_TYPES) -> MessagePolicy:
+        """A policy for a page that only talks to widgets: ``hide`` adds to ``execute_input``."""
+        return cls(name, frozenset(client_types), frozenset({"execute_input", *hide}), frozenset(private_sessions))
+
+    def allows_from_client(self, header: dict[str, Any]) -> bool:
+        """Whether a client message with this header may reach the kernel (refusals are logged)."""
+        msg_type = header.get("msg_type")
+        if isinstance(msg_type, str) and msg_type in self.client_types:
+            return True
+        key = str(msg_type)[:60]
+        self._refused[key] = self._refused.get(key, 0) + 1
+        if self._refused[key] == 1 or self._refused[key] % 100 == 0:  # a looping client must not flood the log
+            log.warning('%s: refused a client message of type "%s" (%d so far); allowed: %s', self.name, key,
+                        self._refused[key], ", ".join(sorted(self.client_types)))
+        return False
+
+    def allows_to_client(self, header: dict[str, Any], parent_header: bytes) -> bool:
+        """Whether a kernel message may be delivered (``parent_header`` as its raw JSON frame)."""
+        msg_type = header.get("msg_type")
+        if msg_type in self.hidden_types:
+            return False
+        if not self.private_sessions or msg_type in self.shared_types or not parent_header:
+            return True
+        try:
+            parent = orjson.loads(parent_header)
+        except orjson.JSONDecodeError:
+            return False
+        return not (isinstance(parent, dict) and parent.get("session") in self.private_sessions)
