@@ -29,9 +29,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .config import Setting
 from .errors import ApiError
-from .hooks import hookimpl
 from .jsonutil import dumps, loads
 from .plugins import await_maybe
 
@@ -367,21 +365,3 @@ class AuthMiddleware:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-@hookimpl
-def carme_register_settings() -> list[Setting]:
-    return [
-        Setting("token", str, None, "Token clients authenticate with (default: JUPYTER_TOKEN, else generated)",
-                nullable=True),
-        Setting("auth_enabled", bool, True, "Require authentication; false serves everyone as an anonymous user"),
-        Setting("allow_origin", str, "", "Origin allowed for cross-origin requests ('*' for any)"),
-        Setting("allow_origin_pat", str, "", "Regular expression of origins allowed for cross-origin requests"),
-        Setting("allow_credentials", bool, False, "Send Access-Control-Allow-Credentials: true"),
-        Setting("disable_check_xsrf", bool, False, "Skip the XSRF check on cookie-authenticated requests"),
-        Setting("allow_remote_access", bool, None, "Accept Host headers that are not local "
-                "(default: yes, except when serving on a loopback address)", nullable=True),
-        Setting("local_hostnames", list, ["localhost"], "Host names treated as local by the Host check"),
-        Setting("login_url", str, "", "Where a browser without credentials is sent, with ?next= "
-                "(default: carme's own /login page; an embedding product points it at its own)"),
-    ]

@@ -1,4 +1,4 @@
-"""The event bus: one Python API to emit events, served at /api/events/subscribe.
+"""The event bus: one Python API to emit events (served by :mod:`carme.api.events`).
 
 Each event is sent to subscribers as one JSON text frame: the event's data with ``schema_id``,
 ``version`` and ``timestamp`` added at the top level. JupyterLab reads ``schema_id`` and the data
@@ -12,23 +12,12 @@ part of JSON Schema jupyter_server's own event schemas use.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
-from .errors import ApiError
-from .hooks import hookimpl
-from .jsonutil import dumps, isoformat, utcnow
-
-if TYPE_CHECKING:
-    from .server import Server
+from .jsonutil import isoformat, utcnow
 
 log = logging.getLogger("carme.events")
 
@@ -37,7 +26,6 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
     "object": (dict,), "array": (list,), "null": (type(None),),
 }
-SUBSCRIBER_QUEUE = 10_000
 
 CONTENTS_SCHEMA = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
@@ -133,79 +121,3 @@ BUILTIN_SCHEMAS = [
         ("action",),
     ),
 ]
-
-
-async def subscribe(websocket: WebSocket) -> None:
-    server: Server = websocket.app.state.server
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
-
-    def deliver(event: dict[str, Any]) -> None:
-        if queue.full():
-            log.warning("event subscriber too slow; dropping an event of %s", event["schema_id"])
-            return
-        queue.put_nowait(event)
-
-    # Listening before the handshake completes: an event emitted as soon as the client sees the
-    # connection open is not lost.
-    remove = server.events.add_listener(deliver)
-    try:
-        await websocket.accept()
-    except BaseException:
-        remove()
-        raise
-    receiver = asyncio.create_task(_drain(websocket))
-    try:
-        while not receiver.done():
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            await websocket.send_text(dumps(getter.result()).decode())
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        remove()
-        receiver.cancel()
-
-
-async def _drain(websocket: WebSocket) -> None:
-    """Read (and ignore) client frames until it disconnects."""
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-    except (WebSocketDisconnect, RuntimeError):
-        return
-
-
-async def post_event(request: Request) -> Response:
-    from .api.util import json_object
-
-    server: Server = request.app.state.server
-    body = await json_object(request)
-    assert body is not None
-    schema_id, version, data = body.get("schema_id"), body.get("version"), body.get("data")
-    if not isinstance(schema_id, str) or not isinstance(data, dict):
-        raise ApiError(400, "an event needs schema_id (string) and data (object)", "Bad Request")
-    if version is not None and not isinstance(version, int | float | str):
-        raise ApiError(400, "version must be a number", "Bad Request")
-    try:
-        server.events.emit(schema_id, data, int(float(version)) if version is not None else None)
-    except (EventError, ValueError) as exc:
-        raise ApiError(400, str(exc), "Bad Request") from None
-    return Response(status_code=204)
-
-
-@hookimpl
-def carme_register_routes(server: Server) -> list[BaseRoute]:
-    return [
-        WebSocketRoute("/api/events/subscribe", subscribe),
-        Route("/api/events", post_event, methods=["POST"]),
-    ]
-
-
-@hookimpl
-def carme_register_event_schemas() -> list[EventSchema]:
-    return BUILTIN_SCHEMAS

@@ -30,13 +30,12 @@ T = TypeVar("T")
 
 # Built-in plugins, registered first and in this order (so they answer last in firstresult hooks).
 BUILTIN_MODULES = (
-    "carme.events",
-    "carme.auth",
-    "carme.api.server",
-    "carme.contents.plugin",
-    "carme.kernels.plugin",
-    "carme.api.kernel_ws",
-    "carme.sessions",
+    "carme.builtins.events",
+    "carme.builtins.auth",
+    "carme.builtins.server",
+    "carme.builtins.contents",
+    "carme.builtins.kernels",
+    "carme.builtins.sessions",
 )
 
 

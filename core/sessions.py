@@ -13,9 +13,6 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.routing import BaseRoute
-
-from .hooks import hookimpl
 from .kernels.manager import cwd_for_path
 
 if TYPE_CHECKING:
@@ -164,15 +161,3 @@ class SessionManager:
         if session.kernel_id not in self.server.kernels:
             raise KernelGone("Kernel deleted before session")
         await self.server.kernels.shutdown_kernel(session.kernel_id)
-
-
-@hookimpl
-def carme_startup(server: Server) -> None:
-    server.sessions = SessionManager(server)
-
-
-@hookimpl
-def carme_register_routes(server: Server) -> list[BaseRoute]:
-    from .api import sessions
-
-    return sessions.routes()

@@ -23,10 +23,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import zmq
-from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from ..hooks import hookimpl
 from ..jsonutil import dumps
 from ..kernels.clients import ClientRegistry, KernelClients
 from ..kernels.connection import channel_url
@@ -224,20 +222,3 @@ async def deny(scope: Scope, send: Send, status: int, message: str) -> None:
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})
-
-
-# -- plugin ------------------------------------------------------------------------------------
-
-
-@hookimpl
-def carme_register_routes(server: Server) -> list[BaseRoute]:
-    endpoint = KernelWebsockets(server)
-    server.kernel_websockets = endpoint
-    return [WebSocketRoute("/api/kernels/{kernel_id}/channels", endpoint)]
-
-
-@hookimpl
-async def carme_shutdown(server: Server) -> None:
-    endpoint = getattr(server, "kernel_websockets", None)
-    if endpoint is not None:
-        await endpoint.close()

@@ -133,7 +133,7 @@ def test_route_conflict_with_a_core_route(root: Path) -> None:
         def carme_register_routes(self, server: Server) -> list[Route]:
             return [text_route("/api/status", "mine")]
 
-    with pytest.raises(RouteConflictError, match="'carme.api.server' and 'shadow'"):
+    with pytest.raises(RouteConflictError, match="'carme.builtins.server' and 'shadow'"):
         create_app(str(root), plugins=[Shadow()], extensions=[])
 
 

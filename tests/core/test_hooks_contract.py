@@ -18,11 +18,11 @@ TESTS = Path(__file__).resolve().parents[1]
 # Hooks called only by a core service that is still being built: exempt while that service's
 # module does not exist, mandatory as soon as it does (so this list can only shrink).
 AWAITING_SERVICE = {
-    "carme_contents_manager": "carme.contents.plugin",
-    "carme_on_contents_changed": "carme.contents.plugin",
-    "carme_kernel_provisioner": "carme.kernels.plugin",
-    "carme_on_kernel_started": "carme.kernels.plugin",
-    "carme_on_kernel_stopped": "carme.kernels.plugin",
+    "carme_contents_manager": "carme.builtins.contents",
+    "carme_on_contents_changed": "carme.builtins.contents",
+    "carme_kernel_provisioner": "carme.builtins.kernels",
+    "carme_on_kernel_started": "carme.builtins.kernels",
+    "carme_on_kernel_stopped": "carme.builtins.kernels",
 }
 
 

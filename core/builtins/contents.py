@@ -17,11 +17,11 @@ from starlette.routing import BaseRoute
 from ..api import contents as contents_api
 from ..api.limits import BodyLimitMiddleware
 from ..config import Setting
+from ..contents.filemanager import FileContentsManager
+from ..contents.manager import ContentsManager
+from ..contents.trust import Notary
 from ..events import CONTENTS_SCHEMA
 from ..hooks import hookimpl
-from .filemanager import FileContentsManager
-from .manager import ContentsManager
-from .trust import Notary
 
 if TYPE_CHECKING:
     from ..server import Server

@@ -1,4 +1,5 @@
-"""The built-in kernels plugin: every kernel setting, start-up/shutdown, the local provisioner.
+"""The built-in kernels plugin: every kernel setting, start-up/shutdown, the local provisioner,
+the /api/kernels and /api/kernelspecs routes and the kernel websocket.
 
 All kernel-related settings live here, the websocket relay's too (it reads them from
 ``server.settings``), so there is one place to look them up.
@@ -9,13 +10,15 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, WebSocketRoute
 
+from ..api import kernels as kernels_api
+from ..api.kernel_ws import KernelWebsockets
 from ..config import Setting
 from ..hooks import hookimpl
-from .manager import KernelManager
-from .provisioner import Provisioner
-from .specs import KernelSpec, KernelSpecManager
+from ..kernels.manager import KernelManager
+from ..kernels.provisioner import Provisioner
+from ..kernels.specs import KernelSpec, KernelSpecManager
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -66,6 +69,10 @@ def carme_startup(server: Server) -> None:
 
 @hookimpl
 async def carme_shutdown(server: Server) -> None:
+    # Websocket clients first (they are told the server is going away), then the kernels.
+    endpoint = getattr(server, "kernel_websockets", None)
+    if endpoint is not None:
+        await endpoint.close()
     kernels = getattr(server, "kernels", None)
     if kernels is not None:
         await asyncio.shield(kernels.shutdown_all())
@@ -78,6 +85,6 @@ def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner:
 
 @hookimpl
 def carme_register_routes(server: Server) -> list[BaseRoute]:
-    from ..api import kernels
-
-    return kernels.routes()
+    endpoint = KernelWebsockets(server)
+    server.kernel_websockets = endpoint
+    return [*kernels_api.routes(), WebSocketRoute("/api/kernels/{kernel_id}/channels", endpoint)]

@@ -1,0 +1,38 @@
+"""The built-in server plugin: where and how to serve (the top-level settings), and the
+server-level routes /api, /api/status, /api/me and /api/shutdown."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute
+
+from ..api import server as server_api
+from ..config import Setting
+from ..hooks import hookimpl
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+
+@hookimpl
+def carme_register_routes(server: Server) -> list[BaseRoute]:
+    return server_api.routes()
+
+
+@hookimpl
+def carme_register_public_paths(server: Server) -> list[str]:
+    # /api answers the version only (clients probe it before they have a token).
+    return ["/api"]
+
+
+@hookimpl
+def carme_register_settings() -> list[Setting]:
+    return [
+        Setting("root_dir", str, None, "Folder served (default: the current directory)", nullable=True),
+        Setting("ip", str, "127.0.0.1", "Address `carme serve` listens on"),
+        Setting("port", int, 8888, "Port `carme serve` listens on (0 picks a free one)"),
+        Setting("base_url", str, "/", "URL prefix of every route"),
+        Setting("open_browser", bool, True, "`carme serve` opens a browser"),
+        Setting("default_url", str, "/lab", "Where / redirects when an extension serves a frontend"),
+    ]
