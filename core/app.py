@@ -17,13 +17,13 @@ from . import config
 from .auth import Authenticator, AuthMiddleware
 from .errors import EXCEPTION_HANDLERS
 from .events import EventBus
-from .plugins import Plugins
+from .plugins import PluginError, Plugins
 from .server import Server
 
 log = logging.getLogger("carme.app")
 
 
-class RouteConflictError(ValueError):
+class RouteConflictError(PluginError, ValueError):
     """Two plugins claim the same route path."""
 
 

@@ -31,7 +31,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
 from .jsonutil import dumps, loads
-from .plugins import await_maybe
 
 if TYPE_CHECKING:
     from .server import Server
@@ -195,7 +194,7 @@ async def identify(server: Server, conn: HTTPConnection) -> AuthResult:
         # No secret exists, so there is nothing for an XSRF token to protect; the Origin check
         # still keeps other web sites out (a page cannot hide its Origin).
         return AuthResult(auth.anonymous, check_xsrf=False)
-    user = await await_maybe(server.hook.carme_authenticate(server=server, connection=conn))
+    user = await server.plugins.first("carme_authenticate", server=server, connection=conn)
     if user is not None:
         return AuthResult(user)
     token = auth.token_from(conn)

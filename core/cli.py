@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, config
 from .config import ConfigError
+from .plugins import PluginError, Plugins
 
 if TYPE_CHECKING:
     import uvicorn
 
     from .app import CarmeApp
-    from .plugins import Plugins
     from .server import Server
 
 log = logging.getLogger("carme.cli")
@@ -287,8 +287,6 @@ def serve(args: argparse.Namespace) -> int:
 
 def _enabled_plugins() -> Plugins:
     """The built-in plugins and the extensions the configuration enables (for their commands)."""
-    from .plugins import Plugins
-
     plugins = Plugins()
     plugins.register_builtins()
     plugins.load_extensions(config.extension_states(config.read_layers()))
@@ -306,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # an unreadable config file: no command can be trusted to run
         print(f"carme: configuration error: {exc}", file=sys.stderr)
         return 2
+    except PluginError as exc:  # a built-in plugin is missing or broken
+        print(f"carme: {exc}", file=sys.stderr)
+        return 3
     parser = build_parser(list(extra.values()))
     args = parser.parse_args(argv)
     try:
@@ -324,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"carme: configuration error: {exc}", file=sys.stderr)
         return 2
+    except PluginError as exc:  # the app could not be assembled (a plugin failed, two claim a route)
+        print(f"carme: cannot start: {exc}", file=sys.stderr)
+        return 3
     except BrokenPipeError:
         # `carme config | head`: the reader left; say nothing more (and nothing at exit either).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

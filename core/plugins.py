@@ -8,11 +8,11 @@ through the firstresult hooks.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Iterable
+import reprlib
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
@@ -23,9 +23,10 @@ from . import hooks
 from .config import Setting
 
 log = logging.getLogger("carme.plugins")
+trace_log = logging.getLogger("carme.hooks")  # CARME_TRACE_HOOKS
 
 ENTRY_POINT_GROUP = "carme.extensions"
-TRACE_ENV = "CARME_TRACE_HOOKS"  # set to log every hook call (pluggy tracing)
+TRACE_ENV = "CARME_TRACE_HOOKS"  # set to log every hook call (pluggy hook-call monitoring)
 T = TypeVar("T")
 
 # Built-in plugins, registered first and in this order (so they answer last in firstresult hooks).
@@ -50,6 +51,28 @@ class PluginError(RuntimeError):
     """A plugin failed while the app was being assembled; the message names the plugin and hook."""
 
 
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
+def _describe(kwargs: Mapping[str, object]) -> str:
+    """Hook arguments for the trace, each cut short (a notebook model can be megabytes)."""
+    return ", ".join(f"{key}={_short.repr(value)}" for key, value in kwargs.items())
+
+
+def _trace_before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]) -> None:
+    called = ", ".join(impl.plugin_name for impl in reversed(impls)) or "no plugin"
+    trace_log.info("%s(%s) -> %s", hook_name, _describe(kwargs), called)
+
+
+def _trace_after(outcome: pluggy.Result[object], hook_name: str, impls: Sequence[pluggy.HookImpl],
+                 kwargs: Mapping[str, object]) -> None:
+    if outcome.exception is not None:
+        trace_log.info("%s raised %s: %s", hook_name, type(outcome.exception).__name__, outcome.exception)
+    else:
+        trace_log.info("%s returned %s", hook_name, _short.repr(outcome.get_result()))
+
+
 @dataclass
 class ExtensionInfo:
     """What ``carme extension list`` shows for one installed extension."""
@@ -72,26 +95,20 @@ def installed_extensions() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _module_available(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 class Plugins:
     """A pluggy PluginManager plus carme's bookkeeping: names, sections and load errors."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace: bool | None = None) -> None:
+        """``trace`` logs every hook call (plugins called, arguments, result) to ``carme.hooks``;
+        by default it is on when the ``CARME_TRACE_HOOKS`` environment variable is set."""
         self.pm = pluggy.PluginManager(hooks.PROJECT)
+        if os.environ.get(TRACE_ENV) if trace is None else trace:
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self.pm.add_hookspecs(hooks)
         # Historic: every plugin registered from now on gets to add its hookspecs as it arrives.
         self.pm.hook.carme_add_hookspecs.call_historic(kwargs={"pluginmanager": self.pm})
         self.extensions: dict[str, ExtensionInfo] = {}
         self.builtins: list[str] = []
-        if os.environ.get(TRACE_ENV):
-            self.pm.trace.root.setwriter(lambda text: log.info("%s", text.rstrip()))
-            self.pm.enable_tracing()
 
     @property
     def hook(self) -> Any:
@@ -99,12 +116,27 @@ class Plugins:
         return self.pm.hook
 
     def register_builtins(self) -> None:
+        """Register the core's own plugins. One that cannot be imported is a start-up error:
+        carme never runs with a core service silently missing."""
         for module_name in BUILTIN_MODULES:
-            if module_name.startswith("carme.") and not _module_available(module_name):
-                continue  # a service still being built; carme runs without it
-            module = importlib.import_module(module_name)
-            self.pm.register(module, name=module_name)
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:
+                raise PluginError(f"built-in plugin {module_name!r} cannot be imported: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            self._register(module, module_name)
             self.builtins.append(module_name)
+
+    def _register(self, plugin: object, name: str) -> None:
+        """Register one plugin; hook wrappers are refused with a :class:`PluginError` naming it."""
+        wrappers = [attr for attr in dir(plugin) if (opts := self.pm.parse_hookimpl_opts(plugin, attr)) is not None
+                    and (opts.get("wrapper") or opts.get("hookwrapper"))]
+        if wrappers:
+            # carme calls each plugin's implementation on its own (start-up order, per-plugin
+            # errors, route owners), so a wrapper would never see the calls it means to wrap.
+            raise PluginError(f"plugin {name!r}: {', '.join(wrappers)} is a hook wrapper (wrapper=True or "
+                              "hookwrapper=True), which carme does not support; implement the hook plainly")
+        self.pm.register(plugin, name=name)
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register an extra plugin object (create_app ``plugins=[...]``); returns its name.
@@ -122,9 +154,8 @@ class Plugins:
                 name = (plugin if inspect.isclass(plugin) else type(plugin)).__name__.lower()
         if self.pm.has_plugin(name):
             raise ValueError(f"a plugin named {name!r} is already registered; pass another name")
-        registered = self.pm.register(plugin, name=name)
-        assert registered is not None
-        return registered
+        self._register(plugin, name)
+        return name
 
     def load_extensions(self, states: dict[str, tuple[bool, str]], only: Iterable[str] | None = None) -> None:
         """Load every installed extension that is enabled; record the rest and any load error.
@@ -155,7 +186,7 @@ class Plugins:
     def _load(self, name: str, ep: EntryPoint) -> str | None:
         """Import and register one extension; the error text when that fails."""
         try:
-            self.pm.register(ep.load(), name=name)
+            self._register(ep.load(), name)
         except Exception as exc:  # a broken extension must not stop the others
             if self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
@@ -215,6 +246,17 @@ class Plugins:
         if caller.spec is not None and caller.spec.opts.get("firstresult"):
             return result
         return result[0] if result else None
+
+    async def first(self, hook_name: str, **kwargs: Any) -> Any:
+        """The first answer that is not None to a firstresult hook whose implementations may be
+        awaitable: plugins are asked one at a time in pluggy's order (the last registered first,
+        the built-ins last), each answer awaited before the next plugin is asked. (pluggy alone
+        would take an ``async def``'s coroutine as the answer even when it resolves to None.)"""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            result = await await_maybe(self.call(impl.plugin_name, hook_name, **kwargs))
+            if result is not None:
+                return result
+        return None
 
     def each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call one hook on each plugin separately, in registration order: [(plugin name, result)]
