@@ -156,10 +156,11 @@ def create_app(
             server.events.register(schema)
 
     routes = collect_routes(plugin_set, server)
-    public: list[str] = []
-    for _name, paths in plugin_set.each("carme_register_public_paths", server=server):
-        public.extend(paths)
-    middleware = [Middleware(AuthMiddleware, server=server, public_paths=public)]
+    public, api = (
+        [path for _name, paths in plugin_set.each(hook, server=server) for path in paths]
+        for hook in ("carme_register_public_paths", "carme_register_api_paths")
+    )
+    middleware = [Middleware(AuthMiddleware, server=server, public_paths=public, api_paths=api)]
     for _name, entries in plugin_set.each("carme_register_middleware", server=server):
         middleware.extend(entries)
 

@@ -29,7 +29,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ApiError
+from .errors import ApiError, error_response, refuse_websocket
 from .jsonutil import dumps, loads
 
 if TYPE_CHECKING:
@@ -73,6 +73,24 @@ def anonymous_user() -> User:
                 None, secrets.choice(_COLORS))
 
 
+def same_secret(given: str | None, expected: str | None) -> bool:
+    """Both set and equal, compared in constant time (tokens, XSRF values)."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def new_xsrf() -> str:
+    """A fresh value for the ``_xsrf`` cookie."""
+    return secrets.token_hex(16)
+
+
+def xsrf_cookie(value: str, path: str) -> str:
+    """The ``Set-Cookie`` value of the ``_xsrf`` cookie under ``path`` (readable by page scripts,
+    which echo it in ``X-XSRFToken``)."""
+    return f"{XSRF_COOKIE}={value}; Path={path}; SameSite=Lax"
+
+
 def resolve_token(configured: str | None, environ: dict[str, str] | None = None) -> tuple[str, bool]:
     """The token to use and whether it was generated: setting > JUPYTER_TOKEN > file > random."""
     env = os.environ if environ is None else environ
@@ -114,7 +132,7 @@ class Authenticator:
         return conn.query_params.get("token")
 
     def token_matches(self, token: str | None) -> bool:
-        return bool(token) and bool(self.token) and hmac.compare_digest(token.encode(), self.token.encode())
+        return same_secret(token, self.token)
 
     @staticmethod
     def cookie_name(conn: HTTPConnection) -> str:
@@ -170,9 +188,16 @@ class Authenticator:
             return False
 
     def xsrf_ok(self, conn: HTTPConnection) -> bool:
-        cookie = conn.cookies.get(XSRF_COOKIE)
+        """The ``_xsrf`` cookie is echoed in a header (or the query) of this request."""
         sent = conn.headers.get("x-xsrftoken") or conn.headers.get("x-csrftoken") or conn.query_params.get(XSRF_COOKIE)
-        return bool(cookie) and bool(sent) and hmac.compare_digest(cookie.encode(), sent.encode())
+        return same_secret(conn.cookies.get(XSRF_COOKIE), sent)
+
+    # -- cookies set on responses -----------------------------------------------------------------
+
+    def login_cookie(self, conn: HTTPConnection, user: User, path: str) -> str:
+        """The ``Set-Cookie`` value that keeps ``user`` logged in under ``path``."""
+        return (f"{self.cookie_name(conn)}={self.sign(user)}; Path={path}; Max-Age={COOKIE_MAX_AGE}; "
+                "HttpOnly; SameSite=Lax")
 
 
 @dataclass
@@ -207,11 +232,16 @@ async def identify(server: Server, conn: HTTPConnection) -> AuthResult:
     return AuthResult(None)
 
 
-def _is_page_request(path: str, headers: Headers) -> bool:
-    """A browser asking for a page (redirected to /login), not an API client (given 403)."""
-    if path.startswith(("/api/", "/files/", "/lab/api/", "/kernelspecs/")) or path == "/api":
-        return False
-    return "text/html" in headers.get("accept", "")
+class PathSet:
+    """App-relative paths as plugins declare them: one ending in ``/`` covers everything below
+    it, any other is exact (public paths, API paths)."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.exact = frozenset(p for p in paths if not p.endswith("/"))
+        self.prefixes = tuple(sorted({p for p in paths if p.endswith("/")}))
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and (path in self.exact or path.startswith(self.prefixes))
 
 
 def base_path(scope: Scope) -> str:
@@ -222,18 +252,21 @@ def base_path(scope: Scope) -> str:
 class AuthMiddleware:
     """Authenticates every HTTP request and websocket that is not public, and applies the checks."""
 
-    def __init__(self, app: ASGIApp, server: Server, public_paths: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, server: Server, public_paths: Iterable[str],
+                 api_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.server = server
-        self.public = tuple(public_paths)
+        self.public = PathSet(public_paths)
+        self.api = PathSet(api_paths)
 
     def _relative(self, scope: Scope) -> str:
         path: str = scope["path"]
         root = scope.get("root_path", "")
         return path[len(root):] if root and path.startswith(root) else path
 
-    def _is_public(self, path: str) -> bool:
-        return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public)
+    def _is_page_request(self, path: str, headers: Headers) -> bool:
+        """A browser asking for a page (redirected to /login), not an API client (given 403)."""
+        return path not in self.api and "text/html" in headers.get("accept", "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -248,7 +281,7 @@ class AuthMiddleware:
         if scope["type"] == "http" and scope["method"] == "OPTIONS" and conn.headers.get("origin"):
             await self._preflight(conn, send)
             return
-        if self._is_public(path):
+        if path in self.public:
             await self._with_headers(scope, receive, send, conn, None, False)
             return
         try:
@@ -257,7 +290,7 @@ class AuthMiddleware:
             await self._deny(scope, receive, send, exc.status, exc.message)
             return
         if result.user is None:
-            if scope["type"] == "http" and _is_page_request(path, conn.headers):
+            if scope["type"] == "http" and self._is_page_request(path, conn.headers):
                 here = scope.get("root_path", "") + path
                 if scope["query_string"]:
                     here += "?" + scope["query_string"].decode("latin-1")
@@ -278,13 +311,13 @@ class AuthMiddleware:
                 return
         scope["user"] = result.user
         scope.setdefault("state", {})["token_authenticated"] = result.by_token
-        cookie = auth.sign(result.user) if result.set_cookie else None
-        await self._with_headers(scope, receive, send, conn, cookie, result.by_token)
+        await self._with_headers(scope, receive, send, conn, result.user if result.set_cookie else None,
+                                 result.by_token)
         if scope["type"] == "http" and not path.startswith(("/api/status", "/api/me")) and "no_track_activity" not in conn.query_params:
             self.server.touch()
 
     async def _with_headers(self, scope: Scope, receive: Receive, send: Send, conn: HTTPConnection,
-                            cookie: str | None, by_token: bool) -> None:
+                            login: User | None, by_token: bool) -> None:
         """Security headers, the login cookie after a token login, the ``_xsrf`` cookie for
         authenticated clients that lack it (JupyterLab echoes it in X-XSRFToken), and CORS."""
         if scope["type"] != "http":
@@ -292,7 +325,7 @@ class AuthMiddleware:
             return
         auth = self.server.auth
         cors = self._cors_origin(conn, by_token)
-        xsrf = None if conn.cookies.get(XSRF_COOKIE) or "user" not in scope else secrets.token_hex(16)
+        xsrf = None if conn.cookies.get(XSRF_COOKIE) or "user" not in scope else new_xsrf()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -300,11 +333,10 @@ class AuthMiddleware:
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("content-security-policy", "frame-ancestors 'self'")
                 path = base_path(scope)
-                if cookie is not None:
-                    headers.append("set-cookie", f"{auth.cookie_name(conn)}={cookie}; Path={path}; "
-                                   f"Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax")
+                if login is not None:
+                    headers.append("set-cookie", auth.login_cookie(conn, login, path))
                 if xsrf is not None:
-                    headers.append("set-cookie", f"{XSRF_COOKIE}={xsrf}; Path={path}; SameSite=Lax")
+                    headers.append("set-cookie", xsrf_cookie(xsrf, path))
                 if cors:
                     headers["access-control-allow-origin"] = cors
                     headers.add_vary_header("Origin")
@@ -350,17 +382,7 @@ class AuthMiddleware:
         await send({"type": "http.response.body", "body": b""})
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
-        body = dumps({"message": message, "reason": None})
         if scope["type"] == "websocket":
-            # Refuse before accepting; servers supporting the denial extension send the status.
-            if "websocket.http.response" in scope.get("extensions", {}):
-                await send({"type": "websocket.http.response.start", "status": status,
-                            "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "websocket.http.response.body", "body": body})
-            else:
-                await send({"type": "websocket.close", "code": 1008})
-            return
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+            await refuse_websocket(scope, send, status, message)
+        else:
+            await error_response(status, message)(scope, receive, send)

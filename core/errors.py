@@ -7,8 +7,9 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope, Send
 
-from .jsonutil import JSONResponse
+from .jsonutil import JSONResponse, dumps
 
 log = logging.getLogger("carme.errors")
 
@@ -28,6 +29,18 @@ class ApiError(Exception):
 
 def error_response(status: int, message: str, reason: str | None = None) -> JSONResponse:
     return JSONResponse({"message": message, "reason": reason}, status_code=status)
+
+
+async def refuse_websocket(scope: Scope, send: Send, status: int, message: str) -> None:
+    """Refuse a websocket before the upgrade: ``status`` with the JSON error body when the ASGI
+    server supports the denial-response extension (uvicorn does), else a close with 1008."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = dumps({"message": message, "reason": None})
+    await send({"type": "websocket.http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

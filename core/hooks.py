@@ -100,6 +100,17 @@ def carme_register_public_paths(server: Server) -> list[str]:
 
 
 @hookspec
+def carme_register_api_paths(server: Server) -> list[str]:
+    """Return path prefixes (relative to the app) that serve API clients rather than pages.
+
+    Called once at app creation. A request there without credentials is refused with 403 JSON,
+    never sent to the login page, even when it accepts ``text/html``; elsewhere a browser asking
+    for a page is redirected. Same form as :func:`carme_register_public_paths`. The core's own are
+    ``/api``, ``/api/``, ``/files/`` and ``/kernelspecs/``.
+    """
+
+
+@hookspec
 def carme_register_middleware(server: Server) -> list[Middleware]:
     """Return Starlette ``Middleware`` entries wrapped around the app, inside authentication.
 

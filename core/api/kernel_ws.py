@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 import zmq
 from starlette.types import Receive, Scope, Send
 
-from ..jsonutil import dumps
+from ..errors import refuse_websocket
 from ..kernels.clients import ClientRegistry, KernelClients
 from ..kernels.connection import channel_url
 from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
@@ -213,12 +213,6 @@ def _identity_safe(session_id: str) -> str:
 
 
 async def deny(scope: Scope, send: Send, status: int, message: str) -> None:
-    """Refuse a websocket before the upgrade, with a JSON body when the server supports it."""
+    """Refuse a websocket before the upgrade (logged: the client may only see the status)."""
     log.warning("websocket %s refused: %s", scope.get("path"), message)
-    if "websocket.http.response" in scope.get("extensions", {}):
-        body = dumps({"message": message, "reason": None})
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
+    await refuse_websocket(scope, send, status, message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -11,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..auth import COOKIE_MAX_AGE, XSRF_COOKIE, base_path
+from ..auth import XSRF_COOKIE, base_path, new_xsrf, same_secret, xsrf_cookie
 from .server import server_of
 
 TEMPLATES = jinja2.Environment(
@@ -33,19 +32,13 @@ def _safe_next(request: Request, target: str | None) -> str:
 
 
 def _login_page(request: Request, target: str | None, message: str = "", status: int = 200) -> Response:
-    xsrf = request.cookies.get(XSRF_COOKIE) or _new_xsrf()
+    xsrf = request.cookies.get(XSRF_COOKIE) or new_xsrf()
     html = TEMPLATES.get_template("login.html").render(
         base_url=base_path(request.scope), next=_safe_next(request, target), message=message, xsrf=xsrf,
     )
     response = HTMLResponse(html, status_code=status)
-    response.set_cookie(XSRF_COOKIE, xsrf, path=base_path(request.scope), samesite="lax")
+    response.headers.append("set-cookie", xsrf_cookie(xsrf, base_path(request.scope)))
     return response
-
-
-def _new_xsrf() -> str:
-    import secrets
-
-    return secrets.token_hex(16)
 
 
 async def login_get(request: Request) -> Response:
@@ -55,15 +48,14 @@ async def login_get(request: Request) -> Response:
 async def login_post(request: Request) -> Response:
     server = server_of(request)
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-    cookie_xsrf = request.cookies.get(XSRF_COOKIE, "")
-    if not cookie_xsrf or not hmac.compare_digest(cookie_xsrf.encode(), form.get("_xsrf", "").encode()):
+    if not same_secret(form.get("_xsrf"), request.cookies.get(XSRF_COOKIE)):
         return _login_page(request, form.get("next"), "Your login form expired; please try again.", 403)
     if not server.auth.token_matches(form.get("password", "").strip()):
         # The form again, still leading where the browser was going.
         return _login_page(request, form.get("next"), "Invalid token.", 401)
     response = RedirectResponse(_safe_next(request, form.get("next")), status_code=302)
-    response.set_cookie(server.auth.cookie_name(request), server.auth.sign(server.auth.anonymous),
-                        max_age=COOKIE_MAX_AGE, path=base_path(request.scope), httponly=True, samesite="lax")
+    response.headers.append("set-cookie", server.auth.login_cookie(request, server.auth.anonymous,
+                                                                   base_path(request.scope)))
     return response
 
 

@@ -91,5 +91,10 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
 
 
 @hookimpl
+def carme_register_api_paths(server: Server) -> list[str]:
+    return ["/files/"]  # /api/ is the server plugin's
+
+
+@hookimpl
 def carme_register_middleware(server: Server) -> list[Middleware]:
     return [Middleware(BodyLimitMiddleware, limit=server.settings["max_body_size"])]

@@ -88,3 +88,8 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
     endpoint = KernelWebsockets(server)
     server.kernel_websockets = endpoint
     return [*kernels_api.routes(), WebSocketRoute("/api/kernels/{kernel_id}/channels", endpoint)]
+
+
+@hookimpl
+def carme_register_api_paths(server: Server) -> list[str]:
+    return ["/kernelspecs/"]  # kernelspec resources (logos); /api/ is the server plugin's

@@ -27,6 +27,11 @@ def carme_register_public_paths(server: Server) -> list[str]:
 
 
 @hookimpl
+def carme_register_api_paths(server: Server) -> list[str]:
+    return ["/api", "/api/"]
+
+
+@hookimpl
 def carme_register_settings() -> list[Setting]:
     return [
         Setting("root_dir", str, None, "Folder served (default: the current directory)", nullable=True),

@@ -67,7 +67,8 @@ def test_token_header(served: Served, header: str) -> None:
                                      {"Authorization": "token"}])
 def test_unauthenticated_api_gets_403_json(served: Served, headers: dict[str, str]) -> None:
     for method, path in (("GET", "/api/status"), ("GET", "/api/me"), ("POST", "/api/events"),
-                         ("POST", "/api/shutdown"), ("GET", "/api/kernels")):
+                         ("POST", "/api/shutdown"), ("GET", "/api/kernels"), ("GET", "/files/a.txt"),
+                         ("GET", "/kernelspecs/python3/logo-64x64.png")):
         # Accept: text/html too: an API path never redirects, it refuses.
         answer = httpx.request(method, served.url + path, headers={**headers, "Accept": "text/html"})
         assert answer.status_code == 403, path

@@ -152,6 +152,27 @@ def test_hook_carme_register_public_paths(root: Path) -> None:
         assert httpx.get(served.url + "/ext/private").status_code == 403
 
 
+def test_hook_carme_register_api_paths(root: Path) -> None:
+    class Api:
+        @hookimpl
+        def carme_register_routes(self, server: Server) -> list[Route]:
+            return [text_route("/ext/api/things", "things"), text_route("/ext/page", "page")]
+
+        @hookimpl
+        def carme_register_api_paths(self, server: Server) -> list[str]:
+            return ["/ext/api/"]
+
+    browser = {"Accept": "text/html,*/*"}
+    with serve(create_app(str(root), token=TOKEN, plugins=[Api()], extensions=[])) as served:
+        refused = httpx.get(served.url + "/ext/api/things", headers=browser)
+        assert refused.status_code == 403
+        assert refused.json() == {"message": "Forbidden", "reason": None}
+        # Not declared: a browser asking for it is sent to log in.
+        page = httpx.get(served.url + "/ext/page", headers=browser)
+        assert page.status_code == 302 and page.headers["location"] == "/login?next=%2Fext%2Fpage"
+        assert httpx.get(served.url + "/ext/api/things", headers={**browser, **AUTH}).text == "things"
+
+
 class HeaderMiddleware:
     def __init__(self, app: ASGIApp, header: str) -> None:
         self.app = app

@@ -71,6 +71,12 @@ def carme_register_public_paths(server: Server) -> list[str]:
 
 
 @hookimpl
+def carme_register_api_paths(server: Server) -> list[str]:
+    # Settings, workspaces, translations...: a client without credentials gets 403, not the login page.
+    return ["/lab/api/"]
+
+
+@hookimpl
 async def carme_startup(server: Server) -> None:
     dirs: list[Path] = []
     for _name, paths in server.plugins.each("carme_lab_labextension_paths", server=server):
