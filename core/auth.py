@@ -213,13 +213,13 @@ class AuthResult:
 
 
 async def identify(server: Server, conn: HTTPConnection) -> AuthResult:
-    """Find the user of a request: plugins first (carme_authenticate), then token, then cookie."""
+    """Find the user of a request: plugins first (carme_user_from_connection), then token, then cookie."""
     auth = server.auth
     if not auth.enabled:
         # No secret exists, so there is nothing for an XSRF token to protect; the Origin check
         # still keeps other web sites out (a page cannot hide its Origin).
         return AuthResult(auth.anonymous, check_xsrf=False)
-    user = await server.plugins.first("carme_authenticate", server=server, connection=conn)
+    user = await server.plugins.first("carme_user_from_connection", server=server, connection=conn)
     if user is not None:
         return AuthResult(user)
     token = auth.token_from(conn)

@@ -6,15 +6,33 @@ passed to :func:`carme.create_app` as ``plugins=[...]``. The core services (cont
 sessions, auth, events) are plugins too, registered first, so an extension replaces one the same
 way it adds anything.
 
-Grammar of names (after Datasette): ``carme_register_*`` returns things to add,
-``carme_*_manager`` / ``carme_kernel_provisioner`` return the one object that wins
-(``firstresult``), ``carme_on_*`` are notifications. Hooks marked *may be awaitable* can be
-``async def`` or return an awaitable; the caller awaits what needs awaiting
-(:func:`carme.plugins.await_maybe`). Hooks that are called per request or per kernel message do not
-exist on purpose: a kernel exposes a subscription for its messages instead.
+Grammar of names (after Datasette): every hook is ``carme_`` followed by one of
 
-An extension can add hookspecs of its own for other extensions (watch adds
-``carme_file_changed``) through :func:`carme_add_hookspecs`.
+- ``register_<things>``: returns a list of things to add; called once, synchronously, while
+  carme is assembled (``carme_register_routes``, ``carme_register_cli_commands``);
+- ``startup`` / ``shutdown``: the lifecycle, from the ASGI lifespan;
+- ``<thing>`` or ``<thing>_from_<input>``: returns the one thing that wins (``firstresult``: the
+  first answer that is not None; the built-ins answer last): ``carme_contents_manager``,
+  ``carme_user_from_connection``;
+- ``on_<subject>_<happened>``: a notification after the fact, returning nothing; an exception
+  is logged and the other plugins are still told (``carme_on_kernel_started``);
+- ``before_<action>``: called before an action, may change its arguments in place, returns
+  nothing (``carme_before_save``);
+- ``extra_<thing>``: additions merged into something carme builds per request.
+
+An extension can declare hookspecs of its own for other extensions
+(:func:`carme_register_hookspecs`); their names follow the same grammar with the extension's
+name after ``carme_``: ``carme_watch_on_files_changed``, ``carme_lab_extra_page_config``.
+Implementing another extension's hook needs nothing special: while that extension is not
+installed or not enabled the hook is never called. (Implementing a core hook or an enabled
+extension's hook that does not exist, a typo, marks the extension broken.)
+
+Hooks marked *may be awaitable* can be ``async def`` or return an awaitable; the caller awaits
+what needs awaiting (:func:`carme.plugins.await_maybe`). Hooks that are called per request or per
+kernel message do not exist on purpose: a kernel exposes a subscription for its messages instead.
+Every call goes through pluggy, one plugin at a time where the caller needs to know who answered
+(``CARME_TRACE_HOOKS=1`` logs each); hook wrappers (``wrapper=True``, ``hookwrapper=True``) are
+refused at registration, since a wrapper would only ever wrap one plugin's call.
 """
 
 from __future__ import annotations
@@ -49,11 +67,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec(historic=True)
-def carme_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
-    """Add hookspecs of this extension, for other extensions to implement.
+def carme_register_hookspecs() -> list[object]:
+    """Return modules or classes holding this extension's own hookspecs (functions decorated
+    with :data:`hookspec`), for other extensions to implement.
 
-    Called once for every plugin as it is registered (historic, so order of registration does
-    not matter). Call ``pluginmanager.add_hookspecs(module_or_class)``; return nothing.
+    Called once for every plugin as it is registered (historic, so the order of registration does
+    not matter: an implementation registered before its hookspec is checked against it then).
+    Name the hooks ``carme_<extension>_...`` (see the grammar above).
     """
 
 
@@ -188,8 +208,8 @@ def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | 
 
 
 @hookspec(firstresult=True)
-def carme_authenticate(server: Server, connection: HTTPConnection) -> Awaitable[User | None] | User | None:
-    """Identify who makes a request or opens a websocket. May be awaitable.
+def carme_user_from_connection(server: Server, connection: HTTPConnection) -> Awaitable[User | None] | User | None:
+    """Identify who makes a request or opens a websocket (``connection``). May be awaitable.
 
     Called for every request and websocket that is not public, before the token is looked at
     (unless ``auth_enabled`` is off). Return a :class:`carme.auth.User` to let it in, None to
@@ -208,7 +228,8 @@ def carme_authenticate(server: Server, connection: HTTPConnection) -> Awaitable[
 
 @hookspec
 def carme_on_kernel_started(server: Server, kernel: Kernel) -> Awaitable[None] | None:
-    """A kernel has started and answered kernel_info. May be awaitable.
+    """``kernel`` (a :class:`carme.kernels.kernel.Kernel`) has started and answered
+    kernel_info. May be awaitable.
 
     Called once per kernel, after start (not after restarts). Subscribe to its messages here
     with ``kernel.subscribe(callback)``.
@@ -217,7 +238,11 @@ def carme_on_kernel_started(server: Server, kernel: Kernel) -> Awaitable[None] |
 
 @hookspec
 def carme_on_kernel_stopped(server: Server, kernel: Kernel) -> Awaitable[None] | None:
-    """A kernel has shut down or died for good. May be awaitable."""
+    """``kernel`` has shut down or died for good. May be awaitable.
+
+    Called once per kernel announced by :func:`carme_on_kernel_started`, also for the kernels
+    still running when the server shuts down.
+    """
 
 
 @hookspec
@@ -231,7 +256,7 @@ def carme_on_contents_changed(server: Server, action: str, path: str, source_pat
 
 
 @hookspec
-def carme_pre_save(server: Server, path: str, model: dict[str, Any]) -> Awaitable[None] | None:
+def carme_before_save(server: Server, path: str, model: dict[str, Any]) -> Awaitable[None] | None:
     """A file or notebook is about to be saved through the contents API (PUT). May be awaitable.
 
     ``path`` is the API path; ``model`` is the model being saved (``type``, ``format``,

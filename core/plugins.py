@@ -106,9 +106,13 @@ class Plugins:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self.pm.add_hookspecs(hooks)
         # Historic: every plugin registered from now on gets to add its hookspecs as it arrives.
-        self.pm.hook.carme_add_hookspecs.call_historic(kwargs={"pluginmanager": self.pm})
+        self.pm.hook.carme_register_hookspecs.call_historic(result_callback=self._add_hookspecs, kwargs={})
         self.extensions: dict[str, ExtensionInfo] = {}
         self.builtins: list[str] = []
+
+    def _add_hookspecs(self, declared: Iterable[object]) -> None:
+        for holder in declared:
+            self.pm.add_hookspecs(holder)
 
     @property
     def hook(self) -> Any:
@@ -194,19 +198,25 @@ class Plugins:
         return None
 
     def _unknown_hooks(self) -> dict[str, str]:
-        """Extensions implementing a ``carme_*`` hook that no plugin declares (a typo, usually).
+        """Extensions implementing a hook that no plugin declares: a typo, usually.
 
-        Checked after every extension is in, since one may implement another's hookspecs; mark
-        such an implementation ``@hookimpl(optionalhook=True)`` when the other may be absent.
+        Checked after every extension is in, since one may implement another's hookspecs. A hook
+        named for an extension that is not loaded (``carme_watch_...`` without watch) is not an
+        error: that extension is not installed or not enabled, so the hook is never called.
         """
+        core_forms = {name.split("_")[1] for name in hooks.hookspec_names()}  # register, on, startup, ...
         errors: dict[str, str] = {}
         for hook_name, caller in vars(self.pm.hook).items():
             if hook_name.startswith("_") or caller.has_spec():
                 continue
+            form = hook_name.split("_")[1] if hook_name.startswith(hooks.PROJECT + "_") else ""
+            owner = next((ext for ext in self.extensions if hook_name.startswith(f"{hooks.PROJECT}_{ext}_")), None)
+            if form and form not in core_forms and (owner is None or not self.pm.has_plugin(owner)):
+                continue  # another extension's hook, and that extension is absent
             for impl in caller.get_hookimpls():
-                name = self.name_of(impl.plugin)
+                name = impl.plugin_name
                 if not impl.optionalhook and name in self.extensions:
-                    errors.setdefault(name, f"implements unknown hook {hook_name!r} (no extension declares it)")
+                    errors.setdefault(name, f"implements unknown hook {hook_name!r} (no enabled extension declares it)")
         return errors
 
     def probe(self, name: str) -> str | None:

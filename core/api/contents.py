@@ -89,7 +89,7 @@ async def put_contents(request: Request) -> Response:
     if model.get("type") not in (None, "", "directory", "file", "notebook"):
         model["type"] = "file"  # as jupyter_server: an unknown type is a file
     if model.get("chunk") in (None, 1):  # extensions may change what is written (widget state)
-        await request.app.state.server.notify("carme_pre_save", path=path, model=model)
+        await request.app.state.server.notify("carme_before_save", path=path, model=model)
     if exists:
         return await model_response(request, await cm.save(model, path))
     return await model_response(request, await cm.save(model, path, action="upload"), 201)

@@ -1,7 +1,7 @@
 """Notebook Co.: a small notebook product built on carme.
 
 A Starlette app with its own users and its own sign-in page; carme is mounted under
-``/notebooks/`` and learns who is signed in through the ``carme_authenticate`` hook, reading the
+``/notebooks/`` and learns who is signed in through the ``carme_user_from_connection`` hook, reading the
 product's session cookie. The product's lifespan runs carme's, so kernels stop with it.
 
 Run it from the repository root::
@@ -64,7 +64,7 @@ class ProductAuth:
         self.sessions = sessions
 
     @carme.hookimpl
-    def carme_authenticate(self, server: object, connection: HTTPConnection) -> User | None:
+    def carme_user_from_connection(self, server: object, connection: HTTPConnection) -> User | None:
         username = self.sessions.user(connection.cookies.get(SESSION_COOKIE))
         if username is None:
             return None  # not signed in: carme refuses (API) or sends the browser to login_url

@@ -93,20 +93,20 @@ def test_hook_carme_contents_manager(root: Path) -> None:
     assert not (root / "x.txt").exists()
 
 
-def test_hook_carme_pre_save(root: Path) -> None:
+def test_hook_carme_before_save(root: Path) -> None:
     """Plugins see (and may change) what a PUT is about to write; a failing one does not stop it."""
     seen: list[str] = []
 
     class Stamper:
         @hookimpl
-        async def carme_pre_save(self, server: Any, path: str, model: dict[str, Any]) -> None:
+        async def carme_before_save(self, server: Any, path: str, model: dict[str, Any]) -> None:
             seen.append(path)
             if model["type"] == "notebook":
                 model["content"]["metadata"]["stamped"] = True
 
     class Broken:
         @hookimpl
-        def carme_pre_save(self, server: Any, path: str, model: dict[str, Any]) -> None:
+        def carme_before_save(self, server: Any, path: str, model: dict[str, Any]) -> None:
             raise RuntimeError("boom")
 
     app = create_app(str(root), token=TOKEN, extensions=[], plugins=[Stamper(), Broken()])

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pluggy
 import pytest
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
@@ -49,8 +48,8 @@ class Declares:
     name = "declares"
 
     @hookimpl
-    def carme_add_hookspecs(self, pluginmanager: pluggy.PluginManager) -> None:
-        pluginmanager.add_hookspecs(ThingSpecs)
+    def carme_register_hookspecs(self) -> list[object]:
+        return [ThingSpecs]
 
 
 class Implements:
@@ -61,7 +60,7 @@ class Implements:
         return thing.upper()
 
 
-def test_hook_carme_add_hookspecs(root: Path) -> None:
+def test_hook_carme_register_hookspecs(root: Path) -> None:
     # The implementer is registered before the declarer: historic, so order does not matter.
     app = create_app(str(root), plugins=[Implements(), Declares()], extensions=[])
     assert app.server.hook.carme_thing_made(thing="x") == ["X"]
@@ -282,14 +281,14 @@ class HeaderAuth:
     """Trusts an X-Remote-User header (as behind an authenticating proxy)."""
 
     @hookimpl
-    async def carme_authenticate(self, server: Server, connection: HTTPConnection) -> User | None:
+    async def carme_user_from_connection(self, server: Server, connection: HTTPConnection) -> User | None:
         name = connection.headers.get("x-remote-user")
         if name == "mallory":
             raise ApiError(403, "mallory is banned")
         return User(name, display_name=name.title()) if name else None
 
 
-def test_hook_carme_authenticate(root: Path) -> None:
+def test_hook_carme_user_from_connection(root: Path) -> None:
     app = create_app(str(root), token=TOKEN, plugins=[HeaderAuth()], extensions=[])
     with serve(app) as served:
         me = httpx.get(served.url + "/api/me", headers={"X-Remote-User": "ada"}).json()

@@ -23,6 +23,7 @@ from carme.server import Server
 from tests.conftest import TOKEN
 from tests.installing import Site
 from tests.serving import serve
+from tests.watch.conftest import wait_until, wait_watching
 
 AUTH = {"Authorization": f"token {TOKEN}"}
 
@@ -49,7 +50,7 @@ class Traced:
         pass
 
     @hookimpl
-    def carme_authenticate(self, server: Server, connection: HTTPConnection) -> User | None:
+    def carme_user_from_connection(self, server: Server, connection: HTTPConnection) -> User | None:
         return None
 
     @hookimpl
@@ -57,7 +58,7 @@ class Traced:
         return None
 
     @hookimpl
-    def carme_pre_save(self, server: Server, path: str, model: dict[str, Any]) -> None:
+    def carme_before_save(self, server: Server, path: str, model: dict[str, Any]) -> None:
         pass
 
     @hookimpl
@@ -85,7 +86,7 @@ def test_trace_logs_every_hook_call_with_the_plugins_called(root: Path, monkeypa
         assert saved.status_code == 201
     calls = traced_calls(hook_log)
     for hook in ("carme_register_settings", "carme_register_routes", "carme_startup", "carme_shutdown",
-                 "carme_authenticate", "carme_pre_save", "carme_on_contents_changed"):
+                 "carme_user_from_connection", "carme_before_save", "carme_on_contents_changed"):
         assert any(line.startswith(f"{hook}(") and line.endswith("traced") for line in calls), hook
     # A firstresult hook is one call to every implementation, the built-in answering last.
     assert any(line.startswith("carme_contents_manager(") and line.endswith("-> traced, carme.builtins.contents")
@@ -107,7 +108,7 @@ class AsyncAuth:
         self.answer = answer
 
     @hookimpl
-    async def carme_authenticate(self, server: Server, connection: HTTPConnection) -> User | None:
+    async def carme_user_from_connection(self, server: Server, connection: HTTPConnection) -> User | None:
         return User(self.answer) if self.answer else None
 
 
@@ -171,3 +172,47 @@ def test_a_builtin_plugin_that_cannot_be_imported_stops_start_up(root: Path, mon
         create_app(str(root))
     assert main(["serve", str(root)]) == 3
     assert "built-in plugin 'carme.builtins.kernels' cannot be imported" in capsys.readouterr().err
+
+
+FILES_CHANGED = """
+from carme import hookimpl
+
+@hookimpl
+def carme_watch_on_files_changed(server, changes):
+    server.services.setdefault("seen", []).extend(changes)
+
+@hookimpl
+def carme_absent_on_thing_done(server):
+    pass
+"""
+
+
+@pytest.mark.parametrize("extensions", [{"watch": False}, {"watch": True}], ids=["watch-disabled", "watch-enabled"])
+def test_hook_of_another_extension_needs_no_optionalhook(site_dir: Site, root: Path,
+                                                         extensions: dict[str, bool]) -> None:
+    # Implements watch's hook plainly (and one of an extension that is not even installed): it
+    # loads whether watch is enabled or not, and is called when it is.
+    site_dir.install("follower", FILES_CHANGED)
+    app = create_app(str(root), token=TOKEN, extensions={"follower": True, **extensions})
+    assert app.server.plugins.extensions["follower"].error is None
+    assert app.server.plugins.pm.has_plugin("follower")
+    if extensions["watch"]:
+        with serve(app) as served:
+            wait_watching(served)
+            (root / "new.txt").write_text("x")
+            wait_until(lambda: any(c.path == "new.txt" for c in app.server.services.get("seen", [])),
+                       "the follower to be told of new.txt")
+
+
+TYPOS = {
+    "core": "def carme_register_rotues(server):\n    return []",
+    "enabled extension": "def carme_watch_on_file_changed(server, changes):\n    pass",
+}
+
+
+@pytest.mark.parametrize("typo", sorted(TYPOS))
+def test_a_misspelt_hook_marks_the_extension_broken(site_dir: Site, root: Path, typo: str) -> None:
+    site_dir.install("typo", "from carme import hookimpl\n\n@hookimpl\n" + TYPOS[typo])
+    app = create_app(str(root), extensions=["typo", "watch"])
+    assert not app.server.plugins.pm.has_plugin("typo")
+    assert "implements unknown hook" in (app.server.plugins.extensions["typo"].error or "")

@@ -1,5 +1,5 @@
 """The example product (examples/product): its own sign-in, carme under /notebooks through the
-carme_authenticate hook, carme's lifespan inside the product's. Through a real uvicorn."""
+carme_user_from_connection hook, carme's lifespan inside the product's. Through a real uvicorn."""
 
 from __future__ import annotations
 

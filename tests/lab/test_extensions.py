@@ -25,11 +25,11 @@ class ShipsLabextension:
         self.folder = folder
 
     @hookimpl
-    def carme_lab_labextension_paths(self, server: Server) -> list[Path]:
+    def carme_lab_register_labextension_paths(self, server: Server) -> list[Path]:
         return [self.folder]
 
 
-def test_hook_carme_lab_labextension_paths(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
+def test_hook_carme_lab_register_labextension_paths(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
     user_exts = jupyter_env / "data" / "labextensions"  # where `pip install --user` puts them
     make_labextension(user_exts, "plain-ext", marker="user")
     make_labextension(user_exts, "@scope/scoped-ext")

@@ -137,24 +137,24 @@ class PageConfigPlugin:
     """Adds to the page config: once synchronously, once from a coroutine."""
 
     @hookimpl
-    def carme_lab_page_config(self, server: Server, request: Request, page_config: dict[str, Any]) -> dict[str, Any]:
+    def carme_lab_extra_page_config(self, server: Server, request: Request, page_config: dict[str, Any]) -> dict[str, Any]:
         return {"terminalsAvailable": True, "seenPath": request.url.path, "seenTree": page_config["treePath"]}
 
 
 class AsyncPageConfigPlugin:
     @hookimpl
-    async def carme_lab_page_config(self, page_config: dict[str, Any]) -> dict[str, Any]:
+    async def carme_lab_extra_page_config(self, page_config: dict[str, Any]) -> dict[str, Any]:
         # Registered later, so it sees (and may override) the first plugin's additions.
         return {"fromAsync": page_config["seenPath"], "seenTree": "overridden"}
 
 
 class SilentPlugin:
     @hookimpl
-    def carme_lab_page_config(self) -> None:
+    def carme_lab_extra_page_config(self) -> None:
         return None
 
 
-def test_hook_carme_lab_page_config(root: Path) -> None:
+def test_hook_carme_lab_extra_page_config(root: Path) -> None:
     app = create_app(str(root), token=TOKEN, extensions=["lab"],
                      plugins=[PageConfigPlugin(), AsyncPageConfigPlugin(), SilentPlugin()])
     with serve(app) as running, httpx.Client(base_url=running.url, timeout=60) as client:

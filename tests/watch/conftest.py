@@ -46,14 +46,14 @@ def wait_watching(served: Served, generation: int = 1) -> None:
 
 
 class Recorder:
-    """A plugin implementing carme_file_changed: keeps every batch (called on the server's loop)."""
+    """A plugin implementing carme_watch_on_files_changed: keeps every batch (called on the server's loop)."""
 
     def __init__(self) -> None:
         self.batches: list[list[Change]] = []
         self._lock = threading.Lock()
 
     @hookimpl
-    def carme_file_changed(self, server: Any, changes: list[Change]) -> None:
+    def carme_watch_on_files_changed(self, server: Any, changes: list[Change]) -> None:
         with self._lock:
             self.batches.append(list(changes))
 

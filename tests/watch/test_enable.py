@@ -24,15 +24,15 @@ def assert_absent(app: object, recorder: Recorder) -> None:
     assert FILE_CHANGED not in server.events.schemas
     with pytest.raises(EventError):
         server.events.emit(FILE_CHANGED, {"path": "a", "change": "added", "source": "external"})
-    # The recorder implements carme_file_changed, but without the extension there is no such spec.
-    assert server.plugins.pm.hook.carme_file_changed.spec is None
+    # The recorder implements carme_watch_on_files_changed, but without the extension there is no such spec.
+    assert server.plugins.pm.hook.carme_watch_on_files_changed.spec is None
     assert not any(k.startswith("watch.") for k in server.settings)
 
 
 def assert_present_and_live(app: object, root: Path, recorder: Recorder) -> None:
     server = app.server  # type: ignore[attr-defined]
     assert FILE_CHANGED in server.events.schemas
-    assert server.plugins.pm.hook.carme_file_changed.spec is not None
+    assert server.plugins.pm.hook.carme_watch_on_files_changed.spec is not None
     with serve(app) as served:
         wait_watching(served)
         assert httpx.get(served.url + "/api/watch", headers=AUTH).json()["state"] == "watching"

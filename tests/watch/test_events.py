@@ -1,4 +1,4 @@
-"""File changes made directly on disk reach a websocket subscriber and the carme_file_changed hook."""
+"""File changes made directly on disk reach a websocket subscriber and the carme_watch_on_files_changed hook."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_paths_are_relative_with_slashes(root: Path, events: Subscriber) -> None
     assert all(not e["path"].startswith("/") and str(root) not in e["path"] for e in events.events)
 
 
-def test_hook_carme_file_changed_gets_each_batch(root: Path, events: Subscriber, recorder: Recorder) -> None:
+def test_hook_carme_watch_on_files_changed_gets_each_batch(root: Path, events: Subscriber, recorder: Recorder) -> None:
     (root / "x.py").write_text("print(1)")
     events.wait_change("x.py", "added")
     wait_until(lambda: Change("x.py", "added") in recorder.changes(), "the hook to see x.py")
@@ -127,14 +127,14 @@ def test_polling_mode(root: Path, events: Subscriber, watched: Served) -> None:
     events.wait_change("p.txt", "deleted")
 
 
-def test_hook_carme_file_changed_failing_never_stops_the_watcher(root: Path, recorder: Recorder) -> None:
+def test_hook_carme_watch_on_files_changed_failing_never_stops_the_watcher(root: Path, recorder: Recorder) -> None:
     from carme import create_app
     from carme.hooks import hookimpl
     from tests.serving import serve
 
     class Broken:
         @hookimpl
-        async def carme_file_changed(self, server: object, changes: list[Change]) -> None:
+        async def carme_watch_on_files_changed(self, server: object, changes: list[Change]) -> None:
             raise RuntimeError("a listener bug")
 
     app = create_app(str(root), token=TOKEN, extensions=["watch"], plugins=[Broken(), recorder])

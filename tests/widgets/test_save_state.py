@@ -22,7 +22,7 @@ def save_notebook(client: httpx.Client, path: str) -> dict[str, Any]:
     return response.json()["content"]  # type: ignore[no-any-return]
 
 
-async def test_hook_carme_pre_save_writes_widget_state(probe: LoopProbe, kernel_id: str, client: httpx.Client) -> None:
+async def test_hook_carme_before_save_writes_widget_state(probe: LoopProbe, kernel_id: str, client: httpx.Client) -> None:
     response = client.post("/api/sessions", json={"path": "live.ipynb", "type": "notebook", "name": "live.ipynb",
                                                   "kernel": {"id": kernel_id}})
     assert response.status_code == 201, response.text

@@ -1,7 +1,7 @@
-"""Hooks the lab extension offers to other extensions (added through ``carme_add_hookspecs``).
+"""Hooks the lab extension offers to other extensions (added through ``carme_register_hookspecs``).
 
-Implement them with ``@hookimpl(optionalhook=True)``: without it, an extension implementing a
-lab hook fails to load when the lab extension is disabled or not installed.
+Implement them with a plain ``@hookimpl``: while the lab extension is disabled or not installed,
+they are simply never called (the ``carme_lab_`` prefix says whose hooks they are).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @hookspec
-def carme_lab_page_config(server: Server, request: Request, page_config: dict[str, Any]) -> (
+def carme_lab_extra_page_config(server: Server, request: Request, page_config: dict[str, Any]) -> (
         Awaitable[dict[str, Any] | None] | dict[str, Any] | None):
     """Add to JupyterLab's page config. May be awaitable.
 
@@ -30,7 +30,7 @@ def carme_lab_page_config(server: Server, request: Request, page_config: dict[st
 
 
 @hookspec
-def carme_lab_labextension_paths(server: Server) -> list[Path | str]:
+def carme_lab_register_labextension_paths(server: Server) -> list[Path | str]:
     """Folders holding prebuilt labextensions that this extension ships.
 
     Called once when the lab service starts. Each folder holds ``<name>/package.json`` (or

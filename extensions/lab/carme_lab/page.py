@@ -94,8 +94,8 @@ def build_page_config(service: LabService, base: str, *, mode: str, workspace: s
 
 
 async def extended_page_config(server: Server, request: Request, config: dict[str, Any]) -> dict[str, Any]:
-    """Let every extension add to the page config (``carme_lab_page_config``), in registration order."""
-    for _name, result in server.plugins.each("carme_lab_page_config", server=server, request=request,
+    """Let every extension add to the page config (``carme_lab_extra_page_config``), in registration order."""
+    for _name, result in server.plugins.each("carme_lab_extra_page_config", server=server, request=request,
                                              page_config=config):
         extra = await await_maybe(result)
         if extra:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pluggy
 from starlette.routing import BaseRoute, Mount
 
 from carme.config import Setting
@@ -27,8 +26,8 @@ FAVICONS = Path(__file__).parent / "favicons"
 
 
 @hookimpl
-def carme_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
+def carme_register_hookspecs() -> list[object]:
+    return [hookspecs]
 
 
 @hookimpl
@@ -79,7 +78,7 @@ def carme_register_api_paths(server: Server) -> list[str]:
 @hookimpl
 async def carme_startup(server: Server) -> None:
     dirs: list[Path] = []
-    for _name, paths in server.plugins.each("carme_lab_labextension_paths", server=server):
+    for _name, paths in server.plugins.each("carme_lab_register_labextension_paths", server=server):
         dirs.extend(Path(p) for p in paths)
     service = LabService(server, LabPaths.from_settings(server.settings.section("lab")), extension_dirs=dirs)
     await service.refresh()

@@ -37,7 +37,7 @@ class LabService:
         self.server = server
         self.paths = paths
         # Folders searched for labextensions: lab.extra_labextensions_path, then the ones that
-        # carme extensions ship (carme_lab_labextension_paths), then the Jupyter data path.
+        # carme extensions ship (carme_lab_register_labextension_paths), then the Jupyter data path.
         self.labextensions_path: list[Path] = [*paths.extra_labextensions_path, *extension_dirs,
                                                *paths.labextensions_path]
         package = json.loads((paths.static_dir / "package.json").read_text(encoding="utf-8"))

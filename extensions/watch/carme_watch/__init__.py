@@ -1,7 +1,7 @@
 """carme-watch: file changes under the served root, as events for clients and a hook for extensions.
 
 - Clients: one event per change on ``/api/events/subscribe``, schema :data:`FILE_CHANGED`.
-- Extensions: implement ``carme_file_changed(server, changes)`` (see :mod:`carme_watch.hookspecs`);
+- Extensions: implement ``carme_watch_on_files_changed(server, changes)`` (see :mod:`carme_watch.hookspecs`);
   each change is a :class:`Change`.
 - Python: ``server.services["watch"]`` is the running :class:`Watcher`.
 

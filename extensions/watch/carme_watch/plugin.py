@@ -1,7 +1,7 @@
 """The ``watch`` extension's hook implementations: entry point ``carme_watch.plugin``.
 
 Disabled, none of this is registered: no settings section, no event schema, no
-``carme_file_changed`` hookspec, no ``/api/watch`` route, no watcher.
+``carme_watch_on_files_changed`` hookspec, no ``/api/watch`` route, no watcher.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-import pluggy
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -37,8 +36,8 @@ def watcher_of(server: Server) -> Watcher | None:
 
 
 @hookimpl
-def carme_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
+def carme_register_hookspecs() -> list[object]:
+    return [hookspecs]
 
 
 @hookimpl

@@ -3,7 +3,7 @@
 One asyncio task per app drives a watchfiles ``RustNotify`` on a dedicated thread: the Rust side
 collects OS notifications (or polls) and groups them into batches; each batch is filtered,
 coalesced to one change per path and tagged api/external on that thread, then emitted on the event
-bus and passed to the ``carme_file_changed`` hook on the event loop.
+bus and passed to the ``carme_watch_on_files_changed`` hook on the event loop.
 
 Nothing that happens to the file system stops it: a missing or replaced root is waited for and
 watched again; folders that cannot be read are skipped (the rest is still watched); the inotify watch limit switches
@@ -254,7 +254,7 @@ class Watcher:
         self.changes += len(changes)
         for change in changes:
             self.server.events.emit(FILE_CHANGED, change.event_data())
-        await self.server.notify("carme_file_changed", changes=changes)
+        await self.server.notify("carme_watch_on_files_changed", changes=changes)
 
     # ---------------------------------------------------------------------------- problems
 

@@ -60,7 +60,7 @@ def carme_on_kernel_stopped(server: Server, kernel: Kernel) -> None:
 
 
 @hookimpl
-async def carme_pre_save(server: Server, path: str, model: dict[str, Any]) -> None:
+async def carme_before_save(server: Server, path: str, model: dict[str, Any]) -> None:
     service = server.services.get(SERVICE)
     if service is not None and server.settings["widgets.save_state"]:
         await notebook.add_state_on_save(server, service, path, model)
