@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from carme import create_app, hookimpl
+from carme_lab.service import COLLABORATION_FRONTEND
 from carme.server import Server
 from tests.conftest import TOKEN
 from tests.lab.conftest import make_labextension, page_config
@@ -87,12 +88,15 @@ def test_hook_carme_lab_register_labextension_paths(root: Path, tmp_path: Path, 
 
 
 def test_pip_installed_labextensions_appear(lab: httpx.Client) -> None:
-    """Every labextension pip put in sys.prefix (jupyterlab_widgets, when installed) is loaded."""
+    """Every labextension pip put in sys.prefix (jupyterlab_widgets, when installed) is loaded,
+    except the collaboration frontend while the collab extension is off."""
     folder = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
     installed = {json.loads(p.read_text())["name"]: json.loads(p.read_text())["jupyterlab"]["_build"]["load"]
                  for p in [*folder.glob("[!@]*/package.json"), *folder.glob("@*/*/package.json")]}
+    collaboration = {name: installed.pop(name) for name in COLLABORATION_FRONTEND if name in installed}
     entries = {e["name"]: e["load"] for e in page_config(lab.get("/lab").text)["federated_extensions"]}
     assert installed.items() <= entries.items()
+    assert not set(collaboration) & set(entries)
     for name, load in installed.items():
         assert lab.get(f"/lab/extensions/{name}/{load}").status_code == 200
 

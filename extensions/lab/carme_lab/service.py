@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("carme.lab")
 
 RESCAN_INTERVAL = 1.0  # seconds between rescans triggered by an unknown labextension name
+# JupyterLab's real-time collaboration frontend (pip packages jupyter-docprovider and
+# jupyter-collaboration-ui) only works against a server speaking the collaboration protocol, and it
+# replaces JupyterLab's own notebook cell executor and file browser: installed beside a carme
+# without the collab extension it would break opening files. It is loaded only while an extension
+# publishes the "collab" service.
+COLLABORATION_FRONTEND = ("@jupyter/docprovider-extension", "@jupyter/collaboration-extension")
 
 
 class LabService:
@@ -61,6 +67,9 @@ class LabService:
     def _scan(self) -> tuple[dict[str, FederatedExtension], PluginStates]:
         section = self.server.settings.section("lab")
         extensions = discover(self.labextensions_path)
+        if "collab" not in self.server.services:
+            for name in COLLABORATION_FRONTEND:
+                extensions.pop(name, None)
         states = plugin_states(self.paths.config_path, self.paths.app_settings_dir,
                                section.get("disabled_extensions") or [], extensions.values())
         return extensions, states

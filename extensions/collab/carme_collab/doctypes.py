@@ -1,0 +1,73 @@
+"""Which jupyter_ydoc document a room holds, and how its content maps to the contents API.
+
+Room ids are ``FORMAT:TYPE:FILE_ID`` (``json:notebook:...``, ``text:file:...``); the type picks
+the document class as jupyter-collaboration does: ``notebook`` -> YNotebook, ``file`` / ``unicode``
+-> YFile (text), ``blob`` -> YBlob (bytes), anything else a text document.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_ydoc import YBlob, YFile, YNotebook, YUnicode
+from jupyter_ydoc.ybasedoc import YBaseDoc
+from pycrdt import Doc
+
+DOC_CLASSES: dict[str, type[YBaseDoc]] = {"notebook": YNotebook, "file": YFile, "unicode": YUnicode, "blob": YBlob}
+FORMATS = ("json", "text", "base64")
+
+
+class BadRoomError(ValueError):
+    """A room id or session request that names no valid format / type."""
+
+
+@dataclass(frozen=True)
+class DocKind:
+    """The format and type of a room, and the conversions between its document and the disk."""
+
+    format: str
+    type: str
+
+    @classmethod
+    def of(cls, file_format: str, file_type: str) -> DocKind:
+        if file_format not in FORMATS:
+            raise BadRoomError(f"format {file_format!r} is not valid: expected one of {', '.join(FORMATS)}")
+        if not file_type or ":" in file_type or "/" in file_type:
+            raise BadRoomError(f"type {file_type!r} is not valid")
+        if file_type == "notebook" and file_format != "json":
+            raise BadRoomError("a notebook's format must be json")
+        return cls(file_format, file_type)
+
+    @property
+    def contents_type(self) -> str:
+        """The contents API type the file is read and written as."""
+        return "notebook" if self.type == "notebook" else "file"
+
+    def new_document(self, ydoc: Doc | None = None) -> YBaseDoc:
+        return DOC_CLASSES.get(self.type, YFile)(ydoc)
+
+    def from_model(self, model: dict[str, Any]) -> Any:
+        """The document content of a contents model (``content=True``)."""
+        content = model["content"]
+        if self.type == "notebook":
+            return content
+        if self.type == "blob":
+            return base64.b64decode(content) if model.get("format") == "base64" else content.encode()
+        if isinstance(content, str) and model.get("format") == "text":
+            # As jupyter-collaboration: the shared text has \n line ends (CodeMirror's).
+            return content.replace("\r\n", "\n")
+        return content
+
+    def to_model(self, content: Any) -> dict[str, Any]:
+        """A contents model to save ``content`` (what the document holds)."""
+        if self.type == "blob":
+            return {"type": "file", "format": "base64", "content": base64.b64encode(content).decode()}
+        return {"type": self.contents_type, "format": self.format, "content": content}
+
+    def read_format(self) -> str | None:
+        """The ``format`` to ask the contents manager for."""
+        if self.type == "notebook":
+            return None
+        return "base64" if self.type == "blob" else self.format

@@ -1,0 +1,223 @@
+"""A room: one shared Yjs document and the peers editing it, speaking y-websocket's protocol.
+
+Transport-agnostic: a :class:`Peer` is given a coroutine that sends one binary frame; the
+websocket endpoint adapts a socket to it, tests and benchmarks can use anything else. Each peer
+has its own outgoing queue drained by its own task, so one slow client never holds up the others
+or the sender.
+
+On join the server sends its SyncStep1 and the room's awareness states. A client's SyncStep1 is
+answered with the updates it lacks; its updates are applied to the server's document, and every
+change of the document (whoever made it: a client, the disk, server-side execution) is broadcast to
+every peer and handed to the room's listeners (the update store, the disk sync). Awareness
+messages are echoed to the sender (y-websocket clients reconnect after 30 s of silence) and
+forwarded to the others when they change something. A read-only peer receives everything and its
+document updates are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pycrdt import Doc, Subscription, TransactionEvent
+
+from . import protocol
+from .awareness import Awareness
+from .protocol import AWARENESS, RAW, SYNC, SYNC_STEP1, Frame, ProtocolError
+
+log = logging.getLogger("carme.collab.room")
+
+Send = Callable[[bytes], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
+UpdateListener = Callable[[bytes], None]
+SaveHandler = Callable[["Peer"], Awaitable[str]]
+
+MAX_PENDING_BYTES = 256 * 1024 * 1024  # a client this far behind is disconnected, not buffered forever
+
+
+class Peer:
+    """One connected client: its outgoing queue, whether it may write, who it is."""
+
+    def __init__(self, send: Send, close: Close | None = None, *, read_only: bool = False,
+                 username: str = "", name: str = "") -> None:
+        self.read_only = read_only
+        self.username = username
+        self.name = name or username
+        self._send = send
+        self._close = close
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._pending = 0
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.overflowed = False
+
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    def push(self, frame: bytes) -> None:
+        """Queue ``frame`` for this client (never blocks)."""
+        if self.closed:
+            return
+        self._pending += len(frame)
+        if self._pending > MAX_PENDING_BYTES:
+            log.warning("collab client %s is %d bytes behind; disconnecting it", self.username, self._pending)
+            self.overflowed = True
+            self.closed = True
+            self._queue.put_nowait(None)
+            return
+        self._queue.put_nowait(frame)
+
+    async def _drain(self) -> None:
+        try:
+            while (frame := await self._queue.get()) is not None:
+                self._pending -= len(frame)
+                await self._send(frame)
+        except Exception as exc:  # the socket went away: the receive side notices and leaves
+            log.debug("collab client %s: send failed: %s", self.username, exc)
+        self.closed = True
+        if self.overflowed and self._close is not None:
+            with contextlib.suppress(Exception):
+                await self._close(1013, "too far behind")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send what is queued, then close the connection with ``code``."""
+        await self.stop()
+        if self._close is not None:
+            with contextlib.suppress(Exception):
+                await self._close(code, reason)
+
+    async def stop(self) -> None:
+        """Stop the writer once what is queued is sent (the connection is left as it is)."""
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait(None)
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
+
+
+class Room:
+    """A shared document and its peers."""
+
+    def __init__(self, room_id: str, ydoc: Doc | None = None) -> None:
+        self.room_id = room_id
+        self.ydoc = ydoc if ydoc is not None else Doc()
+        self.peers: set[Peer] = set()
+        self.awareness = Awareness()
+        self.listeners: list[UpdateListener] = []
+        self.on_save: SaveHandler | None = None
+        self.dropped_updates = 0  # updates of read-only peers, dropped
+        self._subscription: Subscription | None = self.ydoc.observe(self._on_transaction)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- membership ---------------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        """Add ``peer``: it gets the server's state vector and everybody's awareness."""
+        peer.start()
+        self.peers.add(peer)
+        peer.push(protocol.sync_step1(self.ydoc.get_state()))
+        states = self.awareness.snapshot()
+        if states is not None:
+            peer.push(protocol.awareness_frame(states))
+
+    def leave(self, peer: Peer) -> None:
+        """Remove ``peer`` and tell the others its awareness states are gone."""
+        self.peers.discard(peer)
+        gone = self.awareness.drop(peer)
+        if gone is not None:
+            self.broadcast(protocol.awareness_frame(gone))
+
+    def broadcast(self, frame: bytes, exclude: Peer | None = None) -> None:
+        for peer in self.peers:
+            if peer is not exclude:
+                peer.push(frame)
+
+    def close(self) -> None:
+        """Stop observing the document (the room is being dropped)."""
+        if self._subscription is not None:
+            self.ydoc.unobserve(self._subscription)
+            self._subscription = None
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def receive(self, peer: Peer, data: bytes) -> None:
+        """Handle one frame from ``peer``. A malformed frame is logged and ignored."""
+        try:
+            frame = protocol.parse(data)
+        except ProtocolError as exc:
+            log.warning("room %s: bad frame from %s: %s", self.room_id, peer.username, exc)
+            return
+        if frame.kind == SYNC:
+            self._sync(peer, frame)
+        elif frame.kind == AWARENESS:
+            self._awareness(peer, data, frame.payload)
+        elif frame.kind == RAW:
+            self._raw(peer, frame)
+
+    def _sync(self, peer: Peer, frame: Frame) -> None:
+        if frame.sub == SYNC_STEP1:
+            try:
+                update = self.ydoc.get_update(frame.payload)
+            except Exception as exc:
+                log.warning("room %s: bad state vector from %s: %s", self.room_id, peer.username, exc)
+                return
+            peer.push(protocol.sync_step2(update))
+            return
+        if frame.payload == protocol.EMPTY_UPDATE:
+            return
+        if peer.read_only:
+            self.dropped_updates += 1
+            return
+        try:
+            self.ydoc.apply_update(frame.payload)
+        except Exception as exc:
+            # A client whose history does not fit the server's (jupyter-collaboration answers the
+            # same way): it is told, and its update is not merged.
+            log.warning("room %s: update from %s does not apply (%s); telling it about the conflict",
+                        self.room_id, peer.username, exc)
+            peer.push(protocol.raw_frame({"type": "conflict"}))
+
+    def _awareness(self, peer: Peer, data: bytes, payload: bytes) -> None:
+        try:
+            changed = self.awareness.apply(payload, peer)
+        except ProtocolError as exc:
+            log.warning("room %s: bad awareness from %s: %s", self.room_id, peer.username, exc)
+            return
+        peer.push(data)  # the echo keeps y-websocket's connection alive
+        if changed:
+            self.broadcast(data, exclude=peer)
+
+    def _raw(self, peer: Peer, frame: Frame) -> None:
+        if frame.text != "save" or frame.save_id is None:
+            return
+        save_id = frame.save_id
+
+        async def save() -> None:
+            status = "failed"
+            try:
+                if self.on_save is not None:
+                    status = await self.on_save(peer)
+                else:
+                    status = "skipped"
+            except Exception:
+                log.exception("room %s: save failed", self.room_id)
+            peer.push(protocol.raw_frame({"type": "save", "responseTo": save_id, "status": status}))
+
+        task = asyncio.get_running_loop().create_task(save())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        update = event.update
+        if update == protocol.EMPTY_UPDATE:
+            return
+        frame = protocol.sync_update(update)
+        for peer in self.peers:
+            peer.push(frame)
+        for listener in self.listeners:
+            listener(update)

@@ -1,0 +1,211 @@
+"""The update store: each room's Yjs history on disk, so it survives a server restart.
+
+A reconnecting client (after a restart, a network drop, a laptop that slept for hours) still
+holds the history it synced; the server must hold the same history, or Yjs merges two histories of
+the same content and cells are duplicated (jupyter-collaboration #545, #594, #621). So:
+
+- every update is appended as it happens (batched into one transaction per burst) and reaches the
+  store before the file it leads to is written (:meth:`UpdateStore.flush` before a save);
+- each room's history carries an **epoch**: a random id that the session endpoint hands to clients
+  as ``sessionId``. The epoch lives exactly as long as the stored history: when a room's history is
+  dropped (size cap, a store that was deleted), the next session gets a new epoch and a client still
+  holding the old one is told to reload instead of being merged in;
+- the history is bounded: after ``compact_after`` updates a room's history is replaced by one
+  update holding the whole document (the same Yjs items, so clients still merge cleanly), and when
+  the file grows past ``max_bytes`` the histories of the rooms used least recently and not open
+  are dropped;
+- ``disk_hash`` is the hash of the file the history last matched (loaded, saved or merged): at the
+  next load, a file with the same hash has not changed on disk since, so the stored history (which
+  may hold edits not yet saved) wins; a different hash is an out-of-band change, merged in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .dbthread import DatabaseThread
+
+log = logging.getLogger("carme.collab.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY NOT NULL,
+    epoch TEXT NOT NULL,
+    disk_hash TEXT,
+    used REAL NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    room TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS updates_room ON updates (room, seq);
+"""
+
+
+@dataclass
+class History:
+    """What the store holds for one room."""
+
+    epoch: str
+    disk_hash: str | None = None
+    updates: list[bytes] = field(default_factory=list)
+
+
+class UpdateStore:
+    """Room histories in one SQLite file."""
+
+    def __init__(self, db_path: str, *, max_bytes: int, compact_after: int) -> None:
+        self.db = DatabaseThread(db_path, "collab-store", SCHEMA)
+        self.max_bytes = max_bytes
+        self.compact_after = compact_after
+        self._pending: list[tuple[str, bytes]] = []
+        self._flushing: asyncio.Future[object] | None = None
+        self._counts: dict[str, int] = {}
+        self.is_open: Callable[[str], bool] = lambda room: False
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.flush()
+        await self.db.close()
+
+    # -- epochs -------------------------------------------------------------------------------
+
+    async def epoch(self, room: str) -> str:
+        """The room's epoch, made (with an empty history) if it has none."""
+
+        def job(conn: sqlite3.Connection) -> str:
+            row = conn.execute("SELECT epoch FROM rooms WHERE room=?", (room,)).fetchone()
+            if row:
+                return str(row[0])
+            epoch = uuid.uuid4().hex
+            conn.execute("INSERT INTO rooms (room, epoch, used) VALUES (?, ?, ?)", (room, epoch, time.time()))
+            return epoch
+
+        return await self.db.run(job)
+
+    async def load(self, room: str) -> History:
+        """The room's epoch, disk hash and updates (made empty if it has none)."""
+        await self.flush()
+
+        def job(conn: sqlite3.Connection) -> History:
+            row = conn.execute("SELECT epoch, disk_hash FROM rooms WHERE room=?", (room,)).fetchone()
+            if not row:
+                epoch = uuid.uuid4().hex
+                conn.execute("INSERT INTO rooms (room, epoch, used) VALUES (?, ?, ?)", (room, epoch, time.time()))
+                return History(epoch)
+            conn.execute("UPDATE rooms SET used=? WHERE room=?", (time.time(), room))
+            updates = [bytes(r[0]) for r in conn.execute("SELECT data FROM updates WHERE room=? ORDER BY seq",
+                                                         (room,))]
+            return History(str(row[0]), row[1], updates)
+
+        history = await self.db.run(job)
+        self._counts[room] = len(history.updates)
+        return history
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def append(self, room: str, update: bytes) -> bool:
+        """Queue one update of ``room``; True when the room's history is due for compaction."""
+        self._pending.append((room, update))
+        if self._flushing is None:
+            self._write_next()
+        count = self._counts.get(room, 0) + 1
+        self._counts[room] = count
+        return count >= self.compact_after
+
+    def _write_next(self) -> None:
+        # On the event loop: the batch is handed over whole, the thread never touches _pending.
+        batch, self._pending = self._pending, []
+        self._flushing = self.db.submit(lambda conn: self._write(conn, batch))
+        self._flushing.add_done_callback(self._flushed)
+
+    def _flushed(self, future: asyncio.Future[object]) -> None:
+        self._flushing = None
+        if future.exception() is not None:
+            log.error("writing collaboration history failed: %s", future.exception())
+        if self._pending:
+            self._write_next()
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, batch: list[tuple[str, bytes]]) -> None:
+        sizes: dict[str, int] = {}
+        with conn:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", batch)
+            for room, data in batch:
+                sizes[room] = sizes.get(room, 0) + len(data)
+            now = time.time()
+            conn.executemany("UPDATE rooms SET size=size+?, used=? WHERE room=?",
+                             [(size, now, room) for room, size in sizes.items()])
+
+    async def flush(self) -> None:
+        """Wait until every queued update is written."""
+        while self._flushing is not None:
+            await asyncio.shield(self._flushing)
+            await asyncio.sleep(0)  # let _flushed run (it may chain another write)
+
+    async def compact(self, room: str, state: bytes) -> None:
+        """Replace ``room``'s history by ``state`` (the whole document as one update)."""
+        await self.flush()
+        self._counts[room] = 1
+
+        def job(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("DELETE FROM updates WHERE room=?", (room,))
+                conn.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, state))
+                conn.execute("UPDATE rooms SET size=?, used=? WHERE room=?", (len(state), time.time(), room))
+
+        await self.db.run(job)
+        await self.enforce_cap()
+
+    async def set_disk_hash(self, room: str, disk_hash: str | None) -> None:
+        await self.flush()
+        await self.db.run(lambda conn: conn.execute("UPDATE rooms SET disk_hash=? WHERE room=?", (disk_hash, room)))
+
+    async def drop(self, room: str) -> None:
+        """Forget ``room``'s history and epoch."""
+        self._counts.pop(room, None)
+        await self.flush()
+
+        def job(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("DELETE FROM updates WHERE room=?", (room,))
+                conn.execute("DELETE FROM rooms WHERE room=?", (room,))
+
+        await self.db.run(job)
+
+    async def enforce_cap(self) -> list[str]:
+        """Drop the least recently used histories of closed rooms while the store is over its cap."""
+        rows = await self.db.run(lambda conn: conn.execute(
+            "SELECT room, size FROM rooms ORDER BY used").fetchall())
+        total = sum(size for _room, size in rows)
+        dropped = []
+        for room, size in rows:
+            if total <= self.max_bytes:
+                break
+            if self.is_open(room):
+                continue
+            await self.drop(room)
+            total -= size
+            dropped.append(room)
+        if dropped:
+            log.info("collaboration store over %d bytes: dropped the history of %d room(s)", self.max_bytes,
+                     len(dropped))
+            await self.db.run(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        return dropped
+
+    async def total_size(self) -> int:
+        row = await self.db.run(lambda conn: conn.execute("SELECT COALESCE(SUM(size), 0) FROM rooms").fetchone())
+        return int(row[0])
