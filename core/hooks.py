@@ -267,9 +267,21 @@ def carme_before_save(server: Server, path: str, model: dict[str, Any]) -> Await
     """
 
 
+# Hooks renamed when the grammar was set: implementing or calling an old name is an error that
+# gives the new one (never a hook silently left uncalled).
+RENAMED = {
+    "carme_add_hookspecs": "carme_register_hookspecs (which returns the hookspec holders)",
+    "carme_authenticate": "carme_user_from_connection",
+    "carme_pre_save": "carme_before_save",
+    "carme_file_changed": "carme_watch_on_files_changed",
+    "carme_lab_page_config": "carme_lab_extra_page_config",
+    "carme_lab_labextension_paths": "carme_lab_register_labextension_paths",
+}
+
+
 def hookspec_names() -> list[str]:
     """Names of the hookspecs declared in this module (used by the docs and hook tests)."""
     return sorted(name for name, value in globals().items() if name.startswith("carme_") and callable(value))
 
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "hookspec_names"]
+__all__ = ["PROJECT", "RENAMED", "hookimpl", "hookspec", "hookspec_names"]

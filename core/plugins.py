@@ -183,6 +183,8 @@ class Plugins:
             if info.error:
                 log.error("extension %r failed to load: %s", name, info.error)
         for name, error in self._unknown_hooks().items():
+            if name not in self.extensions:  # a plugin the embedding code passed in
+                raise PluginError(f"plugin {name!r} {error}")
             self.pm.unregister(name=name)
             self.extensions[name].error = error
             log.error("extension %r failed to load: %s", name, error)
@@ -198,7 +200,8 @@ class Plugins:
         return None
 
     def _unknown_hooks(self) -> dict[str, str]:
-        """Extensions implementing a hook that no plugin declares: a typo, usually.
+        """Plugins (other than the built-ins) implementing a hook that no plugin declares: a
+        typo, usually, or a hook's old name.
 
         Checked after every extension is in, since one may implement another's hookspecs. A hook
         named for an extension that is not loaded (``carme_watch_...`` without watch) is not an
@@ -211,12 +214,15 @@ class Plugins:
                 continue
             form = hook_name.split("_")[1] if hook_name.startswith(hooks.PROJECT + "_") else ""
             owner = next((ext for ext in self.extensions if hook_name.startswith(f"{hooks.PROJECT}_{ext}_")), None)
-            if form and form not in core_forms and (owner is None or not self.pm.has_plugin(owner)):
+            if hook_name in hooks.RENAMED:
+                error = f"implements {hook_name!r}, which is now named {hooks.RENAMED[hook_name]}"
+            elif form and form not in core_forms and (owner is None or not self.pm.has_plugin(owner)):
                 continue  # another extension's hook, and that extension is absent
+            else:
+                error = f"implements unknown hook {hook_name!r} (no enabled extension declares it)"
             for impl in caller.get_hookimpls():
-                name = impl.plugin_name
-                if not impl.optionalhook and name in self.extensions:
-                    errors.setdefault(name, f"implements unknown hook {hook_name!r} (no enabled extension declares it)")
+                if impl.plugin_name not in self.builtins and (not impl.optionalhook or hook_name in hooks.RENAMED):
+                    errors.setdefault(impl.plugin_name, error)
         return errors
 
     def probe(self, name: str) -> str | None:
@@ -237,12 +243,20 @@ class Plugins:
         """The settings section of a registered plugin: None for built-ins, else its name."""
         return None if name in self.builtins else name
 
+    def _caller(self, hook_name: str) -> pluggy.HookCaller:
+        """The hook caller of a declared hook; calling one nobody declares is a bug, said loudly."""
+        caller: pluggy.HookCaller | None = getattr(self.pm.hook, hook_name, None)
+        if caller is None or not caller.has_spec():
+            renamed = f" (it is now named {hooks.RENAMED[hook_name]})" if hook_name in hooks.RENAMED else ""
+            raise PluginError(f"no hook named {hook_name!r} is declared{renamed}")
+        return caller
+
     def implementers(self, hook_name: str, reverse: bool = False) -> list[str]:
         """Names of the plugins implementing a hook, in registration order (``tryfirst`` ones
         first, ``trylast`` last), or the reverse; pluggy's own call order is the reverse, which is
         right for firstresult hooks (the built-ins, registered first, answer last) but not for
         "each plugin in turn"."""
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        impls = self._caller(hook_name).get_hookimpls()
         impls = sorted(impls, key=lambda impl: 0 if impl.tryfirst else 2 if impl.trylast else 1)
         names = [impl.plugin_name for impl in impls]
         return names[::-1] if reverse else names
@@ -250,7 +264,7 @@ class Plugins:
     def call(self, plugin_name: str, hook_name: str, **kwargs: Any) -> Any:
         """Call one plugin's implementation of a hook, through pluggy (so it is traced); its
         answer, or None. Exceptions propagate: the caller decides what one plugin's failure means."""
-        caller = getattr(self.pm.hook, hook_name)
+        caller = self._caller(hook_name)
         others = [impl.plugin for impl in caller.get_hookimpls() if impl.plugin_name != plugin_name]
         result = self.pm.subset_hook_caller(hook_name, others)(**kwargs)
         if caller.spec is not None and caller.spec.opts.get("firstresult"):
@@ -262,7 +276,7 @@ class Plugins:
         awaitable: plugins are asked one at a time in pluggy's order (the last registered first,
         the built-ins last), each answer awaited before the next plugin is asked. (pluggy alone
         would take an ``async def``'s coroutine as the answer even when it resolves to None.)"""
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        for impl in reversed(self._caller(hook_name).get_hookimpls()):
             result = await await_maybe(self.call(impl.plugin_name, hook_name, **kwargs))
             if result is not None:
                 return result

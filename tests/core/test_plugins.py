@@ -216,3 +216,22 @@ def test_a_misspelt_hook_marks_the_extension_broken(site_dir: Site, root: Path, 
     app = create_app(str(root), extensions=["typo", "watch"])
     assert not app.server.plugins.pm.has_plugin("typo")
     assert "implements unknown hook" in (app.server.plugins.extensions["typo"].error or "")
+
+
+class OldName:
+    name = "old-name"
+
+    @hookimpl
+    def carme_authenticate(self, server: Server, connection: HTTPConnection) -> User | None:
+        return None
+
+
+def test_an_old_hook_name_says_the_new_one(root: Path, site_dir: Site) -> None:
+    with pytest.raises(PluginError, match="plugin 'old-name' implements 'carme_authenticate', which is now named "
+                                          "carme_user_from_connection"):
+        create_app(str(root), plugins=[OldName()], extensions=[])
+    site_dir.install("old", "from carme import hookimpl\n\n@hookimpl\ndef carme_pre_save(server, path, model):\n    pass\n")
+    app = create_app(str(root), extensions=["old"])
+    assert app.server.plugins.extensions["old"].error == "implements 'carme_pre_save', which is now named carme_before_save"
+    with pytest.raises(PluginError, match="no hook named 'carme_pre_save' is declared"):
+        app.server.plugins.each("carme_pre_save", server=app.server, path="a", model={})
