@@ -24,11 +24,11 @@ class Users:
         self.asked: list[tuple[str, str]] = []
 
     @hookimpl
-    def carme_authenticate(self, server: Any, connection: Any) -> User | None:
+    def carme_user_from_connection(self, server: Any, connection: Any) -> User | None:
         name = connection.headers.get("x-test-user")
         return User(name) if name else None
 
-    @hookimpl(optionalhook=True)
+    @hookimpl
     def carme_collab_can_write(self, server: Any, user: User | None, path: str) -> bool | None:
         if user is None:
             return None

@@ -44,7 +44,7 @@ class FileAccess:
 
     contents: Any  # carme.contents.manager.ContentsManager
     locate: Callable[[], Awaitable[str | None]]  # the file's current path (it follows renames)
-    before_write: Callable[[str, dict[str, Any]], Awaitable[None]]  # store flush, carme_pre_save
+    before_write: Callable[[str, dict[str, Any]], Awaitable[None]]  # store flush, carme_before_save
     matched: Callable[[str | None], Awaitable[None]]  # the disk hash the document now matches
     report: Callable[[str, str], None]  # (action, message): load, save, overwrite, conflict
 

@@ -19,6 +19,5 @@ def carme_collab_can_write(server: Server, user: User | None, path: str) -> bool
     to make the client read-only: it sees every edit live, its own edits are dropped by the server
     and never reach the other clients or the disk; True to let it write; None to leave the
     decision to the next plugin. Without an answer, the ``collab.read_only_users`` setting decides.
-    Implement it with ``@hookimpl(optionalhook=True)`` so the implementing extension loads without
-    collab.
+    An extension implementing it loads and works without collab (the hook is then never called).
     """

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-import pluggy
 from starlette.routing import BaseRoute
 
 from carme.config import Setting
@@ -36,8 +35,8 @@ def service_of(server: Server) -> CollabService | None:
 
 
 @hookimpl
-def carme_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
+def carme_register_hookspecs() -> list[object]:
+    return [hookspecs]
 
 
 @hookimpl
@@ -78,15 +77,15 @@ async def carme_on_contents_changed(server: Server, action: str, path: str, sour
         await service.contents_changed(action, path, source_path)
 
 
-@hookimpl(optionalhook=True)
-async def carme_file_changed(server: Server, changes: list[Any]) -> None:
+@hookimpl
+async def carme_watch_on_files_changed(server: Server, changes: list[Any]) -> None:
     service = service_of(server)
     if service is not None:
         await service.files_changed(changes)
 
 
-@hookimpl(optionalhook=True)
-def carme_lab_page_config(server: Server, request: Request, page_config: dict[str, Any]) -> dict[str, Any]:
+@hookimpl
+def carme_lab_extra_page_config(server: Server, request: Request, page_config: dict[str, Any]) -> dict[str, Any]:
     service = service_of(server)
     return {"disableRTC": service is None,
             "serverSideExecution": bool(service is not None and service.config.server_side_execution)}

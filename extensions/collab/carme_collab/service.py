@@ -203,7 +203,7 @@ class CollabService:
     async def _before_write(self, path: str, model: dict[str, Any]) -> None:
         await self.store.flush()  # the history reaches the store before the file it leads to
         if model.get("type") in ("notebook", "file"):
-            await self.server.notify("carme_pre_save", path=path, model=model)
+            await self.server.notify("carme_before_save", path=path, model=model)
 
     def _stored(self, open_room: OpenRoom, update: bytes) -> None:
         room_id = open_room.room.room_id
