@@ -1,0 +1,131 @@
+"""A test-only site for the dashboard page's client on its own: a real carme (kernels, websocket)
+plus what the page <-> client contract (extensions/dashboards/CONTRACT.md) asks of the server,
+reduced to the least: a page streamed in parts the test releases one by one, the built client's
+static files, and the visit's kernel API at dashboards/api/ (carme's own /api/kernels with the
+token added, standing in for the extension's visitor endpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import threading
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.responses import StreamingResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from carme_dashboards.client import SCRIPT, STYLE, THEMES, check_client
+
+PAGE_PATH = "/dashboard"
+CLIENT_PREFIX = "/dashboards/static/client/"
+KERNEL_API_PREFIX = "/dashboards/api/kernels/"
+
+
+@dataclass
+class Part:
+    """A piece of the page body, streamed once its gate (if any) is opened by the test."""
+
+    html: str
+    gate: threading.Event | None = None
+
+
+@dataclass
+class StreamedPage:
+    """The page the site serves: the contract's head for ``kernel_id``, then ``parts``."""
+
+    kernel_id: str
+    parts: list[Part] = field(default_factory=list)
+    federated_extensions: list[dict[str, str]] = field(default_factory=list)
+    theme: str = "light"
+
+    def head(self) -> str:
+        config = {
+            "baseUrl": "/",
+            "wsUrl": "",
+            "appVersion": "test",
+            "kernelId": self.kernel_id,
+            "kernelApiUrl": "dashboards/api/",
+            "fullLabextensionsUrl": "/dashboards/labextensions",
+            "federated_extensions": self.federated_extensions,
+            "theme": self.theme,
+        }
+        # The config is JSON inside <script>: "</" must not close the element early.
+        data = json.dumps(config).replace("</", "<\\/")
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>client test</title>"
+            # No favicon request: the test page has none.
+            "<link rel='icon' href='data:,'>"
+            f"<script id='jupyter-config-data' type='application/json'>{data}</script>"
+            f"<link rel='stylesheet' href='{CLIENT_PREFIX}{THEMES[self.theme]}'>"
+            f"<link rel='stylesheet' href='{CLIENT_PREFIX}{STYLE}'>"
+            f"<script src='{CLIENT_PREFIX}{SCRIPT}' async></script>"
+            "</head><body><div id='carme-kernel-status'></div><main id='carme-cells'>"
+        )
+
+    async def stream(self) -> AsyncIterator[str]:
+        yield self.head()
+        for part in self.parts:
+            if part.gate is not None:
+                # The test opens the gate from its own thread once it has seen what it waits for.
+                opened = await asyncio.to_thread(part.gate.wait, 60)
+                if not opened:
+                    return
+            yield part.html
+        yield "</main></body></html>"
+
+
+class ClientSite:
+    """The ASGI app: the page, the client's files and the kernel API in front of ``carme_app``."""
+
+    def __init__(self, carme_app: Any, token: str, page: StreamedPage) -> None:
+        self.carme = carme_app
+        self.page = page
+        self.token = token
+        self.static = StaticFiles(directory=check_client())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.carme(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if scope["type"] == "http" and path == PAGE_PATH:
+            response = StreamingResponse(self.page.stream(), media_type="text/html")
+            await response(scope, receive, send)
+        elif scope["type"] == "http" and path.startswith(CLIENT_PREFIX):
+            await self.static({**scope, "path": "/" + path[len(CLIENT_PREFIX):], "root_path": ""}, receive, send)
+        elif path.startswith(KERNEL_API_PREFIX):
+            inner = path[len("/dashboards"):]
+            headers = [*scope["headers"], (b"authorization", f"token {self.token}".encode())]
+            await self.carme({**scope, "path": inner, "raw_path": inner.encode(), "headers": headers}, receive, send)
+        else:
+            await self.carme(scope, receive, send)
+
+
+def section(index: int, body: str) -> str:
+    """A rendered cell as the server streams it."""
+    return f"<section class='carme-cell' data-cell-index='{index}'>{body}</section>\n"
+
+
+def widget(model_id: str, fallback: str) -> str:
+    """A widget view output as the server renders it: the element and its text fallback."""
+    return (f"<div class='carme-widget' data-model-id='{html.escape(model_id)}'>"
+            f"<pre class='carme-widget-fallback'>{html.escape(fallback)}</pre></div>")
+
+
+def progress(done: int, total: int) -> str:
+    return f"<div class='carme-progress' data-done='{done}' data-total='{total}'></div>\n"
+
+
+def parts(*items: str | threading.Event) -> Iterable[Part]:
+    """Page parts from HTML strings; an Event holds back the HTML that follows it."""
+    gate: threading.Event | None = None
+    for item in items:
+        if isinstance(item, threading.Event):
+            gate = item
+        else:
+            yield Part(item, gate)
+            gate = None
