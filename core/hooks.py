@@ -168,9 +168,12 @@ def carme_register_cli_commands() -> list[Command]:
 def carme_startup(server: Server) -> Awaitable[None] | None:
     """Start this plugin's services. May be awaitable.
 
-    Called in registration order (core services first) when the ASGI lifespan starts. Publish
-    services for other extensions with ``server.services[name] = obj``. An exception aborts
-    start-up with a message naming the plugin.
+    Called in registration order (core services first) when the ASGI lifespan starts
+    (``server.state`` is ``starting``). Publish services for other extensions with
+    ``server.services[name] = obj``; require one with ``server.services[name]`` (or the core's
+    typed attributes, ``server.kernels``), which raises :class:`carme.server.ServiceUnavailable`
+    saying why when it is not published; ``server.services.get(name)`` for one that may be
+    absent. An exception aborts start-up with a message naming the plugin.
     """
 
 

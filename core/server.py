@@ -1,8 +1,15 @@
 """The Server object: one per app, holding settings, plugins and the running services.
 
-Plugins receive it in every hook. Services are attributes for the core (``contents``,
-``kernels``, ``sessions``, ``events``, ``auth``) and entries of ``services`` for extensions
-(``server.services["watch"]``), published from :func:`carme.hooks.carme_startup`.
+Plugins receive it in every hook. Every service lives in ``server.services`` by name, published
+by the plugin that provides it (from :func:`carme.hooks.carme_startup`, or while the app is
+assembled); the core's are also typed attributes (``server.kernels`` is
+``server.services["kernels"]``). Requiring a service is ``server.services[name]`` or the
+attribute: one that is not published raises :class:`ServiceUnavailable` saying why (the server
+has not started yet, or no enabled plugin provides it); ``server.services.get(name)`` is for a
+service that may be absent (another extension's).
+
+A server is ``created`` (by create_app), ``starting``, ``running``, ``stopping``, then
+``stopped``; it can be started again from ``stopped`` (an app served twice).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from .config import Settings
 from .jsonutil import utcnow
@@ -29,9 +36,64 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carme.server")
 
+State = Literal["created", "starting", "running", "stopping", "stopped"]
+T = TypeVar("T")
+
+
+class ServiceUnavailable(LookupError):
+    """A service was required that no plugin has published; the message says why."""
+
+
+class Services(dict[str, Any]):
+    """The services of one server by name; a missing one raises :class:`ServiceUnavailable`."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__()
+        self._server = server
+
+    def __missing__(self, name: str) -> Any:
+        state = self._server.state
+        if state in ("created", "starting"):
+            raise ServiceUnavailable(
+                f"service {name!r} is not available yet: the server is {state}, and services are published "
+                "by carme_startup (look services up when a request arrives, not while the app is assembled)")
+        published = ", ".join(sorted(self)) or "none"
+        raise ServiceUnavailable(f"no plugin has published the service {name!r} (the server is {state}; "
+                                 f"published: {published}); is the extension that provides it enabled?")
+
+
+class Service(Generic[T]):
+    """A core service as a typed attribute of :class:`Server`: ``server.<name>`` is
+    ``server.services["<name>"]``, set by the plugin that provides it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, server: None, owner: type) -> Service[T]: ...
+    @overload
+    def __get__(self, server: Server, owner: type) -> T: ...
+
+    def __get__(self, server: Server | None, owner: type) -> Service[T] | T:
+        if server is None:
+            return self
+        return server.services[self.name]  # type: ignore[no-any-return]
+
+    def __set__(self, server: Server, value: T) -> None:
+        server.services[self.name] = value
+
 
 class Server:
     """Everything one carme app knows. Made by :func:`carme.create_app`, never global."""
+
+    # The core's services, published by the built-in plugins (or extensions replacing them).
+    events: Service[EventBus] = Service()  # from create_app
+    auth: Service[Authenticator] = Service()  # from create_app
+    kernel_websockets: Service[KernelWebsockets] = Service()  # the clients of /api/kernels/ID/channels, from create_app
+    contents: Service[ContentsManager] = Service()  # from carme_startup, as all below
+    kernelspecs: Service[KernelSpecManager] = Service()
+    kernels: Service[KernelManager] = Service()
+    sessions: Service[SessionManager] = Service()
 
     def __init__(self, settings: Settings, plugins: Plugins) -> None:
         self.settings = settings
@@ -39,17 +101,17 @@ class Server:
         self.root_dir = Path(settings["root_dir"] or ".").expanduser().resolve()
         self.started: datetime = utcnow()
         self.last_activity: datetime = self.started
-        self.services: dict[str, Any] = {}
-        self.running = False
-        # Core services, set by the built-in plugins at start-up (or replaced by extensions).
-        self.events: EventBus
-        self.auth: Authenticator
-        self.contents: ContentsManager
-        self.kernelspecs: KernelSpecManager
-        self.kernels: KernelManager
-        self.sessions: SessionManager
-        self.kernel_websockets: KernelWebsockets  # the clients of /api/kernels/ID/channels
+        self.services = Services(self)
+        self.state: State = "created"
         self._shutdown_request: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Server {self.state} {self.root_dir}>"
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopping."""
+        return self.state == "running"
 
     @property
     def hook(self) -> Any:
@@ -74,20 +136,29 @@ class Server:
         When one fails, the plugins already started are stopped again (reverse order) before
         the error is raised, so a failed start leaves no service running.
         """
+        if self.state not in ("created", "stopped"):
+            raise RuntimeError(f"cannot start a server that is {self.state}")
+        self.state = "starting"
         started: list[str] = []
         for name in self.plugins.implementers("carme_startup"):
             try:
                 await await_maybe(self.plugins.call(name, "carme_startup", server=self))
             except Exception as exc:
+                self.state = "stopping"
                 await self._stop(started)
+                self.state = "stopped"
                 raise RuntimeError(f"extension {name!r} failed to start: {exc}") from exc
             started.append(name)
-        self.running = True
+        self.state = "running"
 
     async def stop(self) -> None:
-        """Run every plugin's carme_shutdown in reverse order; errors are logged, never raised."""
-        self.running = False
+        """Run every plugin's carme_shutdown in reverse order; errors are logged, never raised.
+        Only a running server stops; otherwise this does nothing."""
+        if self.state != "running":
+            return
+        self.state = "stopping"
         await self._stop(None)
+        self.state = "stopped"
 
     async def _stop(self, only: list[str] | None) -> None:
         for name in self.plugins.implementers("carme_shutdown", reverse=True):

@@ -157,10 +157,8 @@ class KernelWebsockets:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        kernels = getattr(self.server, "kernels", None)
-        kernel = None
-        if kernels is not None and kernel_id in kernels:
-            kernel = kernels.get(kernel_id)
+        kernels = self.server.kernels
+        kernel = kernels.get(kernel_id) if kernel_id in kernels else None
         if kernel is None or kernel.closed:
             await deny(scope, send, 404, f"Kernel does not exist: {kernel_id}")
             return

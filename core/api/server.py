@@ -29,10 +29,10 @@ async def api_version(request: Request) -> Response:
 
 async def api_status(request: Request) -> Response:
     server = server_of(request)
-    kernels = getattr(server, "kernels", None)
+    kernels = server.kernels
     return JSONResponse({
-        "connections": kernels.connection_count() if kernels is not None else 0,
-        "kernels": len(kernels) if kernels is not None else 0,
+        "connections": kernels.connection_count(),
+        "kernels": len(kernels),
         "last_activity": isoformat(server.last_activity),
         "started": isoformat(server.started),
     })

@@ -80,7 +80,7 @@ def carme_startup(server: Server) -> None:
 
 @hookimpl
 def carme_shutdown(server: Server) -> None:
-    notary = getattr(getattr(server, "contents", None), "notary", None)
+    notary = getattr(server.contents, "notary", None)  # a replacement manager may have none
     if isinstance(notary, Notary):
         notary.close()
 

@@ -70,12 +70,8 @@ def carme_startup(server: Server) -> None:
 @hookimpl
 async def carme_shutdown(server: Server) -> None:
     # Websocket clients first (they are told the server is going away), then the kernels.
-    endpoint = getattr(server, "kernel_websockets", None)
-    if endpoint is not None:
-        await endpoint.close()
-    kernels = getattr(server, "kernels", None)
-    if kernels is not None:
-        await asyncio.shield(kernels.shutdown_all())
+    await server.kernel_websockets.close()
+    await asyncio.shield(server.kernels.shutdown_all())
 
 
 @hookimpl

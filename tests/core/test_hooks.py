@@ -228,7 +228,7 @@ def test_hook_carme_startup(root: Path) -> None:
     with serve(app):
         # Through the ASGI lifespan, before the first request, in registration order.
         assert log == ["start a", "start b"]
-        assert app.server.services == {"a": "a-service", "b": "b-service"}
+        assert (app.server.services["a"], app.server.services["b"]) == ("a-service", "b-service")
         assert app.server.running
 
 

@@ -50,9 +50,7 @@ def put_widget_state(notebook: dict[str, Any], state: dict[str, Any]) -> None:
 
 async def kernel_for_path(server: Server, path: str) -> str | None:
     """The id of the kernel of the session whose notebook is ``path``, if any."""
-    sessions = getattr(server, "sessions", None)
-    if sessions is None:
-        return None
+    sessions = server.sessions
     wanted = path.strip("/")
     for session in await await_maybe(sessions.list()):
         if str(session.get("path", "")).strip("/") == wanted and session.get("kernel"):
