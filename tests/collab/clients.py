@@ -109,7 +109,7 @@ class Joined:
 def room_url(ws_base: str, session: dict[str, Any], token: str = TOKEN, session_id: str | None = None) -> str:
     room = f"{session['format']}:{session['type']}:{session['fileId']}"
     sid = session["sessionId"] if session_id is None else session_id
-    return f"{ws_base}/api/collaboration/room/{room}?sessionId={sid}&token={token}"
+    return f"{ws_base}/api/collaboration/room/{room}?sessionId={sid}" + (f"&token={token}" if token else "")
 
 
 @contextlib.asynccontextmanager
@@ -122,7 +122,7 @@ async def joined(ws_base: str, http_base: str, path: str, file_type: str = "note
         assert response.status_code in (200, 201), response.text
         session = response.json()
     doc = doc if doc is not None else DOCS.get(file_type, YFile)()
-    async with websockets.connect(room_url(ws_base, session, token if headers is None else "none"), max_size=None,
+    async with websockets.connect(room_url(ws_base, session, token if headers is None else ""), max_size=None,
                                   proxy=None, additional_headers=headers) as ws:
         channel = Channel(ws, path)
         async with Provider(doc.ydoc, channel) as provider:
@@ -138,3 +138,46 @@ def notebook(*sources: str) -> dict[str, Any]:
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5,
     }
+
+
+class Client:
+    """A pycrdt Provider whose connection can be dropped and opened again on the same document, as
+    y-websocket does after a network drop or a server restart (same room URL, same sessionId)."""
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+        self.ws: Any = None
+        self.provider: Provider | None = None
+        self.channel: Channel | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    async def connect(self, ws_base: str, session: dict[str, Any]) -> tuple[int, str] | None:
+        """Connect and sync; None once synced, or (close code, reason) when the server closed first."""
+        self.ws = await websockets.connect(room_url(ws_base, session), max_size=None, proxy=None)
+        self.channel = Channel(self.ws, session["fileId"])
+        self.provider = Provider(self.doc.ydoc, self.channel)
+        self._task = asyncio.create_task(self.provider.start())
+        synced = asyncio.ensure_future(self.provider.synced.wait())
+        closed = asyncio.ensure_future(self.ws.wait_closed())
+        await asyncio.wait([synced, closed], timeout=DEADLINE_S, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (synced, closed):
+            waiter.cancel()
+        if self.provider.synced.is_set():
+            return None
+        if self.ws.close_code is None:
+            raise AssertionError("the room neither synced nor closed")
+        return self.ws.close_code, self.ws.close_reason or ""
+
+    async def disconnect(self) -> None:
+        """Stop the provider (the connection may already be gone)."""
+        if self.provider is not None:
+            with contextlib.suppress(Exception):
+                await self.provider.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        self.provider = self._task = self.ws = None
