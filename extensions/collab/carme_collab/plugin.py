@@ -15,7 +15,7 @@ from carme.config import Setting
 from carme.events import EventSchema
 from carme.hooks import hookimpl
 
-from . import api, hookspecs, settings
+from . import api, execute_api, hookspecs, settings
 from .events import SCHEMAS
 from .service import CollabService
 from .settings import CollabConfig
@@ -24,6 +24,7 @@ from .websocket import RoomEndpoint
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from carme.kernels.kernel import Kernel
     from carme.server import Server
 
 SERVICE = "collab"  # carme-lab loads JupyterLab's collaboration frontend only while this service runs
@@ -51,7 +52,7 @@ def carme_register_event_schemas() -> list[EventSchema]:
 
 @hookimpl
 def carme_register_routes(server: Server) -> list[BaseRoute]:
-    return api.routes(RoomEndpoint(server))
+    return [*api.routes(RoomEndpoint(server)), *execute_api.routes()]
 
 
 @hookimpl
@@ -75,6 +76,13 @@ async def carme_on_contents_changed(server: Server, action: str, path: str, sour
     service = service_of(server)
     if service is not None:
         await service.contents_changed(action, path, source_path)
+
+
+@hookimpl
+def carme_on_kernel_stopped(server: Server, kernel: Kernel) -> None:
+    service = service_of(server)
+    if service is not None:
+        service.executor.forget(kernel.id)
 
 
 @hookimpl

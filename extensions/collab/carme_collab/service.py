@@ -20,6 +20,7 @@ from carme.errors import ApiError
 from . import events, protocol
 from .doctypes import BadRoomError, DocKind
 from .document import Document, FileAccess
+from .execution import CellExecutor
 from .fileids import FileIds
 from .room import Peer, Room
 from .settings import CollabConfig
@@ -79,6 +80,7 @@ class CollabService:
         self.rooms: dict[str, OpenRoom] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.executor = CellExecutor(self)
 
     async def start(self) -> None:
         await self.file_ids.open()
@@ -90,6 +92,7 @@ class CollabService:
 
     async def stop(self) -> None:
         """Save and close every room, then the databases."""
+        await self.executor.close()
         for room_id in list(self.rooms):
             await self._close_room(room_id)
         if self._tasks:
