@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TOKEN
-from tests.serving import Served
+from tests.serving import TOKEN, Served
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jupyter_core import paths as jupyter_paths
 
 from carme import create_app
-from tests.serving import Served, serve
-
-TOKEN = "test-token"
+from tests.environment import isolate
+from tests.processes import CarmeServe
+from tests.serving import TOKEN, Served, serve
+from tests.wheels import Wheelhouse
 
 
 @pytest.fixture(autouse=True)
 def jupyter_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point every Jupyter path (config, data, runtime) at a fresh folder: tests never see the
-    machine's own config, and never leave files behind."""
-    home = tmp_path_factory.mktemp("jupyter-home")
-    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                      ("JUPYTER_RUNTIME_DIR", "runtime")):
-        (home / sub).mkdir()
-        monkeypatch.setenv(name, str(home / sub))
-    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(home / "config"))
-    # The sys-prefix and system config dirs are fixed by jupyter_core at import: move them too,
-    # so no test reads the machine's config or writes into the venv (carme extension enable).
-    monkeypatch.setattr(jupyter_paths, "ENV_CONFIG_PATH", [str(home / "env-config")])
-    monkeypatch.setattr(jupyter_paths, "SYSTEM_CONFIG_PATH", [str(home / "system-config")])
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "0")
-    monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
-    for key in list(os.environ):
-        if key.startswith("CARME_"):
-            monkeypatch.delenv(key)
-    return home
+    """Every test runs in an isolated Jupyter environment (tests/environment.py): it never sees
+    the machine's own config, and never leaves files behind."""
+    return isolate(tmp_path_factory.mktemp("jupyter-home"), monkeypatch)
 
 
 @pytest.fixture
@@ -48,17 +33,27 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def served(root: Path) -> Iterator[Served]:
+def serve_app(root: Path) -> Iterator[Callable[..., Served]]:
+    """``serve_app(**create_app arguments)``: carme on ``root`` on a real uvicorn until the end of
+    the test; token :data:`~tests.serving.TOKEN` and no extensions unless given."""
+    with contextlib.ExitStack() as stack:
+        def start(**kwargs: Any) -> Served:
+            kwargs.setdefault("token", TOKEN)
+            kwargs.setdefault("extensions", [])
+            return stack.enter_context(serve(create_app(str(root), **kwargs)))
+        yield start
+
+
+@pytest.fixture
+def served(serve_app: Callable[..., Served]) -> Served:
     """carme with its core services on a real uvicorn, token auth on, no extensions."""
-    app = create_app(str(root), token=TOKEN, extensions=[])
-    with serve(app) as running:
-        yield running
+    return serve_app()
 
 
 @pytest.fixture
 def client(served: Served) -> Iterator[httpx.Client]:
     """An HTTP client authenticated with the token header, as JupyterLab sends it."""
-    with httpx.Client(base_url=served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as c:
+    with served.client() as c:
         yield c
 
 
@@ -85,8 +80,28 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture
-def lab_server(root: Path) -> Iterator[Served]:
+def lab_server(serve_app: Callable[..., Served]) -> Served:
     """carme with the lab extension on a real uvicorn."""
-    app = create_app(str(root), token=TOKEN, extensions=["lab"])
-    with serve(app) as running:
-        yield running
+    return serve_app(extensions=["lab"])
+
+
+@pytest.fixture
+def carme_serve(root: Path, tmp_path: Path) -> Iterator[Callable[..., CarmeServe]]:
+    """``carme_serve(*args, **CarmeServe options)``: `carme serve` on ``root`` (``root_dir=`` for
+    another folder) as a real process, run in ``tmp_path``; stopped at the end of the test."""
+    started: list[CarmeServe] = []
+
+    def start(*args: str, root_dir: Path | None = None, cwd: Path | None = None, **options: Any) -> CarmeServe:
+        process = CarmeServe(root_dir or root, *args, cwd=cwd or tmp_path, **options)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
+    """``wheels["carme"]``: the repo's distributions as wheels, each built once per session."""
+    return Wheelhouse(tmp_path_factory)

@@ -1,14 +1,17 @@
-"""A subprocess whose stderr (where carme logs) is collected line by line, for tests that run
-`carme serve` as a real process and wait for what it prints."""
+"""Real processes in tests: a subprocess whose stderr (where carme logs) is collected line by
+line, `carme serve` as such a process (the one wrapper of it), and whether a pid is alive."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import re
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 URL = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
@@ -52,9 +55,14 @@ class Process:
         return self.wait_for(URL.pattern).group(1)
 
     def stop(self) -> None:
-        """Kill it if it still runs, and collect the rest of its log."""
+        """Stop it if it still runs (SIGTERM, so `carme serve` stops its kernels; SIGKILL if that
+        takes too long), and collect the rest of its log."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.wait()
 
     def wait(self, timeout: float = 30) -> int:
@@ -63,3 +71,33 @@ class Process:
         while not self.lines.empty():
             self.log.append(self.lines.get())
         return code
+
+
+class CarmeServe(Process):
+    """``carme serve ROOT --no-browser --port 0 ARGS``: the server binds a free port itself and
+    prints it (:meth:`Process.url`), so a test never talks to another server that took a port
+    picked in advance.
+
+    ``program`` is how carme is run (default: this interpreter's ``-m carme.cli``; a clean venv's
+    ``bin/carme``), ``prefix`` what runs it (``unshare ...``, ``setpriv ...``).
+    """
+
+    def __init__(self, root: Path, *args: str, cwd: Path, env: Mapping[str, str] | None = None,
+                 program: Sequence[str] = (sys.executable, "-m", "carme.cli"), prefix: Sequence[str] = ()) -> None:
+        super().__init__([*prefix, *program, "serve", str(root), "--no-browser", "--port", "0", *args], cwd, env)
+
+    def base_url(self) -> str:
+        """The printed URL without its page and token: ``http://127.0.0.1:PORT`` (plus the base URL)."""
+        return re.sub(r"/(api/status|lab)(\?token=.*)?$", "", self.url())
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs; a zombie counts as dead (whoever started it reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True

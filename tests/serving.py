@@ -7,9 +7,23 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
+
+from tests.environment import isolated
+from tests.polling import wait_until
+
+# The token of every test server: clients send it as JupyterLab does, in the Authorization header.
+TOKEN = "test-token"
+AUTH = {"Authorization": f"token {TOKEN}"}
+
+# How long uvicorn may take to start (lifespan start-up included) and to stop (lifespan shutdown:
+# kernels are stopped politely, up to their shutdown_wait_time each).
+START_S = 60.0
+STOP_S = 60.0
 
 
 @dataclass
@@ -24,21 +38,60 @@ class Served:
     def ws_url(self) -> str:
         return "ws" + self.url[len("http"):]
 
+    def client(self, timeout: float = 60, **kwargs: Any) -> httpx.Client:
+        """An HTTP client of this server authenticated with :data:`TOKEN` (close it, or use ``with``)."""
+        return httpx.Client(base_url=self.url, headers=AUTH, timeout=timeout, **kwargs)
+
 
 @contextlib.contextmanager
 def serve(app: Any, **config: Any) -> Iterator[Served]:
-    """Serve ``app`` with uvicorn in a background thread (its own event loop), lifespan on."""
+    """Serve ``app`` with uvicorn in a background thread (its own event loop), lifespan on.
+
+    Fails the test when the server does not start within START_S, and when it has not stopped
+    STOP_S after being asked to (a hung shutdown must not pass unseen, nor leave a thread behind
+    that keeps kernels alive)."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                            lifespan="on", ws_max_size=64 * 1024 * 1024, **config))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True, name="uvicorn")
     thread.start()
-    while not server.started:
+
+    def started() -> bool:
         if not thread.is_alive():
-            raise RuntimeError("uvicorn failed to start; see the log above")
-        threading.Event().wait(0.01)
+            raise AssertionError("uvicorn failed to start; see the log above")
+        return bool(server.started)
+
+    try:
+        wait_until(started, "uvicorn to start", timeout=START_S)
+    except BaseException:
+        server.should_exit = True
+        thread.join(STOP_S)
+        raise
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield Served(f"http://127.0.0.1:{port}", app, port)
     finally:
         server.should_exit = True
-        thread.join(timeout=30)
+        thread.join(timeout=STOP_S)
+        if thread.is_alive():
+            server.force_exit = True  # let the next tests run; this one fails
+            raise AssertionError(f"uvicorn did not stop within {STOP_S} s of being asked to")
+
+
+@contextlib.contextmanager
+def serve_isolated(home: Path, **create_app_args: Any) -> Iterator[Served]:
+    """carme serving ``home/root`` in an isolated Jupyter environment in ``home``, for a server
+    shared by a test module (the per-test ``jupyter_env`` fixture comes too late for it).
+
+    Token :data:`TOKEN`, no extensions and no config files unless given. At the end no kernel
+    connection file may be left behind.
+    """
+    from carme import create_app
+
+    with isolated(home):
+        root = home / "root"
+        root.mkdir(exist_ok=True)
+        create_app_args = {"token": TOKEN, "extensions": [], "config_files": False, **create_app_args}
+        with serve(create_app(str(root), **create_app_args)) as running:
+            yield running
+    left = list((home / "runtime").glob("kernel-*.json"))
+    assert not left, f"connection files left behind: {left}"

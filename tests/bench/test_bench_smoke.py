@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
 
 
+@pytest.mark.timeout(300)  # the bench starts its own servers and kernels: the subprocess has 240 s
 def test_quick_run_against_carme_and_the_direct_floor(tmp_path: Path) -> None:
     out = tmp_path / "latest.md"
     proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--targets", "direct ZMQ,carme", "--out", str(out)],

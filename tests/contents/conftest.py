@@ -11,23 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from carme import create_app
-from tests.conftest import TOKEN
-from tests.serving import serve
+from tests.serving import Served
 
 Factory = Callable[..., httpx.Client]
 
 
 @pytest.fixture
-def server_with(root: Path) -> Iterator[Factory]:
-    """Start carme on ``root`` with extra settings; returns an authenticated client."""
+def server_with(serve_app: Callable[..., Served]) -> Iterator[Factory]:
+    """``server_with(**settings)``: carme on ``root`` with those settings; an authenticated client."""
     with contextlib.ExitStack() as stack:
-        def start(**settings: Any) -> httpx.Client:
-            app = create_app(str(root), token=TOKEN, extensions=[], settings=settings)
-            running = stack.enter_context(serve(app))
-            return stack.enter_context(httpx.Client(base_url=running.url, timeout=60,
-                                                    headers={"Authorization": f"token {TOKEN}"}))
-        yield start
+        yield lambda **settings: stack.enter_context(serve_app(settings=settings).client())
 
 
 def notebook(*sources: str, outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:

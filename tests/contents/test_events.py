@@ -12,15 +12,14 @@ import websockets
 
 from carme import create_app
 from carme.hooks import hookimpl
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.serving import AUTH, TOKEN, Served, serve
 
 SCHEMA = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 
 
 async def _collect(served: Served, actions: list[tuple[str, str, dict[str, Any] | None]],
                    wanted: int) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"token {TOKEN}"}
+    headers = AUTH
     async with websockets.connect(served.ws_url + "/api/events/subscribe", additional_headers=headers) as ws:
         async with httpx.AsyncClient(base_url=served.url, headers=headers) as client:
             for method, path, body in actions:
@@ -62,7 +61,7 @@ def test_hook_carme_on_contents_changed(root: Path) -> None:
             calls.append((action, path, source_path, (root / path).exists()))
 
     app = create_app(str(root), token=TOKEN, extensions=[], plugins=[Watcher()])
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         c.put("/api/contents/x.txt", json={"type": "file", "format": "text", "content": "x"})
         c.get("/api/contents/x.txt")
         c.patch("/api/contents/x.txt", json={"path": "y.txt"})
@@ -86,7 +85,7 @@ def test_hook_carme_contents_manager(root: Path) -> None:
             return ReadOnly(str(server.root_dir))
 
     app = create_app(str(root), token=TOKEN, extensions=[], plugins=[Extension()])
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         response = c.put("/api/contents/x.txt", json={"type": "file", "format": "text", "content": "x"})
         assert response.status_code == 403 and response.json()["message"] == "read-only contents"
         assert isinstance(app.server.contents, ReadOnly)
@@ -111,7 +110,7 @@ def test_hook_carme_before_save(root: Path) -> None:
 
     app = create_app(str(root), token=TOKEN, extensions=[], plugins=[Stamper(), Broken()])
     nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         response = c.put("/api/contents/n.ipynb", json={"type": "notebook", "format": "json", "content": nb})
         assert response.status_code == 201
         c.put("/api/contents/t.txt", json={"type": "file", "format": "text", "content": "x"})

@@ -15,28 +15,11 @@ import websockets.sync.client as ws_client
 from websockets.exceptions import InvalidStatus
 
 from carme import create_app
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.serving import TOKEN, Served
 
 EVENT = {"schema_id": "https://events.jupyter.org/jupyter_server/contents_service/v1", "version": 1,
          "data": {"action": "save", "path": "a.txt"}}
 EVIL = "http://evil.example"
-
-
-@pytest.fixture
-def make(root: Path) -> Iterator[Any]:
-    """Serve create_app(root, **kwargs) for the rest of the test: ``served = make(...)``."""
-    stack: list[Any] = []
-
-    def start(**kwargs: Any) -> Served:
-        kwargs.setdefault("token", TOKEN)
-        context = serve(create_app(str(root), extensions=[], **kwargs))
-        stack.append(context)
-        return context.__enter__()
-
-    yield start
-    for context in reversed(stack):
-        context.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
@@ -90,8 +73,8 @@ def test_query_token_sets_the_login_cookie(served: Served) -> None:
         assert browser.get("/api/status").status_code == 403
 
 
-def test_cookie_from_another_server_is_refused(make: Any) -> None:
-    one, two = make(), make()
+def test_cookie_from_another_server_is_refused(serve_app: Any) -> None:
+    one, two = serve_app(), serve_app()
     with logged_in(one) as browser:
         cookie = browser.cookies[f"username-127-0-0-1-{one.port}"]
     forged = httpx.get(two.url + "/api/status", cookies={f"username-127-0-0-1-{two.port}": cookie})
@@ -127,8 +110,8 @@ def test_token_authenticated_requests_skip_xsrf(client: httpx.Client) -> None:
     assert client.post("/api/events", json=EVENT).status_code == 204
 
 
-def test_xsrf_check_can_be_disabled(make: Any) -> None:
-    served = make(settings={"disable_check_xsrf": True})
+def test_xsrf_check_can_be_disabled(serve_app: Any) -> None:
+    served = serve_app(settings={"disable_check_xsrf": True})
     with logged_in(served) as browser:
         assert browser.post("/api/events", json=EVENT).status_code == 204
 
@@ -169,8 +152,8 @@ def test_websocket_origin_check(served: Served) -> None:
         ws.ping().wait(10)
 
 
-def test_auth_off_still_blocks_other_origins(make: Any) -> None:
-    served = make(auth=False)
+def test_auth_off_still_blocks_other_origins(serve_app: Any) -> None:
+    served = serve_app(auth=False)
     assert httpx.get(served.url + "/api/status").status_code == 200
     # Scripts need no XSRF token when there is no secret to protect...
     assert httpx.post(served.url + "/api/events", json=EVENT).status_code == 204
@@ -189,8 +172,8 @@ def test_auth_off_still_blocks_other_origins(make: Any) -> None:
     ({"allow_origin_pat": r"https://[a-z]+\.example\.org"}, "https://lab.example.org", "https://lab.example.org"),
     ({"allow_origin_pat": r"https://[a-z]+\.example\.org"}, "https://lab.example.org.evil.net", None),
 ])
-def test_cors(make: Any, settings: dict[str, Any], origin: str, allowed: str | None) -> None:
-    served = make(settings=settings)
+def test_cors(serve_app: Any, settings: dict[str, Any], origin: str, allowed: str | None) -> None:
+    served = serve_app(settings=settings)
     with logged_in(served) as browser:
         answer = browser.get("/api/me", headers={"Origin": origin})
         assert answer.status_code == (200 if allowed else 404)
@@ -205,8 +188,8 @@ def test_cors(make: Any, settings: dict[str, Any], origin: str, allowed: str | N
     assert preflight.headers["access-control-allow-headers"] == "accept, content-type, authorization, x-xsrftoken"
 
 
-def test_cors_credentials(make: Any) -> None:
-    served = make(settings={"allow_origin": "https://app.example", "allow_credentials": True})
+def test_cors_credentials(serve_app: Any) -> None:
+    served = serve_app(settings={"allow_origin": "https://app.example", "allow_credentials": True})
     with logged_in(served) as browser:
         answer = browser.get("/api/me", headers={"Origin": "https://app.example"})
     assert answer.headers["access-control-allow-credentials"] == "true"
@@ -221,16 +204,16 @@ def test_cors_credentials(make: Any) -> None:
     ("localhost", 200), ("127.0.0.1", 200), ("127.0.0.1:1234", 200), ("[::1]:1234", 200),
     ("box.lan:8888", 200), ("evil.example", 403), ("evil.example:8888", 403), ("127.0.0.1.evil.example", 403),
 ])
-def test_host_check(make: Any, host: str, status: int) -> None:
-    served = make(settings={"allow_remote_access": False, "local_hostnames": ["localhost", "box.lan"]})
+def test_host_check(serve_app: Any, host: str, status: int) -> None:
+    served = serve_app(settings={"allow_remote_access": False, "local_hostnames": ["localhost", "box.lan"]})
     answer = httpx.get(served.url + "/api/status", headers={"Host": host, "Authorization": f"token {TOKEN}"})
     assert answer.status_code == status
     if status == 403:
         assert answer.json()["message"] == f"Host {host!r} is not allowed"
 
 
-def test_host_check_applies_to_public_paths_and_websockets(make: Any) -> None:
-    served = make(settings={"allow_remote_access": False})
+def test_host_check_applies_to_public_paths_and_websockets(serve_app: Any) -> None:
+    served = serve_app(settings={"allow_remote_access": False})
     assert httpx.get(served.url + "/api", headers={"Host": "evil.example"}).status_code == 403
     path = f"/api/events/subscribe?token={TOKEN}"
     assert raw_upgrade(served, path, f"127.0.0.1:{served.port}") == "HTTP/1.1 101 Switching Protocols"

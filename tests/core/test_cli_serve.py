@@ -6,16 +6,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.installing import Site
-from tests.processes import Process
+from tests.polling import wait_until
+from tests.processes import CarmeServe
 
 LIFECYCLE = """
 import asyncio
@@ -44,28 +43,11 @@ async def carme_shutdown(server):
         f.write("stopped\\n")
 """
 
-class Carme(Process):
-    """``python -m carme.cli serve --no-browser --port 0 --disable lab ARGS``."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        # --disable lab: these are tests of the core; with the lab extension installed the printed
-        # URL would be /lab (tests/lab covers that). Disabling an extension that is not installed is fine.
-        super().__init__([sys.executable, "-m", "carme.cli", "serve", "--no-browser", "--port", "0",
-                          "--disable", "lab", *args], cwd)
-
-
 @pytest.fixture
-def run_carme(tmp_path: Path, root: Path) -> Iterator[type[Carme]]:
-    started: list[Carme] = []
-
-    class Started(Carme):
-        def __init__(self, *args: str) -> None:
-            super().__init__([str(root), *args], tmp_path)
-            started.append(self)
-
-    yield Started
-    for carme in started:
-        carme.stop()
+def run_carme(carme_serve: Callable[..., CarmeServe]) -> Callable[..., CarmeServe]:
+    """`carme serve` with the lab extension disabled: these are tests of the core; with lab
+    installed the printed URL would be /lab (tests/lab covers that)."""
+    return lambda *args, **options: carme_serve("--disable", "lab", *args, **options)
 
 
 @pytest.fixture
@@ -79,7 +61,7 @@ def snapshot(*folders: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_cleanly_through_the_lifespan(signum: int, run_carme: type[Carme], lifecycle: Path,
+def test_signal_stops_cleanly_through_the_lifespan(signum: int, run_carme: Callable[..., CarmeServe], lifecycle: Path,
                                                    tmp_path: Path, root: Path, jupyter_env: Path) -> None:
     before = snapshot(tmp_path, jupyter_env)
     carme = run_carme("--token", "secret", "--set", f"lifecycle.marker={lifecycle}")
@@ -95,14 +77,11 @@ def test_signal_stops_cleanly_through_the_lifespan(signum: int, run_carme: type[
     assert snapshot(tmp_path, jupyter_env) - before == {str(lifecycle)}
 
 
-def test_second_ctrl_c_forces(run_carme: type[Carme], lifecycle: Path) -> None:
+def test_second_ctrl_c_forces(run_carme: Callable[..., CarmeServe], lifecycle: Path) -> None:
     carme = run_carme("--set", f"lifecycle.marker={lifecycle}", "--set", "lifecycle.hang=true")
     carme.url()
     carme.proc.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 30
-    while "stopping" not in lifecycle.read_text():
-        assert time.monotonic() < deadline, "shutdown never started"
-        time.sleep(0.05)
+    wait_until(lambda: "stopping" in lifecycle.read_text(), "the extension's shutdown to start")
     assert carme.proc.poll() is None  # hanging in the extension's shutdown
     carme.proc.send_signal(signal.SIGINT)
     assert carme.wait() == 1
@@ -110,7 +89,7 @@ def test_second_ctrl_c_forces(run_carme: type[Carme], lifecycle: Path) -> None:
     assert "stopped" not in lifecycle.read_text()
 
 
-def test_generated_token_is_printed_and_works(run_carme: type[Carme]) -> None:
+def test_generated_token_is_printed_and_works(run_carme: Callable[..., CarmeServe]) -> None:
     carme = run_carme()
     url = carme.url()
     token = re.search(r"token=([0-9a-f]+)$", url)
@@ -120,7 +99,7 @@ def test_generated_token_is_printed_and_works(run_carme: type[Carme]) -> None:
     assert httpx.get(base + "/api/status", headers={"Authorization": f"token {token.group(1)}"}).status_code == 200
 
 
-def test_no_auth_is_said_loudly(run_carme: type[Carme]) -> None:
+def test_no_auth_is_said_loudly(run_carme: Callable[..., CarmeServe]) -> None:
     carme = run_carme("--no-auth")
     url = carme.url()
     assert url.endswith("/api/status")  # no token to show
@@ -128,9 +107,9 @@ def test_no_auth_is_said_loudly(run_carme: type[Carme]) -> None:
     assert "Authentication is off" in carme.wait_for("Authentication is off").group(0)
 
 
-def test_api_shutdown_stops_the_server(run_carme: type[Carme], lifecycle: Path) -> None:
+def test_api_shutdown_stops_the_server(run_carme: Callable[..., CarmeServe], lifecycle: Path) -> None:
     carme = run_carme("--token", "t", "--set", f"lifecycle.marker={lifecycle}")
-    base = carme.url().split("/api/")[0]
+    base = carme.base_url()
     assert httpx.post(base + "/api/shutdown").status_code == 403
     assert carme.proc.poll() is None
     assert httpx.post(base + "/api/shutdown", headers={"Authorization": "token t"}).status_code == 202
@@ -138,7 +117,7 @@ def test_api_shutdown_stops_the_server(run_carme: type[Carme], lifecycle: Path) 
     assert lifecycle.read_text().endswith("stopped\n")
 
 
-def test_base_url(run_carme: type[Carme]) -> None:
+def test_base_url(run_carme: Callable[..., CarmeServe]) -> None:
     carme = run_carme("--token", "t", "--base-url", "/user/me/")
     url = carme.url()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/user/me/api/status\?token=t", url)
@@ -148,7 +127,7 @@ def test_base_url(run_carme: type[Carme]) -> None:
     assert httpx.get(base + "/user/me/api").json()["version"].startswith("2.")
 
 
-def test_host_check_on_loopback(run_carme: type[Carme]) -> None:
+def test_host_check_on_loopback(run_carme: Callable[..., CarmeServe]) -> None:
     carme = run_carme("--token", "t")
     url = carme.url()
     assert httpx.get(url, headers={"Host": "localhost"}).status_code == 200
@@ -157,18 +136,15 @@ def test_host_check_on_loopback(run_carme: type[Carme]) -> None:
     assert "evil.example" in refused.json()["message"]
 
 
-def test_port_in_use_moves_to_the_next(run_carme: type[Carme], tmp_path: Path, root: Path) -> None:
+def test_port_in_use_moves_to_the_next(run_carme: Callable[..., CarmeServe]) -> None:
     first = run_carme("--token", "t")
     port = int(re.search(r":(\d+)/", first.url()).group(1))  # type: ignore[union-attr]
-    second = Carme([str(root), "--token", "t", "--port", str(port)], tmp_path)
-    try:
-        assert f"The port {port} is already in use" in second.wait_for("already in use").group(0) + "".join(second.log)
-        assert httpx.get(second.url()).status_code == 200
-    finally:
-        second.stop()
+    second = run_carme("--token", "t", "--port", str(port))
+    assert f"The port {port} is already in use" in second.wait_for("already in use").group(0) + "".join(second.log)
+    assert httpx.get(second.url()).status_code == 200
 
 
-def test_failing_extension_start_exits_3_naming_it(run_carme: type[Carme], site_dir: Site) -> None:
+def test_failing_extension_start_exits_3_naming_it(run_carme: Callable[..., CarmeServe], site_dir: Site) -> None:
     site_dir.install("sidecar", """
 from carme import hookimpl
 
@@ -181,7 +157,7 @@ def carme_startup(server):
     assert "extension 'sidecar' failed to start: sidecar port is taken" in "".join(carme.log)
 
 
-def test_config_error_exits_2(run_carme: type[Carme]) -> None:
+def test_config_error_exits_2(run_carme: Callable[..., CarmeServe]) -> None:
     carme = run_carme("--set", "port=eighty")
     assert carme.wait() == 2
     assert "command line --set port: port = 'eighty' is not valid: expected an integer" in "".join(carme.log)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from websockets.exceptions import InvalidStatus
 from carme import create_app, hookimpl
 from carme.events import EventSchema
 from carme.server import Server
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.polling import wait_until
+from tests.serving import AUTH, TOKEN, Served, serve
 
-AUTH = {"Authorization": f"token {TOKEN}"}
 BUILD = "https://events.example.org/build/v1"
 
 
@@ -109,7 +107,4 @@ def test_unsubscribed_client_is_forgotten(events_served: Served) -> None:
     with subscribe(events_served) as ws:
         ws.ping().wait(10)
         assert len(server.events._listeners) == 1
-    deadline = time.monotonic() + 10
-    while server.events._listeners:
-        assert time.monotonic() < deadline, "listener not removed after the client left"
-        time.sleep(0.02)
+    wait_until(lambda: not server.events._listeners, "the listener to be removed after the client left")

@@ -11,9 +11,8 @@ import pytest
 
 from carme import __version__, create_app
 from carme.cli import main
-from tests.conftest import TOKEN
+from tests.serving import TOKEN, serve
 from tests.installing import Site
-from tests.serving import serve
 
 HELLO = """
 from starlette.responses import PlainTextResponse

@@ -22,10 +22,8 @@ from carme.config import Setting
 from carme.errors import ApiError
 from carme.hooks import hookspec
 from carme.server import Server
-from tests.conftest import TOKEN
-from tests.serving import serve
+from tests.serving import AUTH, TOKEN, serve
 
-AUTH = {"Authorization": f"token {TOKEN}"}
 
 
 def text_route(path: str, text: str) -> Route:

@@ -14,8 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.serving import TOKEN, Served, serve
 
 
 class Page:

@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from carme import create_app
-from tests.serving import Served, serve
+from tests.polling import await_until
+from tests.serving import Served, serve_isolated
 
-from .conftest import isolated_jupyter, wait_for
-from .wsclient import TOKEN, Client, stdout
+from .wsclient import Client, stdout
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -46,44 +44,33 @@ def _send_raw(msg_type, content, buffers=(), signature=None):
         k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", signature, *parts])
 """
 
-@pytest.fixture(scope="module")
-def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Jupyter paths for the module's servers (the per-test jupyter_env comes too late for them)."""
-    with isolated_jupyter(tmp_path_factory.mktemp("channels-home")) as home:
-        yield home
-
-
-def _serve(env_dir: Path, name: str, **settings: Any) -> Iterator[Served]:
-    root = env_dir / name
-    root.mkdir()
-    app = create_app(str(root), token=TOKEN, extensions=[], config_files=False,
-                     settings={"kernel_poll_interval": 0.5, **settings})
-    with serve(app) as running:
+def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings: Any) -> Iterator[Served]:
+    with serve_isolated(tmp_path_factory.mktemp(name), settings={"kernel_poll_interval": 0.5, **settings}) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def server(env_dir: Path) -> Iterator[Served]:
-    yield from _serve(env_dir, "main")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _serve(tmp_path_factory, "main")
 
 
 @pytest.fixture(scope="module")
-def limited(env_dir: Path) -> Iterator[Served]:
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server with a small websocket message limit, an iopub message rate limit, no auto-restart,
     and ipykernel started as its kernelspec says (iopub with ZMQ's default send limit)."""
-    yield from _serve(env_dir, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=50.0,
+    yield from _serve(tmp_path_factory, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=50.0,
                       rate_limit_window=3.0, restart_limit=0, ipykernel_no_drop=False)
 
 
 def start_kernel(served: Served, name: str = "python3") -> str:
-    with httpx.Client(base_url=served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as http:
+    with served.client(timeout=60) as http:
         response = http.post("/api/kernels", json={"name": name})
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
 
 def kernel_model(served: Served, kernel_id: str) -> dict[str, Any]:
-    with httpx.Client(base_url=served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as http:
+    with served.client(timeout=60) as http:
         return dict(http.get(f"/api/kernels/{kernel_id}").json())
 
 
@@ -94,7 +81,7 @@ def kernel(server: Served) -> str:
 
 
 async def wait_disconnected(served: Served, kernel_id: str) -> None:
-    await wait_for(lambda: kernel_model(served, kernel_id)["connections"] == 0)
+    await await_until(lambda: kernel_model(served, kernel_id)["connections"] == 0, "the client to be disconnected")
 
 
 @pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
@@ -189,7 +176,7 @@ async def print_while_away(served: Served, kernel_id: str, folder: Path, text: s
     await client.close()
     await wait_disconnected(served, kernel_id)
     go.touch()
-    await wait_for(done.exists)
+    await await_until(done.exists, "the cell to print")
     return client.session_id, msg_id
 
 
@@ -233,7 +220,7 @@ async def test_same_session_replaces_stale_connection(server: Served, kernel: st
         assert stale.ws.close_code == 1000
         iopub, reply = await fresh.execute("print('fresh')")
         assert stdout(iopub) == "fresh\n" and reply.content["status"] == "ok"
-        await wait_for(lambda: kernel_model(server, kernel)["connections"] == 1)
+        await await_until(lambda: kernel_model(server, kernel)["connections"] == 1, "one connection")
     finally:
         await fresh.close()
         await stale.close()
@@ -273,7 +260,7 @@ async def test_burst_of_20000_reaches_a_slow_client(server: Served, tmp_path: Pa
             "code": f"for i in range(20000): _send_raw('stream', {{'name': 'stdout', 'text': f'{{i}}\\n'}})\n"
                     f"open({str(sent)!r}, 'w').close()",
             "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False})
-        await wait_for(sent.exists, timeout=60)  # not reading meanwhile: everything piles up server-side
+        await await_until(sent.exists, "the kernel to send everything", timeout=60)  # not reading meanwhile: everything piles up server-side
         iopub, reply = await client.collect(msg_id, timeout=60)
         lines = [m.content["text"] for m in iopub if m.msg_type == "stream"]
         assert len(lines) == 20000
@@ -292,7 +279,7 @@ async def test_kill_9_is_seen_as_restarting(server: Served) -> None:
         os.kill(pid, 9)
         states = await client.until(lambda m: m.msg_type == "status" and m.content["execution_state"] == "restarting")
         assert states[-1].parent_header == {}
-        await wait_for(lambda: kernel_model(server, kernel_id)["execution_state"] == "idle")
+        await await_until(lambda: kernel_model(server, kernel_id)["execution_state"] == "idle", "idle after the restart")
         iopub, reply = await client.execute("print('back')")  # same websocket after the restart
         assert stdout(iopub) == "back\n" and reply.content["status"] == "ok"
     finally:

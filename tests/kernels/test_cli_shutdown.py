@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.core.test_cli_serve import Carme
-
-from .conftest import pid_alive
+from tests.processes import CarmeServe, pid_alive
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM])
-def test_a_signal_to_carme_serve_stops_its_kernels(signum: int, tmp_path: Path, root: Path,
+def test_a_signal_to_carme_serve_stops_its_kernels(signum: int, carme_serve: Callable[..., CarmeServe],
                                                    jupyter_env: Path) -> None:
-    carme = Carme([str(root), "--token", "t"], tmp_path)
-    try:
-        base = carme.url().split("/api/")[0]
-        headers = {"Authorization": "token t"}
-        with httpx.Client(base_url=base, headers=headers, timeout=90) as http:
-            session = http.post("/api/sessions", json={"path": "nb.ipynb", "type": "notebook"}).json()
-        files = list((jupyter_env / "runtime").glob("kernel-*.json"))
-        assert [f.name for f in files] == [f"kernel-{session['kernel']['id']}.json"]
-        # The kernels are children of carme in their own process groups; find their pids.
-        pids = [int(p) for p in Path(f"/proc/{carme.proc.pid}/task/{carme.proc.pid}/children").read_text().split()]
-        assert len(pids) == 1 and all(pid_alive(pid) for pid in pids)
-        carme.proc.send_signal(signum)
-        assert carme.wait() == 0
-        assert not [pid for pid in pids if pid_alive(pid)]
-        assert not list((jupyter_env / "runtime").glob("kernel-*.json"))
-    finally:
-        carme.stop()
+    carme = carme_serve("--disable", "lab", "--token", "t")
+    with httpx.Client(base_url=carme.base_url(), headers={"Authorization": "token t"}, timeout=90) as http:
+        session = http.post("/api/sessions", json={"path": "nb.ipynb", "type": "notebook"}).json()
+    files = list((jupyter_env / "runtime").glob("kernel-*.json"))
+    assert [f.name for f in files] == [f"kernel-{session['kernel']['id']}.json"]
+    # The kernels are children of carme in their own process groups; find their pids.
+    pids = [int(p) for p in Path(f"/proc/{carme.proc.pid}/task/{carme.proc.pid}/children").read_text().split()]
+    assert len(pids) == 1 and all(pid_alive(pid) for pid in pids)
+    carme.proc.send_signal(signum)
+    assert carme.wait() == 0
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert not list((jupyter_env / "runtime").glob("kernel-*.json"))

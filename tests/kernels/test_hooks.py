@@ -18,7 +18,11 @@ from carme.kernels.provisioner import LocalProvisioner
 from carme.kernels.specs import KernelSpec
 from carme.server import Server
 
-from .conftest import FAST, execute, isolated_jupyter, wait_for
+from tests.environment import isolated
+from tests.polling import await_until
+
+from .conftest import FAST
+from .zmqclient import execute
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -58,7 +62,7 @@ class Recorder:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Server, Recorder, Kernel]]:
     base = tmp_path_factory.mktemp("kernel-hooks")
-    with isolated_jupyter(base):
+    with isolated(base):
         (base / "root").mkdir()
         recorder = Recorder()
         app = create_app(str(base / "root"), token="t", extensions=[], config_files=False, settings=FAST,
@@ -75,20 +79,16 @@ async def test_hook_carme_kernel_provisioner(setup: Any) -> None:
     _server, recorder, kernel = setup
     assert recorder.asked == ["python3"]
     assert type(kernel.provisioner) is TaggingProvisioner
-    request, reply = await execute(kernel, "import os; print(os.environ['PROVISIONED_BY'])")
-    assert reply.content["status"] == "ok"
-    await wait_for(lambda: [m for m in recorder.messages
-                            if m.msg_type == "stream" and m.parent_msg_id == request.msg_id], what="stream")
-    text = [m.content["text"] for m in recorder.messages if m.msg_type == "stream"]
-    assert text == ["test\n"]
+    ran = await execute(kernel, "import os; print(os.environ['PROVISIONED_BY'])")
+    assert ran.reply.content["status"] == "ok" and ran.stdout == "test\n"
 
 
 async def test_hook_carme_on_kernel_started(setup: Any) -> None:
     _server, recorder, kernel = setup
     assert recorder.started == [(kernel.id, "idle")]  # called once the kernel answered kernel_info
-    request, _reply = await execute(kernel, "1 + 1")
-    results = await wait_for(lambda: [m for m in recorder.messages if m.msg_type == "execute_result"
-                                      and m.parent_msg_id == request.msg_id], what="the subscriber to see it")
+    request = (await execute(kernel, "1 + 1")).request
+    results = await await_until(lambda: [m for m in recorder.messages if m.msg_type == "execute_result"
+                                         and m.parent_msg_id == request.msg_id], "the subscriber to see it")
     assert results[0].content["data"] == {"text/plain": "2"}
 
 

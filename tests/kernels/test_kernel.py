@@ -18,7 +18,10 @@ from carme.kernels.kernel import Kernel, KernelStartError
 from carme.kernels.manager import NoSuchKernel
 from carme.server import Server
 
-from .conftest import Collector, execute, pid_alive, recv_reply, wait_for
+from tests.polling import await_until
+from tests.processes import pid_alive
+
+from .zmqclient import Collector, execute, recv_reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -53,17 +56,10 @@ async def test_connection_file_is_private_and_kernel_info_answers_any_client(ker
 
 async def test_execute_streams_output_to_subscribers_from_the_notebook_folder(kernel: Kernel, kserver: Server
                                                                                 ) -> None:
-    collector = Collector(kernel)
-    try:
-        request, reply = await execute(kernel, "import os; print(os.getcwd())")
-        assert reply.content["status"] == "ok"
-        streams = await wait_for(lambda: collector.of_type("stream", request.msg_id), what="stream output")
-        assert streams[0].content["text"].strip() == str(kserver.root_dir / "sub" / "deeper")
-        await wait_for(lambda: any(m.content.get("execution_state") == "idle"
-                                   for m in collector.of_type("status", request.msg_id)), what="idle")
-        assert kernel.execution_state == "idle"
-    finally:
-        collector.unsubscribe()
+    ran = await execute(kernel, "import os; print(os.getcwd())")  # returns once the kernel is idle again
+    assert ran.reply.content["status"] == "ok"
+    assert ran.stdout.strip() == str(kserver.root_dir / "sub" / "deeper")
+    assert kernel.execution_state == "idle"
 
 
 async def test_last_activity_counts_user_work_not_housekeeping(kernel: Kernel) -> None:
@@ -75,11 +71,10 @@ async def test_last_activity_counts_user_work_not_housekeeping(kernel: Kernel) -
         request = kernel.session.msg("shell", "kernel_info_request")
         await sock.send_multipart(kernel.session.serialize(request))
         await recv_reply(kernel, sock, request.msg_id)
-        await wait_for(lambda: "idle" in [m.content["execution_state"]
+        await await_until(lambda: "idle" in [m.content["execution_state"]
                                           for m in collector.of_type("status", request.msg_id)], what="idle")
         assert kernel.last_activity == before and kernel.execution_state == "idle"
-        request, _reply = await execute(kernel, "pass")
-        await wait_for(lambda: collector.of_type("status", request.msg_id), what="status")
+        await execute(kernel, "pass")
         assert kernel.last_activity > before
     finally:
         sock.close(linger=0)
@@ -93,7 +88,7 @@ async def test_interrupt_stops_a_long_sleep(kernel: Kernel, kserver: Server) -> 
         request = kernel.session.msg("shell", "execute_request", {"code": "import time; time.sleep(60)",
                                                                    "silent": False})
         await sock.send_multipart(kernel.session.serialize(request))
-        await wait_for(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input", request.msg_id),
+        await await_until(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input", request.msg_id),
                        what="the sleep to start")
         await kserver.kernels.interrupt_kernel(kernel.id)
         reply = await recv_reply(kernel, sock, request.msg_id, timeout=30)
@@ -154,15 +149,14 @@ async def test_kill_9_is_noticed_and_the_kernel_restarts(kernel: Kernel) -> None
     assert old_pid is not None
     try:
         os.kill(old_pid, signal.SIGKILL)
-        restarting = await wait_for(
+        restarting = await await_until(
             lambda: [m for m in collector.of_type("status") if m.content["execution_state"] == "restarting"],
             what="a restarting status")
         assert restarting[0].synthetic and restarting[0].parent_header == {}
-        await wait_for(lambda: "restarted" in events, what="the restart")
+        await await_until(lambda: "restarted" in events, what="the restart")
         await kernel.wait_ready()
         assert kernel.pid != old_pid and kernel.execution_state == "idle"
-        _request, reply = await execute(kernel, "1 + 1")
-        assert reply.content["status"] == "ok"
+        assert (await execute(kernel, "1 + 1")).reply.content["status"] == "ok"
     finally:
         remove()
         collector.unsubscribe()
@@ -176,10 +170,9 @@ async def test_a_frozen_kernel_is_restarted_when_the_heartbeat_stops(kernel: Ker
     assert old_pid is not None
     try:
         os.kill(old_pid, signal.SIGSTOP)  # alive, but answers nothing
-        await wait_for(lambda: "restarted" in events, timeout=60, what="a restart after heartbeat loss")
+        await await_until(lambda: "restarted" in events, timeout=60, what="a restart after heartbeat loss")
         assert kernel.pid != old_pid and not pid_alive(old_pid)
-        _request, reply = await execute(kernel, "2 + 2")
-        assert reply.content["status"] == "ok"
+        assert (await execute(kernel, "2 + 2")).reply.content["status"] == "ok"
     finally:
         kernel.options.heartbeat_timeout = 30.0
         remove()
@@ -207,7 +200,7 @@ async def test_a_kernel_dying_at_launch_is_retried_and_message_interrupts_work(k
         collector = Collector(kernel)
         request = kernel.session.msg("shell", "execute_request", {"code": "import time; time.sleep(60)"})
         await sock.send_multipart(kernel.session.serialize(request))
-        await wait_for(lambda: collector.of_type("execute_input", request.msg_id), what="the sleep to start")
+        await await_until(lambda: collector.of_type("execute_input", request.msg_id), what="the sleep to start")
         await kserver.kernels.interrupt_kernel(kernel.id)
         reply = await recv_reply(kernel, sock, request.msg_id, timeout=30)
         assert reply.content["ename"] == "KeyboardInterrupt"
@@ -238,11 +231,11 @@ async def test_a_kernel_that_keeps_dying_is_declared_dead(kserver: Server, tmp_p
         pid = kernel.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        await wait_for(lambda: "dead" in events, timeout=60, what="the kernel to be declared dead")
+        await await_until(lambda: "dead" in events, timeout=60, what="the kernel to be declared dead")
         assert collector.statuses()[-2:] == ["restarting", "dead"]
         assert kernel.execution_state == "dead" and "exited with code 7" in (kernel.reason or "")
         assert "connection_file" not in kernel.model() and kernel.model()["reason"] == kernel.reason
-        await wait_for(lambda: kernel.id in stopped, what="carme_on_kernel_stopped")
+        await await_until(lambda: kernel.id in stopped, what="carme_on_kernel_stopped")
         with pytest.raises(NoSuchKernel):
             kserver.kernels.get(kernel.id)
         assert not Path(kernel.provisioner.connection_file).exists()  # type: ignore[attr-defined]
@@ -281,7 +274,7 @@ async def test_a_kernel_lifecycle_leaves_no_file_descriptor_open(kserver: Server
         return [f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}" for fd in sorted(fds) if os.path.exists(f"/proc/self/fd/{fd}")]
 
     try:
-        await wait_for(lambda: not (open_fds() - before), timeout=10, what="the kernel's fds to be closed")
+        await await_until(lambda: not (open_fds() - before), timeout=10, what="the kernel's fds to be closed")
     except AssertionError:
         raise AssertionError(f"left open: {described(open_fds() - before)}") from None
 

@@ -13,7 +13,11 @@ from carme.events import KERNEL_ACTIONS_SCHEMA
 from carme.jsonutil import utcnow
 from tests.serving import serve
 
-from .conftest import FAST, Collector, pid_alive, wait_for
+from tests.polling import await_until
+from tests.processes import pid_alive
+
+from .conftest import FAST
+from .zmqclient import Collector
 
 
 async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> None:
@@ -44,19 +48,19 @@ async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> N
         sock = kernel.connect("shell", b"sleeper")
         request = kernel.session.msg("shell", "execute_request", {"code": "import time; time.sleep(60)"})
         await sock.send_multipart(kernel.session.serialize(request))
-        await wait_for(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input"),
+        await await_until(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input"),
                        what="busy")
         kernel.last_activity = long_ago
         assert not await server.kernels.cull_if_idle(kernel)
         await server.kernels.interrupt_kernel(kernel.id)
         sock.close(linger=0)
-        await wait_for(lambda: kernel.execution_state == "idle", what="idle after the interrupt")
+        await await_until(lambda: kernel.execution_state == "idle", what="idle after the interrupt")
 
         # cull_connected lets the culler stop a kernel that still has a client.
         server.settings.set("cull_connected", True, "test")
         kernel.connections = 1
         kernel.last_activity = long_ago
-        await wait_for(lambda: [e for e in events if e["schema_id"] == KERNEL_ACTIONS_SCHEMA
+        await await_until(lambda: [e for e in events if e["schema_id"] == KERNEL_ACTIONS_SCHEMA
                                 and e["action"] == "shutdown" and e["kernel_id"] == kernel.id],
                        what="the culler to shut the kernel down")
         assert kernel.id not in server.kernels

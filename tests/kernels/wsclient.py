@@ -1,5 +1,6 @@
 """A small Jupyter websocket client for tests: both protocols, decoded written out independently
-of carme's own codecs (so a codec bug cannot hide behind a symmetric one)."""
+of carme's own codecs (so a codec bug cannot hide behind a symmetric one). The one websocket
+execute helper; the widgets tests use it as their frontend."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import asyncio
 import json
 import struct
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.serving import AUTH
+
 V1 = "v1.kernel.websocket.jupyter.org"
-TOKEN = "test-token"
 
 
 @dataclass
@@ -74,12 +77,17 @@ def unpack_legacy(frame: bytes | str) -> Msg:
 
 
 class Client:
-    """One websocket to a kernel, speaking v1 or legacy."""
+    """One websocket to a kernel, speaking v1 or legacy.
+
+    It reads only when asked (a test can play a slow client); everything read is kept in
+    ``received``, so :meth:`wait_for` finds a message that an earlier read already passed.
+    """
 
     def __init__(self, ws: ClientConnection, session_id: str, v1: bool) -> None:
         self.ws = ws
         self.session_id = session_id
         self.v1 = v1
+        self.received: list[Msg] = []
 
     @classmethod
     async def open(cls, base_ws_url: str, kernel_id: str, session_id: str | None = None, v1: bool = True,
@@ -87,7 +95,7 @@ class Client:
         session_id = session_id or uuid.uuid4().hex
         url = f"{base_ws_url}/{kernels_path}/{kernel_id}/channels?session_id={session_id}"
         ws = await connect(url, subprotocols=[V1] if v1 else None,  # type: ignore[list-item]
-                           additional_headers={"Authorization": f"token {TOKEN}"}, max_size=None, **kwargs)
+                           additional_headers=AUTH, max_size=None, **kwargs)
         assert ws.subprotocol == (V1 if v1 else None)
         return cls(ws, session_id, v1)
 
@@ -116,8 +124,18 @@ class Client:
         frame = await asyncio.wait_for(self.ws.recv(), timeout)
         if self.v1:
             assert isinstance(frame, bytes)
-            return unpack_v1(frame)
-        return unpack_legacy(frame)
+            msg = unpack_v1(frame)
+        else:
+            msg = unpack_legacy(frame)
+        self.received.append(msg)
+        return msg
+
+    async def wait_for(self, predicate: Callable[[Msg], bool], timeout: float = 30) -> Msg:
+        """The first message received so far or from now on that matches ``predicate``."""
+        for msg in self.received:
+            if predicate(msg):
+                return msg
+        return (await self.until(predicate, timeout))[-1]
 
     async def until(self, predicate: Any, timeout: float = 30) -> list[Msg]:
         """Messages received until (and including) the first one matching ``predicate``."""
@@ -150,6 +168,15 @@ class Client:
                     iopub.append(msg)
                     idle = idle or (msg.msg_type == "status" and msg.content["execution_state"] == "idle")
         return iopub, reply
+
+    async def run(self, code: str, timeout: float = 60) -> str:
+        """Run ``code``, which must succeed; its stdout."""
+        iopub, reply = await self.execute(code, timeout)
+        assert reply.content["status"] == "ok", f"kernel error: {reply.content.get('ename')}: {reply.content.get('evalue')}"
+        return stdout(iopub)
+
+    async def comm_msg(self, comm_id: str, data: dict[str, Any], buffers: Sequence[bytes] = ()) -> str:
+        return await self.send("shell", "comm_msg", {"comm_id": comm_id, "data": data}, list(buffers))
 
 
 def stdout(messages: list[Msg]) -> str:

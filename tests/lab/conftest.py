@@ -11,9 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from carme import create_app
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.serving import Served
 
 CONFIG_DATA = re.compile(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S)
 
@@ -52,15 +50,7 @@ def make_labextension(folder: Path, name: str, *, version: str = "1.0.0", marker
 
 
 @pytest.fixture
-def lab_served(root: Path) -> Iterator[Served]:
-    """carme with the lab extension on a real uvicorn, token auth on."""
-    app = create_app(str(root), token=TOKEN, extensions=["lab"])
-    with serve(app) as running:
-        yield running
-
-
-@pytest.fixture
-def lab(lab_served: Served) -> Iterator[httpx.Client]:
-    """A token-authenticated client of `lab_served`."""
-    with httpx.Client(base_url=lab_served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as c:
+def lab(lab_server: Served) -> Iterator[httpx.Client]:
+    """A token-authenticated client of `lab_server` (tests/conftest.py)."""
+    with lab_server.client() as c:
         yield c

@@ -10,9 +10,8 @@ import pytest
 
 from carme import create_app
 from carme.plugins import PluginError
-from tests.conftest import TOKEN
+from tests.serving import TOKEN, serve
 from tests.lab.conftest import page_config
-from tests.serving import serve
 
 TRACKER = "@jupyterlab/notebook-extension:tracker"
 SHORTCUTS = "@jupyterlab/shortcuts-extension:shortcuts"
@@ -101,7 +100,7 @@ def test_overrides_json(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
     (labconfig / "default_settings_overrides.json").write_text(json.dumps({TRACKER: {"recordTiming": False,
                                                                                      "kernelShutdown": True}}))
     app = create_app(str(root), token=TOKEN, extensions=["lab"], settings={"lab.app_dir": str(app_dir)})
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         schema = c.get(f"/lab/api/settings/{TRACKER}").json()["schema"]
         props = schema["properties"]
         assert props["recordTiming"]["default"] is True  # overrides.json wins over labconfig
@@ -163,7 +162,7 @@ def test_translations_listings_build_news_lsp(lab: httpx.Client) -> None:
 
 def test_placeholders_can_be_dropped(root: Path) -> None:
     app = create_app(str(root), token=TOKEN, extensions=["lab"], settings={"lab.placeholders": ["nbconvert"]})
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         assert c.get("/lsp/status").status_code == 404
         assert c.get("/api/nbconvert").status_code == 200
     with pytest.raises(PluginError, match="lab.placeholders: unknown"):
@@ -205,13 +204,13 @@ def test_config_sections_merge_config_path(root: Path, jupyter_env: Path, monkey
     (user / "demo.json").write_text(json.dumps({"x": {"b": 2}}))
     monkeypatch.setenv("JUPYTER_CONFIG_PATH", f"{jupyter_env / 'config'}:{system}")
     app = create_app(str(root), token=TOKEN, extensions=["lab"])
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         assert c.get("/api/config/demo").json() == {"x": {"a": 1, "b": 2}, "y": 1}
 
 
-def test_cookie_requests_need_xsrf(lab_served: object) -> None:
+def test_cookie_requests_need_xsrf(lab_server: object) -> None:
     """What the browser does: cookies from the page, X-XSRFToken from the _xsrf cookie."""
-    url = lab_served.url  # type: ignore[attr-defined]
+    url = lab_server.url  # type: ignore[attr-defined]
     with httpx.Client(base_url=url, timeout=60) as browser:
         assert browser.get("/lab", params={"token": TOKEN}).status_code == 200
         body = {"data": {}, "metadata": {"id": "default"}}

@@ -19,8 +19,7 @@ from starlette.routing import Mount
 
 from carme import create_app
 from tests.browser import ARTIFACTS, browsing, new_notebook_runs, open_lab
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.serving import TOKEN, Served, serve
 
 
 def test_notebook_flow_in_chromium(chromium: Any, lab_server: Served, root: Path) -> None:

@@ -12,9 +12,8 @@ import httpx
 from carme import create_app, hookimpl
 from carme_lab.service import COLLABORATION_FRONTEND
 from carme.server import Server
-from tests.conftest import TOKEN
+from tests.serving import TOKEN, serve
 from tests.lab.conftest import make_labextension, page_config
-from tests.serving import serve
 
 REMOTE = "static/remoteEntry.0123456789abcdef.js"
 
@@ -44,7 +43,7 @@ def test_hook_carme_lab_register_labextension_paths(root: Path, tmp_path: Path, 
     (user_exts / "broken" / "package.json").write_text("{oops")
 
     app = create_app(str(root), token=TOKEN, extensions=["lab"], plugins=[ShipsLabextension(shipped)])
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         config = page_config(c.get("/lab").text)
         entries = {e["name"]: e for e in config["federated_extensions"]}
         assert {"plain-ext", "@scope/scoped-ext", "carme-own-ext"} <= set(entries)
@@ -113,7 +112,7 @@ def test_disabled_extensions_from_page_config_files(root: Path, jupyter_env: Pat
     package["jupyterlab"]["disabledExtensions"] = ["@jupyterlab/other-extension"]
     (ext / "package.json").write_text(json.dumps(package))
     app = create_app(str(root), token=TOKEN, extensions=["lab"])
-    with serve(app) as running, httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+    with serve(app) as running, running.client() as c:
         config = page_config(c.get("/lab").text)
     assert config["disabledExtensions"] == ["@jupyterlab/apputils-extension:announcements", "@jupyterlab/other-extension"]
     assert config["lockedExtensions"] == ["@jupyterlab/x:y"]

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 
 from carme import create_app
-from tests.conftest import TOKEN
+from tests.serving import TOKEN, serve
 from tests.lab.conftest import make_labextension, page_config
-from tests.serving import serve
 
 
 def _serve_with_extension(root: Path, jupyter_env: Path, locked: list[str] | None = None):  # type: ignore[no-untyped-def]
@@ -30,7 +28,7 @@ def _serve_with_extension(root: Path, jupyter_env: Path, locked: list[str] | Non
 
 def test_extension_manager(root: Path, jupyter_env: Path) -> None:
     with _serve_with_extension(root, jupyter_env) as running, \
-            httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+            running.client() as c:
         config = page_config(c.get("/lab").text)
         assert config["extensionManager"]["name"] == "read-only"
         assert config["extensionManager"]["can_install"] is False
@@ -64,7 +62,7 @@ def test_extension_manager(root: Path, jupyter_env: Path) -> None:
 
 def test_plugin_manager(root: Path, jupyter_env: Path) -> None:
     with _serve_with_extension(root, jupyter_env, locked=["@jupyterlab/apputils-extension:themes"]) as running, \
-            httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}) as c:
+            running.client() as c:
         assert c.get("/lab/api/plugins").json() == {"lockRules": ["@jupyterlab/apputils-extension:themes"],
                                                     "allLocked": False}
         refused = c.post("/lab/api/plugins", json={"cmd": "disable",

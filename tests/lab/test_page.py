@@ -12,15 +12,14 @@ from starlette.routing import Mount
 
 from carme import create_app, hookimpl
 from carme.server import Server
-from tests.conftest import TOKEN
+from tests.serving import TOKEN, Served, serve
 from tests.lab.conftest import page_config
-from tests.serving import Served, serve
 
 MAIN_JS = "main.580360276a959490.js"  # jupyterlab-js 4.6.5
 
 
-def test_lab_page_config(lab_served: Served, root: Path) -> None:
-    with httpx.Client(base_url=lab_served.url, timeout=60) as client:
+def test_lab_page_config(lab_server: Served, root: Path) -> None:
+    with httpx.Client(base_url=lab_server.url, timeout=60) as client:
         response = client.get("/lab", params={"token": TOKEN})
         assert response.status_code == 200
         assert response.headers["cache-control"] == "no-store"
@@ -75,8 +74,8 @@ def test_redirects(lab: httpx.Client) -> None:
     assert response.headers["location"] == "/lab/tree"
 
 
-def test_page_needs_login_static_does_not(lab_served: Served) -> None:
-    with httpx.Client(base_url=lab_served.url, timeout=60) as anon:
+def test_page_needs_login_static_does_not(lab_server: Served) -> None:
+    with httpx.Client(base_url=lab_server.url, timeout=60) as anon:
         response = anon.get("/lab/tree/x.ipynb", headers={"accept": "text/html"})
         assert response.status_code == 302
         assert response.headers["location"].startswith("/login?next=")

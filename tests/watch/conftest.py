@@ -6,7 +6,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,26 +13,11 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from carme import create_app
 from carme.events import CONTENTS_SCHEMA
 from carme.hooks import hookimpl
 from carme_watch import FILE_CHANGED, Change
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
-
-DEADLINE_S = 20.0
-
-
-def wait_until(condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
-    """Poll ``condition`` until it is truthy; fail naming ``what`` after the deadline."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
+from tests.polling import DEADLINE_S, wait_until
+from tests.serving import AUTH, Served
 
 def watcher_of(served: Served) -> Any:
     return served.app.server.services["watch"]
@@ -111,21 +95,20 @@ def watch_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-def watched(root: Path, recorder: Recorder, watch_settings: dict[str, Any]) -> Iterator[Served]:
+def watched(serve_app: Callable[..., Served], recorder: Recorder, watch_settings: dict[str, Any]) -> Served:
     """carme with only the watch extension (and the recorder plugin), watching and served."""
-    app = create_app(str(root), token=TOKEN, extensions=["watch"], plugins=[recorder], settings=watch_settings)
-    with serve(app) as running:
-        wait_watching(running)
-        yield running
+    running = serve_app(extensions=["watch"], plugins=[recorder], settings=watch_settings)
+    wait_watching(running)
+    return running
 
 
 @contextlib.contextmanager
 def subscribe(served: Served) -> Iterator[ClientConnection]:
     """A subscriber that is surely registered: it has received a probe event posted after connecting."""
-    with connect(served.ws_url + "/api/events/subscribe", additional_headers={"Authorization": f"token {TOKEN}"},
+    with connect(served.ws_url + "/api/events/subscribe", additional_headers=AUTH,
                  proxy=None, open_timeout=DEADLINE_S) as ws:
         probe = {"schema_id": CONTENTS_SCHEMA, "version": 1, "data": {"action": "get", "path": "probe"}}
-        response = httpx.post(served.url + "/api/events", json=probe, headers={"Authorization": f"token {TOKEN}"})
+        response = httpx.post(served.url + "/api/events", json=probe, headers=AUTH)
         assert response.status_code == 204, response.text
         while orjson.loads(ws.recv(timeout=DEADLINE_S)).get("path") != "probe":
             pass

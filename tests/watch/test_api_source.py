@@ -8,14 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TOKEN
 from tests.serving import Served
-from tests.watch.conftest import Recorder, Subscriber, wait_until
+from tests.polling import wait_until
+from tests.watch.conftest import Recorder, Subscriber
 
 
 @pytest.fixture
 def api(watched: Served) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=watched.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as c:
+    with watched.client(timeout=60) as c:
         yield c
 
 

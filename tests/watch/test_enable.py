@@ -11,11 +11,10 @@ import pytest
 from carme import create_app
 from carme.events import EventError
 from carme_watch import FILE_CHANGED
-from tests.conftest import TOKEN
-from tests.serving import serve
-from tests.watch.conftest import Recorder, Subscriber, subscribe, wait_until, wait_watching
+from tests.serving import AUTH, TOKEN, serve
+from tests.polling import wait_until
+from tests.watch.conftest import Recorder, Subscriber, subscribe, wait_watching
 
-AUTH = {"Authorization": f"token {TOKEN}"}
 
 
 def assert_absent(app: object, recorder: Recorder) -> None:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from carme_watch import FILE_CHANGED, Change
-from tests.conftest import TOKEN
-from tests.serving import Served
-from tests.watch.conftest import Recorder, Subscriber, subscribe, wait_until, wait_watching, watcher_of
+from tests.serving import TOKEN, Served
+from tests.polling import wait_until
+from tests.watch.conftest import Recorder, Subscriber, subscribe, wait_watching, watcher_of
 
 
 def test_create_modify_delete_rename_reach_subscriber(root: Path, events: Subscriber) -> None:

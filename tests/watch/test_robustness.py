@@ -7,26 +7,25 @@ unprivileged user who cannot read one folder.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import httpx
 import pytest
 
 from carme.plugins import installed_extensions
-from tests.conftest import TOKEN
-from tests.serving import Served
-from tests.watch.conftest import Subscriber, subscribe, wait_until
+from tests.environment import isolated_environ
+from tests.processes import CarmeServe
+from tests.serving import AUTH, TOKEN, Served
+from tests.polling import wait_until
+from tests.watch.conftest import Subscriber, subscribe
 
-AUTH = {"Authorization": f"token {TOKEN}"}
 
 
 def _runs(command: list[str]) -> bool:
@@ -50,43 +49,20 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def carme_serve(root: Path, home: Path, prefix: list[str]) -> Iterator[tuple[Served, list[str]]]:
-    """``carme serve root`` (watch only) run through ``prefix``; yields the server and its log lines.
-
-    The port is the one the server itself reports having bound (``--port 0``), so the test never
-    talks to another server that took a port picked in advance.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARME_", "JUPYTER_"))}
-    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_CONFIG_PATH=str(home / "config"),
-               JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               HOME=str(home))
-    command = [*prefix, sys.executable, "-m", "carme.cli", "serve", str(root), "--port", "0",
-               "--no-browser", "--token", TOKEN]
-    for name in installed_extensions():  # watch alone
-        command += ["--enable" if name == "watch" else "--disable", name]
-    log: list[str] = []
-    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    stderr = proc.stderr
-    reader = threading.Thread(target=lambda: log.extend(iter(stderr.readline, "")), daemon=True)
-    reader.start()
-    try:
-        def port() -> int | None:
-            if proc.poll() is not None:
-                reader.join(5)
-                raise AssertionError("carme serve exited:\n" + "".join(log))
-            found = [m for line in list(log) for m in re.findall(r"http://127\.0\.0\.1:(\d+)/", line)]
-            return int(found[0]) if found else None
-
-        served = Served(f"http://127.0.0.1:{wait_until(port, 'carme serve to report its URL')}", None, 0)
+@pytest.fixture
+def serve_watching(carme_serve: Callable[..., CarmeServe], shared_dir: Path) -> Callable[..., tuple[Served, CarmeServe]]:
+    """``serve_watching(root, prefix)``: `carme serve root` with only the watch extension, run
+    through ``prefix``, its Jupyter paths and HOME in ``shared_dir``; once it watches."""
+    def start(root: Path, prefix: list[str]) -> tuple[Served, CarmeServe]:
+        extensions = [arg for name in installed_extensions()
+                      for arg in ("--enable" if name == "watch" else "--disable", name)]
+        process = carme_serve("--token", TOKEN, *extensions, root_dir=root, cwd=shared_dir, prefix=prefix,
+                              env={**isolated_environ(shared_dir), "HOME": str(shared_dir)})
+        served = Served(process.base_url(), None, 0)
         wait_until(lambda: _watch_status(served).get("state") == "watching", "carme serve to watch")
-        yield served, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        reader.join(5)
-        proc.stderr.close()
+        return served, process
+
+    return start
 
 
 def _watch_status(served: Served) -> dict[str, object]:
@@ -100,24 +76,24 @@ LIMITED_NS = ["unshare", "--user", "--map-root-user", "sh", "-c", 'echo 8 > /pro
 @pytest.mark.skipif(not _runs(["unshare", "--user", "--map-root-user", "sh", "-c",
                                "echo 8 > /proc/sys/user/max_inotify_watches"]),
                     reason="this kernel does not allow a user namespace with its own inotify limit")
-def test_watch_limit_falls_back_to_polling(shared_dir: Path) -> None:
+def test_watch_limit_falls_back_to_polling(shared_dir: Path, serve_watching: Callable[..., Any]) -> None:
     root = shared_dir / "root"
     for i in range(40):  # 41 folders, 8 inotify watches allowed
         (root / f"d{i:02}").mkdir(parents=True)
-    with carme_serve(root, shared_dir, LIMITED_NS) as (served, log):
-        status = _watch_status(served)
-        assert status["mode"] == "polling"
-        assert "max_user_watches" in str(status["problem"])
-        with subscribe(served) as ws:
-            (root / "d07" / "seen.txt").write_text("x")
-            Subscriber(ws).wait_change("d07/seen.txt", "added")
-    assert any("limit on file watches" in line and "polling" in line for line in log), log
+    served, process = serve_watching(root, LIMITED_NS)
+    status = _watch_status(served)
+    assert status["mode"] == "polling"
+    assert "max_user_watches" in str(status["problem"])
+    with subscribe(served) as ws:
+        (root / "d07" / "seen.txt").write_text("x")
+        Subscriber(ws).wait_change("d07/seen.txt", "added")
+    process.wait_for("limit on file watches.*polling")
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not _runs(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                                       "true"]),
                     reason="needs root to run carme as an unprivileged user")
-def test_unreadable_folder_is_skipped(shared_dir: Path) -> None:
+def test_unreadable_folder_is_skipped(shared_dir: Path, serve_watching: Callable[..., Any]) -> None:
     root = shared_dir / "root"
     (root / "locked" / "inner").mkdir(parents=True)
     (root / "open").mkdir()
@@ -125,17 +101,17 @@ def test_unreadable_folder_is_skipped(shared_dir: Path) -> None:
     (root / "open").chmod(0o777)
     (root / "locked").chmod(0o700)  # owned by root: the server's user cannot read it
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    with carme_serve(root, shared_dir, nobody) as (served, log):
-        status = _watch_status(served)
-        assert status["mode"] == "native"
-        assert "cannot be read" in str(status["problem"])
-        with subscribe(served) as ws:
-            events = Subscriber(ws)
-            (root / "locked" / "inner" / "hidden-from-server.txt").write_text("x")
-            (root / "open" / "seen.txt").write_text("x")
-            events.wait_change("open/seen.txt", "added")
-            assert not any(e["path"].startswith("locked/") for e in events.events)
-    assert any("cannot be read and are not watched" in line for line in log), log
+    served, process = serve_watching(root, nobody)
+    status = _watch_status(served)
+    assert status["mode"] == "native"
+    assert "cannot be read" in str(status["problem"])
+    with subscribe(served) as ws:
+        events = Subscriber(ws)
+        (root / "locked" / "inner" / "hidden-from-server.txt").write_text("x")
+        (root / "open" / "seen.txt").write_text("x")
+        events.wait_change("open/seen.txt", "added")
+        assert not any(e["path"].startswith("locked/") for e in events.events)
+    process.wait_for("cannot be read and are not watched")
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not _runs(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",

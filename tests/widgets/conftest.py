@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -11,11 +10,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from carme import create_app
 from carme.hooks import hookimpl
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
-from tests.widgets.frontend import Frontend
+from tests.kernels.wsclient import Client
+from tests.kernels.zmqclient import execute
+from tests.serving import Served, serve_isolated
 
 T = TypeVar("T")
 
@@ -43,35 +41,10 @@ class LoopProbe:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     async def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
-        """Run ``code`` in the kernel over the server's own ZMQ access (no websocket); its stdout."""
-        return await self.call(self._execute(kernel_id, code, timeout))
-
-    async def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
-        kernel = self.server.kernels.get(kernel_id)
-        request = kernel.session.msg("shell", "execute_request", {"code": code, "silent": False})
-        output: list[str] = []
-        idle = asyncio.Event()
-
-        def on_message(msg: Any) -> None:
-            if msg.parent_msg_id != request.msg_id:
-                return
-            if msg.msg_type == "stream":
-                output.append(msg.content["text"])
-            elif msg.msg_type == "error":
-                output.append(f"{msg.content['ename']}: {msg.content['evalue']}")
-            elif msg.msg_type == "status" and msg.content.get("execution_state") == "idle":
-                idle.set()
-
-        unsubscribe = kernel.subscribe(on_message)
-        # A fresh identity each time: a ROUTER ignores a new peer that reuses a live identity.
-        shell = kernel.connect("shell", uuid.uuid4().bytes)
-        try:
-            await shell.send_multipart(kernel.session.serialize(request))
-            await asyncio.wait_for(idle.wait(), timeout)
-        finally:
-            unsubscribe()
-            shell.close(linger=0)
-        return "".join(output)
+        """Run ``code`` in the kernel over the server's own ZMQ access (no websocket); its stdout
+        (and ``ename: evalue`` of an error)."""
+        ran = await self.call(execute(self.server.kernels.get(kernel_id), code, timeout))
+        return ran.output
 
 
 @dataclass
@@ -87,24 +60,15 @@ class Shared:
 @pytest.fixture(scope="module")
 def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """Settings come from the test module's ``WIDGETS_SETTINGS`` (default: none)."""
-    home = tmp_path_factory.mktemp("widgets-jupyter")
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
-            (home / name).mkdir()
-            env.setenv(name, str(home / name))
-        env.setenv("JUPYTER_CONFIG_PATH", str(home / "JUPYTER_CONFIG_DIR"))
-        env.setenv("JUPYTER_PLATFORM_DIRS", "0")
-        root = tmp_path_factory.mktemp("widgets-root")
-        probe = LoopProbe()
-        app = create_app(str(root), token=TOKEN, extensions=["widgets"], plugins=[probe], config_files=False,
-                         environ={}, settings=getattr(request.module, "WIDGETS_SETTINGS", {}))
-        with serve(app) as running, httpx.Client(base_url=running.url, timeout=120,
-                                                 headers={"Authorization": f"token {TOKEN}"}) as http:
-            response = http.post("/api/kernels", json={"name": "python3"})
-            assert response.status_code == 201, response.text
-            kernel_id = response.json()["id"]
-            yield Shared(running, probe, kernel_id)
-            http.delete(f"/api/kernels/{kernel_id}")
+    probe = LoopProbe()
+    with serve_isolated(tmp_path_factory.mktemp("widgets"), extensions=["widgets"], plugins=[probe], environ={},
+                        settings=getattr(request.module, "WIDGETS_SETTINGS", {})) as running, \
+            running.client(timeout=120) as http:
+        response = http.post("/api/kernels", json={"name": "python3"})
+        assert response.status_code == 201, response.text
+        kernel_id = response.json()["id"]
+        yield Shared(running, probe, kernel_id)
+        http.delete(f"/api/kernels/{kernel_id}")
 
 
 @pytest.fixture
@@ -125,9 +89,16 @@ def kernel_id(shared: Shared) -> str:
 
 
 @pytest.fixture
-async def frontend(served: Served, kernel_id: str) -> AsyncIterator[Frontend]:
-    front = await Frontend.connect(served.ws_url, kernel_id)
+async def frontend(served: Served, kernel_id: str) -> AsyncIterator[Client]:
+    """A websocket client of the module's kernel, as JupyterLab's widget manager uses one."""
+    front = await Client.open(served.ws_url, kernel_id)
     try:
         yield front
     finally:
         await front.close()
+
+
+def widget_state(client: httpx.Client, kernel_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/widgets/{kernel_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]

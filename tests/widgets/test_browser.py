@@ -13,8 +13,7 @@ import nbformat
 
 from carme import create_app
 from tests.browser import ARTIFACTS, browsing, open_lab
-from tests.conftest import TOKEN
-from tests.serving import serve
+from tests.serving import TOKEN, serve
 
 SLIDER_CELL = "import ipywidgets as w\ns = w.IntSlider(description='answer')\ns"
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
 
 from carme_widgets import CommClosedError, CommMessage, UnknownKernelError
+from tests.polling import await_until
 from tests.widgets.conftest import LoopProbe
 
 KERNEL_ECHO_TARGET = """
@@ -23,11 +22,10 @@ get_ipython().kernel.comm_manager.register_target("carme.test.echo", _target)
 """
 
 
-async def kernel_value(probe: LoopProbe, kernel_id: str, expr: str, expected: str, timeout: float = 30) -> None:
+async def kernel_value(probe: LoopProbe, kernel_id: str, expr: str, expected: str) -> None:
     """Wait until ``print(expr)`` in the kernel prints ``expected``."""
-    deadline = time.monotonic() + timeout
-    while (out := (await probe.execute(kernel_id, f"print({expr})")).strip()) != expected:
-        assert time.monotonic() < deadline, f"{expr} is {out!r}, expected {expected!r}"
+    await await_until(lambda: probe.execute(kernel_id, f"print({expr})"), f"{expr} to be {expected} in the kernel",
+                      check=lambda out: out.strip() == expected)
 
 
 async def test_server_opens_a_comm_to_a_kernel_target(probe: LoopProbe, kernel_id: str) -> None:
@@ -72,10 +70,7 @@ async def test_kernel_opens_a_comm_to_a_server_target(probe: LoopProbe, kernel_i
     await kernel_value(probe, kernel_id, "replies", "[{'got': {'x': 1}}]")
     assert opened == [{"from": "kernel"}]
     await probe.execute(kernel_id, "c.close({'done': 1})")
-    deadline = time.monotonic() + 30
-    while not closed:
-        assert time.monotonic() < deadline, "the server comm never saw comm_close"
-        await asyncio.sleep(0.05)
+    await await_until(lambda: closed, "the server comm to see comm_close")
     assert closed == [{"done": 1}]
 
     unregister()

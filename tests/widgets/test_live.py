@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.kernels.wsclient import Msg
-from tests.widgets.frontend import Frontend, wait_until, widget_state
+from tests.kernels.wsclient import Client, Msg
+from tests.polling import await_until
+from tests.widgets.conftest import widget_state
 
 
 def comm_open_of(model_name: str):  # type: ignore[no-untyped-def]
@@ -22,13 +24,27 @@ def model(client: httpx.Client, kernel_id: str, model_id: str) -> dict[str, Any]
     return widget_state(client, kernel_id)["state"].get(model_id)  # type: ignore[no-any-return]
 
 
+async def models_where(client: httpx.Client, kernel_id: str,
+                       check: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """The server's widget models of the kernel, once ``check(models)`` holds (the server sees an
+    iopub message after the test does)."""
+    return await await_until(lambda: widget_state(client, kernel_id)["state"], "the server's widget state", check=check)
+
+
+async def model_where(client: httpx.Client, kernel_id: str, model_id: str,
+                      check: Callable[[Any], Any]) -> dict[str, Any]:
+    return await await_until(lambda: model(client, kernel_id, model_id), f"widget {model_id} on the server",
+                             check=check)
+
+
 async def test_slider_state_follows_kernel_and_frontend(client: httpx.Client, kernel_id: str,
-                                                        frontend: Frontend) -> None:
-    await frontend.execute("import ipywidgets as w\ns = w.IntSlider(value=3)\ndisplay(s)")
+                                                        frontend: Client) -> None:
+    await frontend.run("import ipywidgets as w\ns = w.IntSlider(value=3)\ndisplay(s)")
     opened = await frontend.wait_for(comm_open_of("IntSliderModel"))
     model_id = opened.content["comm_id"]
 
-    state = await wait_until(lambda: widget_state(client, kernel_id), lambda s: model_id in s["state"])
+    await models_where(client, kernel_id, lambda s: model_id in s)
+    state = widget_state(client, kernel_id)
     assert state["version_major"] == 2 and state["version_minor"] == 0
     slider = state["state"][model_id]
     assert slider["model_name"] == "IntSliderModel"
@@ -39,13 +55,13 @@ async def test_slider_state_follows_kernel_and_frontend(client: httpx.Client, ke
     assert slider["state"]["layout"].removeprefix("IPY_MODEL_") in state["state"]
 
     # Kernel -> frontend (iopub update).
-    await frontend.execute("s.value = 42")
-    await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 42)
+    await frontend.run("s.value = 42")
+    await model_where(client, kernel_id, model_id, lambda m: m["state"]["value"] == 42)
 
     # Frontend -> kernel (shell update), as JupyterLab sends it when the slider is dragged.
     await frontend.comm_msg(model_id, {"method": "update", "state": {"value": 7}, "buffer_paths": []})
-    await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 7)
-    assert (await frontend.execute("print(s.value)")).strip() == "7"
+    await model_where(client, kernel_id, model_id, lambda m: m["state"]["value"] == 7)
+    assert (await frontend.run("print(s.value)")).strip() == "7"
 
     # The state is the server's: it outlives the frontend's connection.
     await frontend.close()
@@ -53,79 +69,79 @@ async def test_slider_state_follows_kernel_and_frontend(client: httpx.Client, ke
 
 
 async def test_frontend_updates_are_seen_without_echo(client: httpx.Client, kernel_id: str,
-                                                      frontend: Frontend) -> None:
+                                                      frontend: Client) -> None:
     """With echo_update off (ipywidgets 7 kernels, JUPYTER_WIDGETS_ECHO=0), the kernel never
     repeats a frontend's update on iopub: the server sees it on its way to the kernel."""
-    await frontend.execute("import ipywidgets as w\nimport ipywidgets.widgets.widget as ww\n"
+    await frontend.run("import ipywidgets as w\nimport ipywidgets.widgets.widget as ww\n"
                            "quiet = w.FloatSlider(value=0.5)\nww.JUPYTER_WIDGETS_ECHO = False")
     try:
         model_id = (await frontend.wait_for(comm_open_of("FloatSliderModel"))).content["comm_id"]
         update = await frontend.comm_msg(model_id, {"method": "update", "state": {"value": 2.5}, "buffer_paths": []})
-        await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m["state"]["value"] == 2.5)
-        assert (await frontend.execute("print(quiet.value)")).strip() == "2.5"
+        await model_where(client, kernel_id, model_id, lambda m: m["state"]["value"] == 2.5)
+        assert (await frontend.run("print(quiet.value)")).strip() == "2.5"
         assert not [m for m in frontend.received if m.msg_type == "comm_msg" and m.parent_id == update]
     finally:
-        await frontend.execute("ww.JUPYTER_WIDGETS_ECHO = True")
+        await frontend.run("ww.JUPYTER_WIDGETS_ECHO = True")
 
 
 @pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
 async def test_binary_buffers_round_trip(client: httpx.Client, kernel_id: str, served: Any, v1: bool) -> None:
-    frontend = await Frontend.connect(served.ws_url, kernel_id, v1=v1)
+    frontend = await Client.open(served.ws_url, kernel_id, v1=v1)
     try:
         await binary_round_trip(client, kernel_id, frontend)
     finally:
         await frontend.close()
 
 
-async def binary_round_trip(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
-    await frontend.execute("import ipywidgets as w\nimg = w.Image(value=b'\\x89PNG\\x00first', format='png')")
+async def binary_round_trip(client: httpx.Client, kernel_id: str, frontend: Client) -> None:
+    await frontend.run("import ipywidgets as w\nimg = w.Image(value=b'\\x89PNG\\x00first', format='png')")
     opened = await frontend.wait_for(comm_open_of("ImageModel"))
     model_id = opened.content["comm_id"]
     assert opened.buffers == [b"\x89PNG\x00first"]
 
-    entry = await wait_until(lambda: model(client, kernel_id, model_id), lambda m: m is not None)
+    entry = await model_where(client, kernel_id, model_id, lambda m: m is not None)
     assert "value" not in entry["state"]
     assert entry["buffers"] == [{"path": ["value"], "encoding": "base64",
                                  "data": base64.b64encode(b"\x89PNG\x00first").decode()}]
 
     # Kernel-side change of a bytes trait.
-    await frontend.execute("img.value = b'\\x00\\x01second\\xff'")
-    await wait_until(lambda: model(client, kernel_id, model_id),
-                     lambda m: m["buffers"][0]["data"] == base64.b64encode(b"\x00\x01second\xff").decode())
+    await frontend.run("img.value = b'\\x00\\x01second\\xff'")
+    second = base64.b64encode(b"\x00\x01second\xff").decode()
+    await model_where(client, kernel_id, model_id, lambda m: m["buffers"][0]["data"] == second)
 
     # Frontend-side change: the buffer rides as a binary part of the websocket frame.
     payload = bytes(range(256))
     await frontend.comm_msg(model_id, {"method": "update", "state": {}, "buffer_paths": [["value"]]}, [payload])
-    await wait_until(lambda: model(client, kernel_id, model_id),
-                     lambda m: m["buffers"][0]["data"] == base64.b64encode(payload).decode())
-    assert (await frontend.execute("print(img.value == bytes(range(256)))")).strip() == "True"
+    await model_where(client, kernel_id, model_id,
+                      lambda m: m["buffers"][0]["data"] == base64.b64encode(payload).decode())
+    assert (await frontend.run("print(img.value == bytes(range(256)))")).strip() == "True"
 
 
-async def test_closed_widget_disappears(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
-    await frontend.execute("import ipywidgets as w\nkeep = w.Checkbox(value=True)\ngone = w.Text(value='x')")
+async def test_closed_widget_disappears(client: httpx.Client, kernel_id: str, frontend: Client) -> None:
+    await frontend.run("import ipywidgets as w\nkeep = w.Checkbox(value=True)\ngone = w.Text(value='x')")
     kept = (await frontend.wait_for(comm_open_of("CheckboxModel"))).content["comm_id"]
     closed = (await frontend.wait_for(comm_open_of("TextModel"))).content["comm_id"]
-    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: kept in s and closed in s)
+    await models_where(client, kernel_id, lambda s: kept in s and closed in s)
 
-    await frontend.execute("gone.close()")
+    await frontend.run("gone.close()")
     await frontend.wait_for(lambda m: m.msg_type == "comm_close" and m.content["comm_id"] == closed)
-    state = await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: closed not in s)
+    state = await models_where(client, kernel_id, lambda s: closed not in s)
     assert state[kept]["state"]["value"] is True
 
 
-async def test_restart_clears_state(client: httpx.Client, kernel_id: str, frontend: Frontend) -> None:
-    await frontend.execute("import ipywidgets as w\ns = w.IntSlider()")
+async def test_restart_clears_state(client: httpx.Client, kernel_id: str, frontend: Client) -> None:
+    await frontend.run("import ipywidgets as w\ns = w.IntSlider()")
     model_id = (await frontend.wait_for(comm_open_of("IntSliderModel"))).content["comm_id"]
-    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: model_id in s)
+    await models_where(client, kernel_id, lambda s: model_id in s)
 
     response = client.post(f"/api/kernels/{kernel_id}/restart")
     assert response.status_code == 200, response.text
     assert widget_state(client, kernel_id)["state"] == {}
 
     # The restarted kernel is tracked again.
-    await frontend.execute("import ipywidgets as w\nt = w.IntSlider(value=5)")
+    await frontend.run("import ipywidgets as w\nt = w.IntSlider(value=5)")
     new = await frontend.wait_for(lambda m: comm_open_of("IntSliderModel")(m) and m.content["comm_id"] != model_id)
-    await wait_until(lambda: widget_state(client, kernel_id)["state"], lambda s: list(s) and new.content["comm_id"] in s)
+    await models_where(client, kernel_id, lambda s: list(s) and new.content["comm_id"] in s)
 
 
 def test_unknown_kernel_is_404_and_auth_is_required(client: httpx.Client, served: Any) -> None:
