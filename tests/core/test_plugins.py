@@ -20,12 +20,10 @@ from carme.cli import main
 from carme.config import Setting
 from carme.plugins import PluginError
 from carme.server import Server
-from tests.conftest import TOKEN
 from tests.installing import Site
-from tests.serving import serve
-from tests.watch.conftest import wait_until, wait_watching
-
-AUTH = {"Authorization": f"token {TOKEN}"}
+from tests.polling import wait_until
+from tests.serving import AUTH, TOKEN, serve
+from tests.watch.conftest import wait_watching
 
 
 class Traced:

@@ -16,15 +16,14 @@ import pytest
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from carme import create_app
 from carme.hooks import hookimpl
 from carme.kernels.policy import MessagePolicy
 from carme.server import Server
-from tests.serving import Served, serve
+from tests.polling import await_until
+from tests.serving import Served, serve_isolated
 
-from .conftest import isolated_jupyter, wait_for
 from .test_channels import kernel_model, start_kernel
-from .wsclient import TOKEN, Client, Msg
+from .wsclient import Client, Msg
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -54,12 +53,8 @@ class RestrictedRoute:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with isolated_jupyter(tmp_path_factory.mktemp("policy-home")) as home:
-        root = home / "root"
-        root.mkdir()
-        app = create_app(str(root), token=TOKEN, extensions=[], config_files=False, plugins=[RestrictedRoute()])
-        with serve(app) as running:
-            yield running
+    with serve_isolated(tmp_path_factory.mktemp("policy-home"), plugins=[RestrictedRoute()]) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +136,7 @@ async def test_replay_after_reconnect_is_filtered(server: Served, kernel: str) -
         visitor = await restricted(server, kernel, session)
         await round_trip(visitor)
         await visitor.close()
-        await wait_for(lambda: kernel_model(server, kernel)["connections"] == 1)
+        await await_until(lambda: kernel_model(server, kernel)["connections"] == 1, "one connection")
         _, reply = await owner.execute(f"print('while away')  # {SENTINEL}")
         assert reply.content["status"] == "ok"
     finally:
