@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 
 from tests.environment import isolated
-from tests.polling import wait_until
+from tests.polling import await_until, wait_until
 
 # The token of every test server: clients send it as JupyterLab does, in the Authorization header.
 TOKEN = "test-token"
@@ -75,6 +75,28 @@ def serve(app: Any, **config: Any) -> Iterator[Served]:
         if thread.is_alive():
             server.force_exit = True  # let the next tests run; this one fails
             raise AssertionError(f"uvicorn did not stop within {STOP_S} s of being asked to")
+
+
+@contextlib.asynccontextmanager
+async def serve_here(app: Any, **config: Any) -> AsyncIterator[Served]:
+    """Serve ``app`` on the test's own event loop, for tests that call the server's async API
+    directly while real clients talk to it: no thread, so no race between the two."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                                           **config))
+    task = asyncio.ensure_future(server.serve())
+    await await_until(lambda: server.started or task.done(), "uvicorn to start", timeout=START_S)
+    if task.done():
+        task.result()
+        raise AssertionError("uvicorn failed to start; see the log above")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Served(f"http://127.0.0.1:{port}", app, port)
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(task, STOP_S)
+        except TimeoutError:
+            raise AssertionError(f"uvicorn did not stop within {STOP_S} s of being asked to") from None
 
 
 @contextlib.contextmanager

@@ -7,27 +7,44 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from carme import create_app
 from carme.events import KERNEL_ACTIONS_SCHEMA
 from carme.jsonutil import utcnow
-from tests.serving import serve
-
+from carme.kernels.kernel import Kernel
 from tests.polling import await_until
 from tests.processes import pid_alive
+from tests.serving import TOKEN, serve, serve_here
 
 from .conftest import FAST
-from .zmqclient import Collector
+from .wsclient import Client
+
+
+async def sleep_busy(client: Client, kernel: Kernel) -> None:
+    """Start a cell that sleeps a minute and wait until the kernel says it is busy with it."""
+    msg_id = await client.send("shell", "execute_request", {"code": "import time; time.sleep(60)", "silent": False})
+    await client.until(lambda m: m.msg_type == "execute_input" and m.parent_id == msg_id)
+    await await_until(lambda: kernel.execution_state == "busy", "the kernel to be busy")
 
 
 async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> None:
-    app = create_app(str(root), token="t", extensions=[], config_files=False,
+    """jupyter_server's culling rules, with real websocket clients and a really busy kernel.
+
+    The server runs on the test's loop, so the culler (every 0.05 s) and the test never interleave
+    between two lines of the test; ``last_activity`` is set back in time instead of waiting."""
+    app = create_app(str(root), token=TOKEN, extensions=[], config_files=False,
                      settings={**FAST, "cull_idle_timeout": 60, "cull_interval": 0.05})
     server = app.server
-    await server.start()
     events: list[dict[str, Any]] = []
-    server.events.add_listener(events.append)
-    try:
+
+    def culled(kernel: Kernel) -> bool:
+        return any(e["schema_id"] == KERNEL_ACTIONS_SCHEMA and e["action"] == "shutdown"
+                   and e["kernel_id"] == kernel.id for e in events)
+
+    async with serve_here(app) as served:
+        server.events.add_listener(events.append)
         kernel = await server.kernels.start_kernel()
         long_ago = utcnow() - timedelta(seconds=120)
         assert not await server.kernels.cull_if_idle(kernel)  # active a moment ago
@@ -38,35 +55,35 @@ async def test_idle_kernels_are_culled_unless_connected_or_busy(root: Path) -> N
         kernel.last_activity = utcnow()  # before culling is back on, or the culler would take it
         server.settings.set("cull_idle_timeout", 60.0, "test")
 
-        kernel.connections = 1  # as the websocket relay counts them
+        client = await Client.open(served.ws_url, kernel.id)
+        assert kernel.connections == 1
         kernel.last_activity = long_ago
-        assert not await server.kernels.cull_if_idle(kernel)
-        kernel.last_activity = utcnow()
-        kernel.connections = 0
+        assert not await server.kernels.cull_if_idle(kernel)  # a client is connected
 
-        collector = Collector(kernel)
-        sock = kernel.connect("shell", b"sleeper")
-        request = kernel.session.msg("shell", "execute_request", {"code": "import time; time.sleep(60)"})
-        await sock.send_multipart(kernel.session.serialize(request))
-        await await_until(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input"),
-                       what="busy")
+        await sleep_busy(client, kernel)
+        await client.close()
+        await await_until(lambda: kernel.connections == 0, "the client to be gone")
         kernel.last_activity = long_ago
-        assert not await server.kernels.cull_if_idle(kernel)
-        await server.kernels.interrupt_kernel(kernel.id)
-        sock.close(linger=0)
-        await await_until(lambda: kernel.execution_state == "idle", what="idle after the interrupt")
+        assert not await server.kernels.cull_if_idle(kernel)  # busy
 
-        # cull_connected lets the culler stop a kernel that still has a client.
-        server.settings.set("cull_connected", True, "test")
-        kernel.connections = 1
-        kernel.last_activity = long_ago
-        await await_until(lambda: [e for e in events if e["schema_id"] == KERNEL_ACTIONS_SCHEMA
-                                and e["action"] == "shutdown" and e["kernel_id"] == kernel.id],
-                       what="the culler to shut the kernel down")
+        server.settings.set("cull_busy", True, "test")  # the culler now takes the busy kernel
+        await await_until(lambda: culled(kernel), "the culler to shut the busy kernel down")
         assert kernel.id not in server.kernels
         assert kernel.execution_state == "dead" and kernel.pid is not None and not pid_alive(kernel.pid)
-    finally:
-        await server.stop()
+
+        # cull_connected lets the culler stop a kernel that still has a client: its websocket closes.
+        other = await server.kernels.start_kernel()
+        client = await Client.open(served.ws_url, other.id)
+        try:
+            other.last_activity = long_ago
+            assert not await server.kernels.cull_if_idle(other)
+            server.settings.set("cull_connected", True, "test")
+            await await_until(lambda: culled(other), "the culler to shut the connected kernel down")
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await client.recv()
+        finally:
+            await client.close()
 
 
 def test_stopping_the_server_leaves_no_kernel_process_or_connection_file(root: Path, jupyter_env: Path) -> None:

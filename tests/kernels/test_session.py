@@ -1,22 +1,20 @@
 """The ZMQ session: signing, verification of every inbound message, replays, malformed frames;
-and the server's own channels against a kernel played by the test on real ZMQ sockets."""
+and the server's own channels against a real kernel that forges messages."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 
 import orjson
 import pytest
-import zmq
-import zmq.asyncio
 
-from carme.kernels.channels import ServerChannels
-from carme.kernels.connection import PortPool, new_connection_info
 from carme.kernels.message import KernelMessage
 from carme.kernels.session import DELIMITER, DigestHistory, Session
+from carme.server import Server
+
+from .zmqclient import execute, execute_request
 
 
 def test_signature_is_hmac_sha256_over_the_four_json_frames_only() -> None:
@@ -72,49 +70,42 @@ def test_lazy_parts_and_malformed_json_parts() -> None:
         KernelMessage("shell", [b"{}", b"{}"])
 
 
-async def test_server_channels_drop_forged_iopub_and_match_replies() -> None:
-    """The test plays the kernel: it binds ROUTERs and a PUB where the connection info says."""
-    context = zmq.asyncio.Context()
-    key = b"kernel-key"
-    with PortPool().holding() as ports:
-        info = new_connection_info(ports, "127.0.0.1", key, "fake")
-    kernel_sockets = {"shell": context.socket(zmq.ROUTER), "control": context.socket(zmq.ROUTER),
-                      "iopub": context.socket(zmq.PUB)}
-    for name, sock in kernel_sockets.items():
-        sock.bind(f"tcp://127.0.0.1:{info[name + '_port']}")
-    kernel_session = Session(key)
-    received: list[KernelMessage] = []
-    channels = ServerChannels(context, info, Session(key), received.append)
-    try:
-        # Publish until the SUB has joined (slow joiner), then forged messages, then a good one.
-        probe = kernel_session.msg("iopub", "status", {"execution_state": "idle"})
-        while not received:
-            await kernel_sockets["iopub"].send_multipart(kernel_session.serialize(probe))
-            await asyncio.sleep(0.02)
-        received.clear()
-        forged = Session(b"attacker").msg("iopub", "stream", {"name": "stdout", "text": "forged"})
-        await kernel_sockets["iopub"].send_multipart(Session(b"attacker").serialize(forged))
-        await kernel_sockets["iopub"].send_multipart([DELIMITER, b"", *forged.frames])  # unsigned
-        good = kernel_session.msg("iopub", "stream", {"name": "stdout", "text": "good"})
-        await kernel_sockets["iopub"].send_multipart(kernel_session.serialize(good))
-        async with asyncio.timeout(10):
-            while not received:
-                await asyncio.sleep(0.01)
-        assert [m.content["text"] for m in received] == ["good"]
+# Run inside the kernel: messages signed with a wrong key (or not at all), sent on the kernel's own
+# sockets as a compromised or buggy process on the kernel's ports would.
+FORGE = """
+k = get_ipython().kernel
+s = k.session
 
-        # A request on shell gets the reply whose parent is it; a forged reply is ignored.
-        request = channels.session.msg("shell", "kernel_info_request")
-        pending = asyncio.ensure_future(channels.request(request, 10))
-        identity, *parts = await kernel_sockets["shell"].recv_multipart()
-        incoming = kernel_session.deserialize("shell", parts)
-        assert incoming is not None and incoming.msg_type == "kernel_info_request"
-        fake_reply = Session(b"attacker").msg("shell", "kernel_info_reply", {"status": "forged"}, parent=incoming)
-        await kernel_sockets["shell"].send_multipart(Session(b"attacker").serialize(fake_reply, [identity]))
-        reply = kernel_session.msg("shell", "kernel_info_reply", {"status": "ok"}, parent=incoming)
-        await kernel_sockets["shell"].send_multipart(kernel_session.serialize(reply, [identity]))
-        assert (await pending).content == {"status": "ok"}
+def _frames(msg_type, content, parent):
+    msg = s.msg(msg_type, content, parent=parent)
+    return [s.pack(msg[key]) for key in ("header", "parent_header", "metadata", "content")]
+
+def forge_iopub(text):
+    frames = _frames("stream", {"name": "stdout", "text": text}, k.get_parent("shell"))
+    for signature in (b"0" * 64, b""):  # a wrong signature, none
+        k.iopub_socket.send_multipart([b"stream", b"<IDS|MSG>", signature, *frames])
+
+def forge_reply():
+    parent = k.get_parent("shell")
+    frames = _frames("execute_reply", {"status": "forged"}, parent)
+    k.shell_stream.send_multipart([*k._parent_ident["shell"], b"<IDS|MSG>", b"0" * 64, *frames])
+"""
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_server_channels_drop_forged_iopub_and_forged_replies(kserver: Server) -> None:
+    """A real kernel sends the server badly signed iopub messages and a badly signed reply to a
+    pending request: subscribers never see the former, the request gets the genuine reply."""
+    kernel = await kserver.kernels.start_kernel()
+    try:
+        assert (await execute(kernel, FORGE)).reply.content["status"] == "ok"
+        ran = await execute(kernel, "forge_iopub('forged')\nprint('signed')")
+        assert ran.stdout == "signed\n"
+
+        channels = kernel._channels
+        assert channels is not None
+        request = execute_request(kernel, "forge_reply()")
+        reply = await channels.request(request, 30)
+        assert reply.msg_type == "execute_reply" and reply.content["status"] == "ok"
     finally:
-        await channels.close()
-        for sock in kernel_sockets.values():
-            sock.close(linger=0)
-        context.destroy(linger=0)
+        await kserver.kernels.shutdown_kernel(kernel.id)
