@@ -14,7 +14,17 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from carme.plugins import installed_extensions
+
 URL = re.compile(r"(http://127\.0\.0\.1:\d+/\S*)")
+# The extensions installed with the repo, read before any test installs one of its own.
+BUNDLED = tuple(sorted(installed_extensions()))
+
+
+def only(*enabled: str) -> list[str]:
+    """`carme serve` arguments that run the core plus ``enabled`` alone, whatever the workspace
+    ships (extensions a test installs itself stay as configured)."""
+    return [arg for name in BUNDLED for arg in ("--enable" if name in enabled else "--disable", name)]
 
 
 class Process:

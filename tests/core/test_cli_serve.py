@@ -14,7 +14,7 @@ import pytest
 
 from tests.installing import Site
 from tests.polling import wait_until
-from tests.processes import CarmeServe
+from tests.processes import CarmeServe, only
 
 LIFECYCLE = """
 import asyncio
@@ -45,9 +45,9 @@ async def carme_shutdown(server):
 
 @pytest.fixture
 def run_carme(carme_serve: Callable[..., CarmeServe]) -> Callable[..., CarmeServe]:
-    """`carme serve` with the lab extension disabled: these are tests of the core; with lab
-    installed the printed URL would be /lab (tests/lab covers that)."""
-    return lambda *args, **options: carme_serve("--disable", "lab", *args, **options)
+    """`carme serve` with the repo's extensions disabled: these are tests of the core (with lab
+    the printed URL would be /lab, collab would write its stores: tests/<extension> cover those)."""
+    return lambda *args, **options: carme_serve(*only(), *args, **options)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import CarmeServe, pid_alive
+from tests.processes import CarmeServe, only, pid_alive
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM])
 def test_a_signal_to_carme_serve_stops_its_kernels(signum: int, carme_serve: Callable[..., CarmeServe],
                                                    jupyter_env: Path) -> None:
-    carme = carme_serve("--disable", "lab", "--token", "t")
+    carme = carme_serve(*only(), "--token", "t")
     with httpx.Client(base_url=carme.base_url(), headers={"Authorization": "token t"}, timeout=90) as http:
         session = http.post("/api/sessions", json={"path": "nb.ipynb", "type": "notebook"}).json()
     files = list((jupyter_env / "runtime").glob("kernel-*.json"))

@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from carme.plugins import installed_extensions
 from tests.environment import isolated_environ
-from tests.processes import CarmeServe
+from tests.processes import CarmeServe, only
 from tests.serving import AUTH, TOKEN, Served
 from tests.polling import wait_until
 from tests.watch.conftest import Subscriber, subscribe
@@ -54,9 +53,7 @@ def serve_watching(carme_serve: Callable[..., CarmeServe], shared_dir: Path) -> 
     """``serve_watching(root, prefix)``: `carme serve root` with only the watch extension, run
     through ``prefix``, its Jupyter paths and HOME in ``shared_dir``; once it watches."""
     def start(root: Path, prefix: list[str]) -> tuple[Served, CarmeServe]:
-        extensions = [arg for name in installed_extensions()
-                      for arg in ("--enable" if name == "watch" else "--disable", name)]
-        process = carme_serve("--token", TOKEN, *extensions, root_dir=root, cwd=shared_dir, prefix=prefix,
+        process = carme_serve("--token", TOKEN, *only("watch"), root_dir=root, cwd=shared_dir, prefix=prefix,
                               env={**isolated_environ(shared_dir), "HOME": str(shared_dir)})
         served = Served(process.base_url(), None, 0)
         wait_until(lambda: _watch_status(served).get("state") == "watching", "carme serve to watch")
