@@ -14,6 +14,7 @@ from carme.kernels.kernel import Kernel
 from carme.kernels.message import KernelMessage
 from carme.server import Server
 from carme_dashboards.executor import ExecutionFailed, NotebookExecutor
+from carme_dashboards.render import ERROR_MESSAGE, WIDGET_VIEW, OutputRenderer
 
 from ..kernels.conftest import wait_for
 from .conftest import markdown, notebook, raw, run, tagged, texts
@@ -180,3 +181,17 @@ async def test_a_kernel_that_dies_ends_the_run_with_an_error(kserver: Server) ->
         await kserver.kernels.shutdown_kernel(kernel.id)
     results = await run(kernel, notebook("print('shut down')"))
     assert len(results) == 1 and results[0].error is not None and results[0].error.kind == "dead"
+
+
+async def test_a_real_run_renders_widgets_and_leaks_no_error_details(kernel: Kernel) -> None:
+    nb = notebook("import ipywidgets, warnings\nslider = ipywidgets.IntSlider(7)\nslider",
+                  "warnings.warn('sentinel-warning')\nprint('\\x1b[32mgreen\\x1b[0m')",
+                  "secret = 'sentinel-' + 'value'\nraise RuntimeError(secret)")
+    results = await run(kernel, nb)
+    html = "".join(OutputRenderer(show_tracebacks=False).render_outputs(r.outputs) for r in results)
+    model_id = results[0].outputs[0]["data"][WIDGET_VIEW]["model_id"]
+    assert f'<div class="carme-widget" data-model-id="{model_id}"><pre class="carme-widget-fallback">IntSlider(' in html
+    assert '<span class="ansi-green-fg">green</span>' in html and ERROR_MESSAGE in html
+    assert "sentinel" not in html and "RuntimeError" not in html
+    shown = "".join(OutputRenderer(show_tracebacks=True).render_outputs(r.outputs) for r in results)
+    assert "sentinel-warning" in shown and "sentinel-value" in shown
