@@ -15,8 +15,8 @@ from carme.kernels.message import KernelMessage
 from carme.server import Server
 from carme_dashboards.executor import ExecutionFailed, NotebookExecutor
 from carme_dashboards.render import ERROR_MESSAGE, WIDGET_VIEW, OutputRenderer
+from tests.polling import await_until
 
-from ..kernels.conftest import wait_for
 from .conftest import markdown, notebook, raw, run, tagged, texts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -174,7 +174,7 @@ async def test_a_kernel_that_dies_ends_the_run_with_an_error(kserver: Server) ->
             error = results[1].error
             assert error is not None and error.kind == "dead" and error.ename == "DeadKernelError"
             # The kernel manager restarts it; the same executor runs on the restarted kernel.
-            await wait_for(lambda: kernel.execution_state == "idle", what="the restarted kernel")
+            await await_until(lambda: kernel.execution_state == "idle", "the restarted kernel")
             again = [r async for r in executor.execute(notebook("print('back')"))]
             assert texts(again[0]) == ["back\n"]
     finally:
