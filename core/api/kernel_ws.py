@@ -31,7 +31,7 @@ from ..kernels.connection import channel_url
 from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
 from ..kernels.policy import MessagePolicy
 from ..kernels.ratelimit import RateLimits
-from ..kernels.relay import RelayOptions
+from ..kernels.relay import RelayOptions, SinkClosed
 
 if TYPE_CHECKING:
     from ..kernels.kernel import Kernel
@@ -44,21 +44,41 @@ ASGI_SEND = "websocket.send"
 
 
 class AsgiSink:
-    """The relay's :class:`~carme.kernels.relay.Sink` over an ASGI websocket ``send``."""
+    """The relay's :class:`~carme.kernels.relay.Sink` over an ASGI websocket ``send``.
 
-    __slots__ = ("_send",)
+    The websocket is gone once the endpoint has received its disconnect or sent a close, or when
+    the ASGI server refuses the send: uvicorn raises ``ClientDisconnected`` (an OSError) for a lost
+    connection, and RuntimeError when it closed the websocket itself (a keepalive ping timeout)
+    before the endpoint saw the disconnect. Sends then raise :class:`SinkClosed`; a failure
+    anywhere else (encoding, the relay) is a fault the relay logs.
+    """
+
+    __slots__ = ("_send", "closed")
 
     def __init__(self, send: Send) -> None:
         self._send = send
+        self.closed = False
 
     async def send(self, frame: bytes | str) -> None:
-        if frame.__class__ is bytes:
-            await self._send({"type": ASGI_SEND, "bytes": frame})
-        else:
-            await self._send({"type": ASGI_SEND, "text": frame})
+        if self.closed:
+            raise SinkClosed("websocket closed")
+        try:
+            if frame.__class__ is bytes:
+                await self._send({"type": ASGI_SEND, "bytes": frame})
+            else:
+                await self._send({"type": ASGI_SEND, "text": frame})
+        except (OSError, RuntimeError) as exc:
+            self.closed = True
+            raise SinkClosed(f"the ASGI server refused the send: {exc!r}") from exc
 
     async def close(self, code: int, reason: str) -> None:
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except (OSError, RuntimeError):
+            pass  # closed by the server or the client already: nothing left to close
 
 
 class KernelWebsockets:
@@ -189,10 +209,11 @@ class KernelWebsockets:
                     if len(data) > max_size:
                         log.warning("kernel %s: closing websocket: a %d-byte message is over the "
                                     "websocket_max_message_size limit of %d bytes", kernel_id, len(data), max_size)
-                        await send({"type": "websocket.close", "code": 1009, "reason": "message too big"})
+                        await sink.close(1009, "message too big")
                         break
                     await client.from_client(data)
                 elif kind == "websocket.disconnect":
+                    sink.closed = True  # before anything else runs: the relay must not send any more
                     if message.get("code") == 1009:
                         log.warning("kernel %s: websocket closed: a message was over the server's size limit "
                                     "(uvicorn ws_max_size)", kernel_id)

@@ -24,7 +24,7 @@ from typing import Any
 import zmq
 
 from .policy import MessagePolicy
-from .relay import ClientRelay, RelayOptions, Sink
+from .relay import ClientRelay, RelayOptions, Sink, close_sink
 from .session import Session
 
 log = logging.getLogger("carme.kernels.clients")
@@ -80,7 +80,7 @@ class KernelClients:
         if client.sink is not None:
             # a newer connection of this session attached while this one was nudged: it wins
             log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, session_id)
-            self._background(_close_quietly(sink, 1000, "replaced by a new connection"))
+            self._background(close_sink(sink, 1000, "replaced by a new connection"))
         elif not client.closed:
             self._attach(client, sink, v1, policy)
         return client
@@ -90,7 +90,7 @@ class KernelClients:
         if stale is not None:
             log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, client.session_id)
             client.detach(stale)
-            self._background(_close_quietly(stale, 1000, "replaced by a new connection"))
+            self._background(close_sink(stale, 1000, "replaced by a new connection"))
         client.attach(sink, v1, policy)
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -134,7 +134,7 @@ class KernelClients:
             sink = client.sink
             await client.close(flush)
             if sink is not None:
-                await _close_quietly(sink, code, reason)
+                await close_sink(sink, code, reason)
 
 
 class ClientRegistry:
@@ -160,10 +160,3 @@ class ClientRegistry:
     async def close(self) -> None:
         for kernel_id in list(self.kernels):
             await self.forget(kernel_id, code=1001, reason="server shutting down", flush=0.2)
-
-
-async def _close_quietly(sink: Sink, code: int, reason: str) -> None:
-    try:
-        await sink.close(code, reason)
-    except Exception:  # already closed by the client
-        log.debug("closing a websocket that was already gone", exc_info=True)

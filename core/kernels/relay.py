@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import orjson
 import zmq
 
+from ..tasks import cancel_and_wait
 from .frames import decode_client_frame, encode_legacy, encode_v1
 from .policy import MessagePolicy
 from .ratelimit import IOPubRateLimiter, RateLimits
@@ -39,8 +40,18 @@ BATCH = 64  # messages read from one socket before looking at the others / yield
 NUDGE_INTERVAL = 0.5
 
 
+class SinkClosed(Exception):
+    """Raised by :meth:`Sink.send` when the client is gone (it disconnected, or its websocket
+    was closed): the frame was not sent."""
+
+
 class Sink(Protocol):
-    """Where a client's frames go (the websocket, adapted by the route)."""
+    """Where a client's frames go (the websocket, adapted by the route).
+
+    ``send`` raises :class:`SinkClosed` when the client is gone; any other exception is a fault,
+    logged by the relay, which then closes the sink with 1011. ``close`` on a sink that is gone
+    does nothing.
+    """
 
     async def send(self, frame: bytes | str) -> None: ...
 
@@ -114,9 +125,7 @@ class ClientRelay:
             self._group.remove_all()
             self._group = None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task, f"{self.label}: the relay", log)
         for channel in self._channels.values():
             channel.sock.close(linger=0)
         self._channels = {}
@@ -305,12 +314,21 @@ class ClientRelay:
         try:
             await self._send(sink, message)
             return True
-        except Exception:  # the websocket went away: the message was not written, keep it for replay
-            log.debug("%s: send failed; client gone", self.label, exc_info=True)
+        except SinkClosed as exc:  # the client went away: the message was not written, keep it for its return
+            log.debug("%s: client gone: %s", self.label, exc)
             if self._sink is sink:
                 self._sink = None
             self._buffer.appendleft(message)
             self._buffer_bytes += _size(message[1])
+            return False
+        except Exception:
+            # A fault, not the client: say so, and close rather than leave the websocket open and
+            # silent. The message is dropped: replayed, it would fail again.
+            log.exception("%s: sending a %s %s message failed; closing the websocket (1011)", self.label,
+                          message[0].decode(), message[2].get("msg_type"))
+            if self._sink is sink:
+                self._sink = None
+            await close_sink(sink, 1011, "internal error")
             return False
 
     def _append(self, message: Message) -> None:
@@ -368,6 +386,14 @@ def _header(frame: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return header if isinstance(header, dict) else {}
+
+
+async def close_sink(sink: Sink, code: int, reason: str) -> None:
+    """Close ``sink``, logging (not raising) a failure: the client is let go either way."""
+    try:
+        await sink.close(code, reason)
+    except Exception:
+        log.exception("closing a client websocket with %d (%s) failed", code, reason)
 
 
 def _size(parts: list[bytes]) -> int:
