@@ -16,7 +16,7 @@ from ..auth import base_path
 from ..errors import ApiError
 from ..jsonutil import JSONResponse
 from ..kernels.kernel import Kernel, KernelDeadError, KernelStartError
-from ..kernels.manager import NoSuchKernel
+from ..kernels.manager import KernelIdConflict, NoSuchKernel
 from ..kernels.specs import KernelSpec, NoSuchKernelSpec
 from .server import server_of
 from .util import bad_request, json_object
@@ -59,7 +59,7 @@ async def start_kernel(request: Request) -> Response:
         raise bad_request(f"'kernel_id' {kernel_id!r} is not a UUID")
     try:
         kernel = await server.kernels.start_kernel(name, path, kernel_id=kernel_id)
-    except ValueError as exc:  # that id is being started by another request
+    except KernelIdConflict as exc:
         raise ApiError(409, str(exc), "Conflict") from None
     except NoSuchKernelSpec as exc:
         raise bad_request(f"{exc}: no kernelspec of that name is installed") from None

@@ -13,7 +13,7 @@ from ..auth import base_path
 from ..errors import ApiError
 from ..jsonutil import JSONResponse
 from ..kernels.kernel import KernelStartError
-from ..kernels.manager import NoSuchKernel
+from ..kernels.manager import KernelIdConflict, NoSuchKernel
 from ..kernels.specs import NoSuchKernelSpec
 from ..sessions import KernelGone, NoSuchSession, Session
 from .kernels import ID_RE
@@ -96,7 +96,7 @@ async def create_session(request: Request) -> Response:
         raise bad_request(f"'kernel.id' {kernel_id!r} is not a UUID")
     try:
         session = await server.sessions.create(path, name, kind, kernel_name, kernel_id)
-    except ValueError as exc:  # a kernel of that id is being started by another request
+    except KernelIdConflict as exc:
         raise ApiError(409, str(exc), "Conflict") from None
     except (NoSuchKernelSpec, KernelStartError) as exc:
         return not_available(kernel_name or server.settings["default_kernel_name"], exc)

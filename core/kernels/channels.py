@@ -8,13 +8,13 @@ once for activity tracking and subscribers, and pings the heartbeat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import zmq
 import zmq.asyncio
 
+from ..tasks import cancel_and_wait
 from .connection import ConnectionInfo, open_socket
 from .message import KernelMessage
 from .session import DigestHistory, Session
@@ -108,10 +108,7 @@ class ServerChannels:
     async def close(self) -> None:
         """Stop the readers and close every socket this object opened."""
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task, "a kernel channel reader", log)
         for future in self._pending.values():
             if not future.done():
                 future.cancel()

@@ -54,6 +54,7 @@ import zmq
 import zmq.asyncio
 
 from ..jsonutil import isoformat, utcnow
+from ..tasks import cancel_and_wait
 from .channels import ServerChannels
 from .connection import ConnectionInfo, open_socket
 from .message import KernelMessage
@@ -82,6 +83,10 @@ class KernelDeadError(RuntimeError):
 
 class KernelStartError(RuntimeError):
     """The kernel could not be launched, exited at start, or did not answer kernel_info in time."""
+
+
+class KernelInfoTimeoutError(KernelStartError):
+    """The kernel was launched but did not answer kernel_info in time."""
 
 
 @dataclass
@@ -234,6 +239,7 @@ class Kernel:
             self._ready.clear()
             try:
                 await self._stop_process(restart=True)
+                await self.provisioner.cleanup(restart=True)
                 await self._launch(self.connection_info)
             except Exception as exc:
                 self.reason = f"restart failed: {exc}"
@@ -249,14 +255,14 @@ class Kernel:
             return
         monitor, self._monitor = self._monitor, None
         if monitor is not None and monitor is not asyncio.current_task():
-            monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await monitor
+            await cancel_and_wait(monitor, f"kernel {self.id}: the monitor", log)
         async with self._lock:
             if self._closed:
                 return
-            with contextlib.suppress(Exception):
+            try:
                 await self._stop_process(restart=False)
+            except Exception:
+                log.exception("kernel %s: stopping its process failed; cleaning up anyway", self.id)
             await self._close(None)
         self._emit_lifecycle("shutdown")
 
@@ -282,7 +288,7 @@ class Kernel:
             except KernelStartError as exc:
                 error = exc
                 await self.provisioner.cleanup(restart=True)
-                if "did not answer" in str(exc):
+                if isinstance(exc, KernelInfoTimeoutError):
                     break  # a slow or stuck kernel: new ports would not help
                 reuse = None  # it died at once: most likely a port was taken; pick fresh ones
                 continue
@@ -312,7 +318,7 @@ class Kernel:
                     raise KernelStartError(f"kernel process exited with code {code} during start")
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise KernelStartError(
+                    raise KernelInfoTimeoutError(
                         f"kernel did not answer kernel_info within {self.options.kernel_info_timeout} s")
                 request = self.session.msg("shell", "kernel_info_request")
                 if not answer.done():
@@ -335,7 +341,8 @@ class Kernel:
             answer.cancel()
 
     async def _stop_process(self, restart: bool) -> None:
-        """Polite shutdown_request on control, then SIGTERM at half time, then SIGKILL."""
+        """Polite shutdown_request on control, then SIGTERM at half time, then SIGKILL (the
+        caller cleans up after)."""
         wait = self.options.shutdown_wait_time
         if await self.provisioner.poll() is None:
             if self._channels is not None:
@@ -345,7 +352,6 @@ class Kernel:
                 await self.provisioner.send_signal(signal.SIGTERM)
                 if await self.provisioner.wait(wait / 2) is None:
                     await self.provisioner.kill()
-        await self.provisioner.cleanup(restart)
 
     async def _close(self, reason: str | None) -> None:
         """Release everything: process, connection file, sockets; state dead."""
@@ -354,8 +360,11 @@ class Kernel:
         self.execution_state = "dead"
         if reason:
             self.reason = reason
-        with contextlib.suppress(Exception):
+        try:
             await self.provisioner.cleanup(restart=False)
+        except Exception:
+            log.exception("kernel %s: the provisioner's cleanup failed; its process, ports or connection file "
+                          "may be left behind", self.id)
         if self._channels is not None:
             await self._channels.close()
             self._channels = None

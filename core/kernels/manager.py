@@ -9,7 +9,6 @@ app's lifespan) leaves no kernel process and no connection file behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from ..events import KERNEL_ACTIONS_SCHEMA
 from ..jsonutil import utcnow
+from ..tasks import cancel_and_wait
 from .connection import PortPool
 from .kernel import Kernel, KernelOptions
 from .provisioner import LocalProvisioner, Provisioner
@@ -42,6 +42,10 @@ class NoSuchKernel(KeyError):
 
     def __str__(self) -> str:
         return f"Kernel does not exist: {self.kernel_id}"
+
+
+class KernelIdConflict(RuntimeError):
+    """A kernel of that id is being started by another request."""
 
 
 def cwd_for_path(root: Path, path: str | None) -> Path:
@@ -121,13 +125,14 @@ class KernelManager:
         """Start a kernel of spec ``name`` (default: ``default_kernel_name``) for the notebook at
         API ``path``; returns once it answers kernel_info. ``kernel_id`` chooses the id (a running
         kernel of that id is returned as is). Raises NoSuchKernelSpec for an unknown name and
-        KernelStartError when it does not come up."""
+        KernelStartError when it does not come up, KernelIdConflict when ``kernel_id`` is being started
+        by another request."""
         if self._closing:
             raise RuntimeError("the server is shutting down")
         if kernel_id is not None and kernel_id in self._kernels:
             return self._kernels[kernel_id]  # jupyter_server: "Using existing kernel"
         if kernel_id is not None and any(k.id == kernel_id for k in self._starting):
-            raise ValueError(f"kernel {kernel_id} is already starting")
+            raise KernelIdConflict(f"kernel {kernel_id} is already starting")
         name = name or self.server.settings["default_kernel_name"]
         spec = await asyncio.to_thread(self.specs.get, name)
         cwd = await asyncio.to_thread(cwd_for_path, self.server.root_dir, path)
@@ -179,9 +184,7 @@ class KernelManager:
         """Stop every kernel (also ones still starting), the culler, and the ZMQ context."""
         self._closing = True
         if self._culler is not None:
-            self._culler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._culler
+            await cancel_and_wait(self._culler, "the kernel culler", log)
         started = list(self._kernels.values())
         kernels = started + list(self._starting)
         self._kernels.clear()
