@@ -202,7 +202,7 @@ def make_uvicorn(app: CarmeApp, log_level: str) -> uvicorn.Server:
 
     settings = app.server.settings
     return Server(uvicorn.Config(app, log_level=log_level.lower(), lifespan="on", access_log=False, log_config=None,
-                                 ws_max_size=settings.get("websocket_max_message_size", 512 * 1024 * 1024),
+                                 ws_max_size=settings["websocket_max_message_size"],
                                  # Browsers always offer permessage-deflate; compressing kernel output
                                  # costs ~8x the server CPU of relaying it (and jupyter_server does not).
                                  ws_per_message_deflate=False, timeout_graceful_shutdown=10))

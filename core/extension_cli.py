@@ -102,16 +102,17 @@ def _show(value: Any) -> str:
 
 
 def print_config(out: TextIO | None = None) -> int:
-    """Print every setting of the core and the enabled extensions: value, source, description."""
+    """Print every setting of the core and the enabled extensions: value, where the value comes
+    from, the plugin that declares it, description."""
     out = out or sys.stdout
     from .app import load_plugins
 
-    _plugins, settings = load_plugins(config.read_layers())
-    rows = [["SETTING", "VALUE", "SOURCE", "DESCRIPTION"]]
+    plugins, settings = load_plugins(config.read_layers())
+    rows = [["SETTING", "VALUE", "SOURCE", "DECLARED BY", "DESCRIPTION"]]
     for key in sorted(settings, key=lambda k: ("." in k, k)):
         value = settings[key]
         shown = '"(hidden)"' if key == "token" and value else _show(value)
-        rows.append([key, shown, settings.source(key), settings.specs[key].help])
+        rows.append([key, shown, settings.source(key), plugins.declared_by[key], settings.specs[key].help])
     _table(rows, out)
     return 0
 

@@ -109,6 +109,7 @@ class Plugins:
         self.pm.hook.carme_register_hookspecs.call_historic(result_callback=self._add_hookspecs, kwargs={})
         self.extensions: dict[str, ExtensionInfo] = {}
         self.builtins: list[str] = []
+        self.declared_by: dict[str, str] = {}  # setting key -> the plugin that declares it
 
     def _add_hookspecs(self, declared: Iterable[object]) -> None:
         for holder in declared:
@@ -299,13 +300,16 @@ class Plugins:
         return results
 
     def settings_specs(self) -> dict[str, Setting]:
-        """Every declared setting by dotted key; extension settings are put in their section."""
+        """Every declared setting by dotted key; extension settings are put in their section.
+        Which plugin declared each is kept in :attr:`declared_by`."""
         specs: dict[str, Setting] = {}
         for name, declared in self.each("carme_register_settings"):
             section = self.section_of(name)
             for setting in declared:
                 key = setting.name if section is None else f"{section}.{setting.name}"
                 if key in specs:
-                    raise PluginError(f"setting {key!r} is declared twice (the second time by {name!r})")
+                    raise PluginError(f"setting {key!r} is declared twice (by {self.declared_by[key]!r}, "
+                                      f"then by {name!r})")
                 specs[key] = setting
+                self.declared_by[key] = name
         return specs

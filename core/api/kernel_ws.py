@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carme.api.kernel_ws")
 
-DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024
 ASGI_SEND = "websocket.send"
 
 
@@ -92,20 +91,15 @@ class KernelWebsockets:
 
     # -- settings ---------------------------------------------------------------------------
 
-    def _setting(self, key: str, default: Any) -> Any:
-        value = self.server.settings.get(key, default)
-        return default if value is None else value
-
     def options(self, kernel: Kernel) -> RelayOptions:
-        msg_rate = float(self._setting("iopub_msg_rate_limit", 0.0))
-        data_rate = float(self._setting("iopub_data_rate_limit", 0.0))
-        limits = RateLimits(enabled=msg_rate > 0 or data_rate > 0, msg_rate=msg_rate, data_rate=data_rate,
-                            window=float(self._setting("rate_limit_window", 3.0)))
+        settings = self.server.settings
+        limits = RateLimits(msg_rate=settings["iopub_msg_rate_limit"], data_rate=settings["iopub_data_rate_limit"],
+                            window=settings["rate_limit_window"])
         return RelayOptions(
             rate_limits=limits,
-            buffer_max_messages=int(self._setting("buffer_offline_max_messages", 10_000)),
-            buffer_max_bytes=int(self._setting("buffer_offline_max_bytes", 256 * 1024 * 1024)),
-            kernel_info_timeout=float(kernel.options.kernel_info_timeout),
+            buffer_max_messages=settings["buffer_offline_max_messages"],
+            buffer_max_bytes=settings["buffer_offline_max_bytes"],
+            kernel_info_timeout=kernel.options.kernel_info_timeout,
         )
 
     # -- kernels ----------------------------------------------------------------------------
@@ -131,7 +125,7 @@ class KernelWebsockets:
         def make() -> KernelClients:
             clients = KernelClients(kernel.id, kernel.session,
                                     lambda channel, identity: self._open_socket(kernel, channel, identity),
-                                    self.options(kernel), bool(self._setting("buffer_offline_messages", True)),
+                                    self.options(kernel), self.server.settings["buffer_offline_messages"],
                                     kernel.client_message)
             info = dict(kernel.connection_info)
 
@@ -195,7 +189,7 @@ class KernelWebsockets:
         sink = AsgiSink(send)
         clients = self.clients_of(kernel)
         client = None
-        max_size = int(self._setting("websocket_max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
+        max_size = self.server.settings["websocket_max_message_size"]
         try:
             client = await clients.connect(_identity_safe(session_id), sink, subprotocol == V1_SUBPROTOCOL,
                                            lambda: kernel.execution_state == "busy", policy)

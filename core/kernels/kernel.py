@@ -91,14 +91,15 @@ class KernelInfoTimeoutError(KernelStartError):
 
 @dataclass
 class KernelOptions:
-    """Timing and retry settings of kernels (from the kernel settings in carme.kernels.plugin)."""
+    """Timing and retry settings of kernels, from the kernel settings (their defaults are declared
+    with the settings, in carme.builtins.kernels)."""
 
-    kernel_info_timeout: float = 60.0
-    shutdown_wait_time: float = 5.0
-    restart_limit: int = 5
-    poll_interval: float = 3.0
-    heartbeat_timeout: float = 30.0
-    stable_start_time: float = 10.0
+    kernel_info_timeout: float
+    shutdown_wait_time: float
+    restart_limit: int
+    poll_interval: float
+    heartbeat_timeout: float
+    stable_start_time: float = 10.0  # not a setting: a kernel alive this long has started well
 
 
 class Kernel:

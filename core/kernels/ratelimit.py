@@ -34,12 +34,16 @@ ServerApp.rate_limit_window={window} (secs)
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The limits (0 turns one off); ``enabled`` False turns limiting off altogether."""
+    """The limits per second (0 turns one off) averaged over ``window`` seconds; the defaults
+    are those of the settings (``iopub_msg_rate_limit``, ... in carme.builtins.kernels)."""
 
-    enabled: bool = False
-    msg_rate: float = 1000.0
-    data_rate: float = 1_000_000.0
-    window: float = 3.0
+    msg_rate: float
+    data_rate: float
+    window: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.msg_rate > 0 or self.data_rate > 0
 
 
 class IOPubRateLimiter:

@@ -60,12 +60,13 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class RelayOptions:
-    """Per-connection limits, from the kernel settings."""
+    """Per-connection limits, from the kernel settings (their defaults are declared with the
+    settings, in carme.builtins.kernels)."""
 
-    rate_limits: RateLimits = RateLimits()
-    buffer_max_messages: int = 10_000
-    buffer_max_bytes: int = 256 * 1024 * 1024
-    kernel_info_timeout: float = 60.0
+    rate_limits: RateLimits
+    buffer_max_messages: int
+    buffer_max_bytes: int
+    kernel_info_timeout: float
 
 
 class _Channel:

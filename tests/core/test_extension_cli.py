@@ -160,7 +160,9 @@ def test_config_prints_value_source_and_description(installed: Site, jupyter_env
     table = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert table["port"].split()[:3] == ["port", "9001", str(config_file)]
     assert table["ip"].split()[:4] == ["ip", '"127.0.0.2"', "environment", "CARME_IP"]
-    assert table["hello.greeting"].split()[:3] == ["hello.greeting", '"hi"', str(config_file)]
+    assert table["hello.greeting"].split()[:4] == ["hello.greeting", '"hi"', str(config_file), "hello"]
+    assert table["port"].split()[3] == "carme.builtins.server"
+    assert table["kernel_info_timeout"].split()[:4] == ["kernel_info_timeout", "60.0", "default", "carme.builtins.kernels"]
     assert "What /hello/ping answers" in table["hello.greeting"]
     assert table["auth_enabled"].split()[:3] == ["auth_enabled", "true", "default"]
     assert "Require authentication" in table["auth_enabled"]

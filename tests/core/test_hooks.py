@@ -86,7 +86,7 @@ def test_setting_declared_twice_names_the_plugin(root: Path) -> None:
         def carme_register_settings(self) -> list[Setting]:
             return [Setting("a", int, 1, "a"), Setting("a", int, 2, "a again")]
 
-    with pytest.raises(Exception, match="setting 'twice.a' is declared twice"):
+    with pytest.raises(Exception, match=r"setting 'twice.a' is declared twice \(by 'twice', then by 'twice'\)"):
         create_app(str(root), plugins=[Twice()], extensions=[])
 
 

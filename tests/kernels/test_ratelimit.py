@@ -5,7 +5,7 @@ from __future__ import annotations
 from carme.kernels.ratelimit import IOPubRateLimiter, RateLimits
 
 # A window so long that the test never sees it slide: rates are counts / 1000 s.
-SLOW = RateLimits(enabled=True, msg_rate=0.01, data_rate=0, window=1000)
+SLOW = RateLimits(msg_rate=0.01, data_rate=0, window=1000)
 
 
 def test_message_rate_trips_once_then_drops_until_idle() -> None:
@@ -23,7 +23,7 @@ def test_message_rate_trips_once_then_drops_until_idle() -> None:
 
 
 def test_data_rate_counts_stream_bytes_only() -> None:
-    limiter = IOPubRateLimiter(RateLimits(enabled=True, msg_rate=0, data_rate=1.0, window=1000))
+    limiter = IOPubRateLimiter(RateLimits(msg_rate=0, data_rate=1.0, window=1000))
     assert limiter.check("display_data", 10_000) == (True, None)  # not a stream: 0 bytes
     assert limiter.check("stream", 1000) == (True, None)
     allowed, notice = limiter.check("stream", 1)
