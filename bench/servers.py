@@ -46,15 +46,15 @@ def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def ensure_anchor() -> Path:
-    """Create the anchor venv on first run (uv venv + uv pip install); return its python."""
-    python = _venv_python(ANCHOR_VENV)
-    marker = ANCHOR_VENV / ".bench-ready"
+def ensure_anchor(venv: Path = ANCHOR_VENV, requirements: list[str] = ANCHOR_REQUIREMENTS) -> Path:
+    """Create an anchor venv on first run (uv venv + uv pip install); return its python."""
+    python = _venv_python(venv)
+    marker = venv / ".bench-ready"
     if not marker.exists():
         env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
         base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run(["uv", "venv", "--quiet", "--python", base, str(ANCHOR_VENV)], check=True, env=env)
-        subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), *ANCHOR_REQUIREMENTS],
+        subprocess.run(["uv", "venv", "--quiet", "--python", base, str(venv)], check=True, env=env)
+        subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), *requirements],
                        check=True, env=env)
         marker.write_text("ok\n")
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -52,7 +52,6 @@ class OpenRoom:
     document: Document | None = None
     epoch: str = ""
     cleaner: asyncio.TimerHandle | None = None
-    compacting: bool = False
     closing: asyncio.Task[Any] | None = field(default=None, repr=False)
 
 
@@ -196,7 +195,7 @@ class CollabService:
                                                                      reloadable=False)) from None
         open_room = OpenRoom(room, file_id, kind, document, history.epoch)
         if not history.updates or history.disk_hash != document.disk_hash:
-            await self.store.compact(room_id, room.ydoc.get_update())
+            self.store.compact(room_id, room.ydoc.get_update())
         room.listeners.append(lambda update: self._stored(open_room, update))
         room.on_save = document.save_request
         self.rooms[room_id] = open_room
@@ -210,16 +209,13 @@ class CollabService:
 
     def _stored(self, open_room: OpenRoom, update: bytes) -> None:
         room_id = open_room.room.room_id
-        if self.store.append(room_id, update) and not open_room.compacting:
-            open_room.compacting = True
+        if self.store.append(room_id, update):
+            # Not inside the document's transaction: take the whole state right after it.
+            asyncio.get_running_loop().call_soon(self._compact, open_room)
 
-            async def compact() -> None:
-                try:
-                    await self.store.compact(room_id, open_room.room.ydoc.get_update())
-                finally:
-                    open_room.compacting = False
-
-            self._background(compact())
+    def _compact(self, open_room: OpenRoom) -> None:
+        if self.rooms.get(open_room.room.room_id) is open_room:
+            self.store.compact(open_room.room.room_id, open_room.room.ydoc.get_update())
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -253,7 +249,8 @@ class CollabService:
         if open_room.document is not None:
             try:
                 await open_room.document.close()
-                await self.store.compact(room_id, open_room.room.ydoc.get_update())
+                self.store.compact(room_id, open_room.room.ydoc.get_update())
+                await self.store.flush()
             except Exception:
                 log.exception("closing room %s failed", room_id)
             self._emit_session(room_id, open_room.document.path or "", "clean", "Room deleted")

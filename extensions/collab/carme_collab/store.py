@@ -66,9 +66,12 @@ class UpdateStore:
         self.db = DatabaseThread(db_path, "collab-store", SCHEMA)
         self.max_bytes = max_bytes
         self.compact_after = compact_after
-        self._pending: list[tuple[str, bytes]] = []
+        # (room, update, replaces_history): written in this order by the database thread, so a
+        # compaction replaces exactly the updates queued before it, never one queued after.
+        self._pending: list[tuple[str, bytes, bool]] = []
         self._flushing: asyncio.Future[object] | None = None
         self._counts: dict[str, int] = {}
+        self._compactions = 0
         self.is_open: Callable[[str], bool] = lambda room: False
 
     async def open(self) -> None:
@@ -116,12 +119,12 @@ class UpdateStore:
 
     def append(self, room: str, update: bytes) -> bool:
         """Queue one update of ``room``; True when the room's history is due for compaction."""
-        self._pending.append((room, update))
+        self._pending.append((room, update, False))
         if self._flushing is None:
             self._write_next()
         count = self._counts.get(room, 0) + 1
         self._counts[room] = count
-        return count >= self.compact_after
+        return count == self.compact_after
 
     def _write_next(self) -> None:
         # On the event loop: the batch is handed over whole, the thread never touches _pending.
@@ -137,37 +140,35 @@ class UpdateStore:
             self._write_next()
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, batch: list[tuple[str, bytes]]) -> None:
-        sizes: dict[str, int] = {}
+    def _write(conn: sqlite3.Connection, batch: list[tuple[str, bytes, bool]]) -> None:
+        now = time.time()
         with conn:
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", batch)
-            for room, data in batch:
-                sizes[room] = sizes.get(room, 0) + len(data)
-            now = time.time()
-            conn.executemany("UPDATE rooms SET size=size+?, used=? WHERE room=?",
-                             [(size, now, room) for room, size in sizes.items()])
+            for room, data, replaces in batch:
+                if replaces:
+                    conn.execute("DELETE FROM updates WHERE room=?", (room,))
+                    conn.execute("UPDATE rooms SET size=0 WHERE room=?", (room,))
+                conn.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, data))
+                conn.execute("UPDATE rooms SET size=size+?, used=? WHERE room=?", (len(data), now, room))
 
     async def flush(self) -> None:
-        """Wait until every queued update is written."""
+        """Wait until every queued update is written; then keep the store under its cap if
+        histories were compacted meanwhile."""
         while self._flushing is not None:
             await asyncio.shield(self._flushing)
             await asyncio.sleep(0)  # let _flushed run (it may chain another write)
+        if self._compactions:
+            self._compactions = 0
+            await self.enforce_cap()
 
-    async def compact(self, room: str, state: bytes) -> None:
-        """Replace ``room``'s history by ``state`` (the whole document as one update)."""
-        await self.flush()
+    def compact(self, room: str, state: bytes) -> None:
+        """Replace ``room``'s history by ``state``, the whole document as one update taken now:
+        queued behind the updates it includes, ahead of those that come after."""
         self._counts[room] = 1
-
-        def job(conn: sqlite3.Connection) -> None:
-            with conn:
-                conn.execute("BEGIN")
-                conn.execute("DELETE FROM updates WHERE room=?", (room,))
-                conn.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, state))
-                conn.execute("UPDATE rooms SET size=?, used=? WHERE room=?", (len(state), time.time(), room))
-
-        await self.db.run(job)
-        await self.enforce_cap()
+        self._pending.append((room, state, True))
+        if self._flushing is None:
+            self._write_next()
+        self._compactions += 1
 
     async def set_disk_hash(self, room: str, disk_hash: str | None) -> None:
         await self.flush()

@@ -1,0 +1,50 @@
+"""The update store on its own (real SQLite files): ordered compaction, the size cap, epochs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pycrdt import Doc, Text
+
+from carme_collab.store import UpdateStore
+
+
+async def test_compaction_keeps_the_document_and_bounds_the_history(tmp_path: Path) -> None:
+    store = UpdateStore(str(tmp_path / "store.db"), max_bytes=1 << 20, compact_after=5)
+    await store.open()
+    doc = Doc()
+    text = doc.get("t", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    epoch = await store.epoch("room")
+    for i in range(23):
+        text += f"{i},"
+        if store.append("room", updates[-1]):
+            store.compact("room", doc.get_update())
+    text += "after"  # queued after the last compaction: kept too
+    store.append("room", updates[-1])
+    history = await store.load("room")
+    assert history.epoch == epoch
+    assert len(history.updates) <= 5
+    again = Doc()
+    for update in history.updates:
+        again.apply_update(update)
+    assert str(again.get("t", type=Text)) == str(text)
+    await store.close()
+
+
+async def test_cap_drops_closed_rooms_least_recently_used_first(tmp_path: Path) -> None:
+    store = UpdateStore(str(tmp_path / "store.db"), max_bytes=1 << 20, compact_after=1000)
+    await store.open()
+    open_rooms = {"open"}
+    store.is_open = lambda room: room in open_rooms
+    epochs = {room: await store.epoch(room) for room in ("old", "open", "new")}
+    for room in ("old", "open", "new"):
+        store.append(room, b"\x00" * 400_000)
+        await store.flush()
+    dropped = await store.enforce_cap()
+    assert dropped == ["old"]  # the open room is never dropped, the newer one fits
+    assert (await store.load("old")).epoch != epochs["old"]  # a new epoch: its clients reload
+    assert (await store.load("open")).epoch == epochs["open"]
+    assert await store.total_size() <= 1 << 20
+    await store.close()
