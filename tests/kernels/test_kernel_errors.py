@@ -19,7 +19,8 @@ from carme.kernels.provisioner import LocalProvisioner
 from carme.kernels.specs import KernelSpec
 from carme.server import Server
 
-from .conftest import pid_alive, wait_for
+from tests.polling import await_until
+from tests.processes import pid_alive
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -102,7 +103,7 @@ async def test_a_failing_stop_is_logged_and_the_kernel_still_cleaned_up(kserver:
     errors = errors_of(caplog)
     assert len(errors) == 1 and "stopping its process failed" in errors[0].getMessage()
     assert "lost contact with the node" in (errors[0].exc_text or "")
-    await wait_for(lambda: not pid_alive(pid), what="the kernel process to be gone")
+    await await_until(lambda: not pid_alive(pid), "the kernel process to be gone")
     assert not list(kserver.kernels.runtime_dir.glob(f"kernel-{kernel.id}.json"))
 
 
@@ -123,6 +124,6 @@ async def test_a_kernel_that_never_answers_fails_with_its_own_error_launched_onc
     assert faults.launches == 1  # new ports would not help a kernel that runs but does not answer
     pid = faults.made[-1].pid
     assert pid is not None
-    await wait_for(lambda: not pid_alive(pid), what="the silent kernel's process to be gone")
+    await await_until(lambda: not pid_alive(pid), "the silent kernel's process to be gone")
     assert {p.name for p in kserver.kernels.runtime_dir.glob("kernel-*.json")} == \
         {f"kernel-{k.id}.json" for k in kserver.kernels}

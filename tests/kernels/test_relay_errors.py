@@ -15,7 +15,9 @@ from carme.kernels.kernel import Kernel
 from carme.kernels.relay import SinkClosed
 from carme.server import Server
 
-from .conftest import execute, wait_for
+from tests.polling import await_until
+
+from .zmqclient import execute
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -50,7 +52,7 @@ async def test_a_failing_send_is_logged_and_closes_the_websocket_1011(
         client = await clients.connect(uuid.uuid4().hex, sink, True, lambda: False)
         try:
             await execute(kernel, "print('to a broken sink')")
-            await wait_for(lambda: sink.closed, what="the websocket closed")
+            await await_until(lambda: sink.closed, "the websocket closed")
         finally:
             await clients.disconnect(client, sink)
     assert sink.closed == (1011, "internal error")
@@ -65,12 +67,12 @@ async def test_a_client_gone_keeps_its_messages_for_its_return(kernel: Kernel, k
     gone = RecordingSink(fail=SinkClosed("the client went away"))
     client = await clients.connect(session_id, gone, True, lambda: False)
     await execute(kernel, "print('while away')")
-    await wait_for(lambda: not client.attached, what="the relay noticing the client is gone")
+    await await_until(lambda: not client.attached, "the relay noticing the client is gone")
     assert gone.closed is None  # nothing to close: it is gone
     back = RecordingSink()
     await clients.connect(session_id, back, True, lambda: False)
     try:
-        await wait_for(lambda: any(b"while away" in frame for frame in back.frames if isinstance(frame, bytes)),
-                       what="the output replayed")
+        await await_until(lambda: any(isinstance(f, bytes) and b"while away" in f for f in back.frames),
+                          "the output replayed")
     finally:
         await clients.disconnect(client, back)

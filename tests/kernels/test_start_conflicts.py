@@ -14,13 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from carme import create_app, hookimpl
+from carme import hookimpl
 from carme.kernels.provisioner import LocalProvisioner
 from carme.kernels.specs import KernelSpec
 from carme.server import Server
-from tests.serving import Served, serve
-
-from .conftest import TOKEN, isolated_jupyter
+from tests.serving import Served, serve_isolated
 
 
 class GatedProvisioners:
@@ -57,19 +55,14 @@ def gated() -> GatedProvisioners:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, gated: GatedProvisioners) -> Iterator[Served]:
-    base = tmp_path_factory.mktemp("start-conflicts")
-    with isolated_jupyter(base):
-        root = base / "root"
-        root.mkdir()
-        app = create_app(str(root), token=TOKEN, extensions=[], plugins=[gated], config_files=False)
-        with serve(app) as running:
-            yield running
+    with serve_isolated(tmp_path_factory.mktemp("start-conflicts"), plugins=[gated]) as running:
+        yield running
 
 
 @pytest.fixture
 def http(served: Served, gated: GatedProvisioners) -> Iterator[httpx.Client]:
     try:
-        with httpx.Client(base_url=served.url, headers={"Authorization": f"token {TOKEN}"}, timeout=90) as client:
+        with served.client(timeout=90) as client:
             yield client
     finally:
         gated.gate.set()
