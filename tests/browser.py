@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,11 @@ class Problems:
     """Failed requests and console errors seen by the page."""
 
     items: list[str] = field(default_factory=list)
+    expected: Sequence[tuple[str, str]] = ()
 
     def unexpected(self) -> list[str]:
-        return [item for item in self.items if not any(re.search(pattern, item) for pattern, _ in EXPECTED)]
+        patterns = [pattern for pattern, _ in (*EXPECTED, *self.expected)]
+        return [item for item in self.items if not any(re.search(pattern, item) for pattern in patterns)]
 
 
 class Flow:
@@ -77,11 +79,13 @@ class Flow:
 
 
 @contextlib.contextmanager
-def browsing(chromium: Any, served: Served, prefix: str, shots: str) -> Iterator[Flow]:
+def browsing(chromium: Any, served: Served, prefix: str, shots: str,
+             expected: Sequence[tuple[str, str]] = ()) -> Iterator[Flow]:
     """A fresh browser context on ``served``; on failure a screenshot and the problems seen so
-    far; at the end, no failed request or console error beyond EXPECTED."""
+    far; at the end, no failed request or console error beyond EXPECTED and ``expected``
+    (this test's own: (pattern, reason) pairs)."""
     (ARTIFACTS / shots).mkdir(parents=True, exist_ok=True)
-    problems = Problems()
+    problems = Problems(expected=expected)
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)

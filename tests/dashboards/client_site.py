@@ -7,22 +7,35 @@ token added, standing in for the extension's visitor endpoint)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
+import sys
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from starlette.responses import StreamingResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from carme import create_app
 from carme_dashboards.client import SCRIPT, STYLE, THEMES, check_client
+from tests.conftest import TOKEN
+from tests.kernels.wsclient import Client, stdout
+from tests.serving import Served, serve
 
 PAGE_PATH = "/dashboard"
 CLIENT_PREFIX = "/dashboards/static/client/"
 KERNEL_API_PREFIX = "/dashboards/api/kernels/"
+LABEXTENSIONS_PREFIX = "/dashboards/labextensions/"
+# Where pip puts prebuilt labextensions (ipympl's jupyter-matplotlib, jupyterlab_widgets' manager).
+LABEXTENSIONS = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
 
 
 @dataclass
@@ -49,7 +62,7 @@ class StreamedPage:
             "appVersion": "test",
             "kernelId": self.kernel_id,
             "kernelApiUrl": "dashboards/api/",
-            "fullLabextensionsUrl": "/dashboards/labextensions",
+            "fullLabextensionsUrl": LABEXTENSIONS_PREFIX.rstrip("/"),
             "federated_extensions": self.federated_extensions,
             "theme": self.theme,
         }
@@ -86,6 +99,7 @@ class ClientSite:
         self.page = page
         self.token = token
         self.static = StaticFiles(directory=check_client())
+        self.labextensions = StaticFiles(directory=LABEXTENSIONS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -97,6 +111,9 @@ class ClientSite:
             await response(scope, receive, send)
         elif scope["type"] == "http" and path.startswith(CLIENT_PREFIX):
             await self.static({**scope, "path": "/" + path[len(CLIENT_PREFIX):], "root_path": ""}, receive, send)
+        elif scope["type"] == "http" and path.startswith(LABEXTENSIONS_PREFIX):
+            inner = "/" + path[len(LABEXTENSIONS_PREFIX):]
+            await self.labextensions({**scope, "path": inner, "root_path": ""}, receive, send)
         elif path.startswith(KERNEL_API_PREFIX):
             inner = path[len("/dashboards"):]
             headers = [*scope["headers"], (b"authorization", f"token {self.token}".encode())]
@@ -129,3 +146,46 @@ def parts(*items: str | threading.Event) -> Iterable[Part]:
         else:
             yield Part(item, gate)
             gate = None
+
+
+def federated_extension(name: str) -> dict[str, str]:
+    """A page config ``federated_extensions`` entry for an installed labextension, as JupyterLab
+    makes it from the extension's package.json."""
+    build = json.loads((LABEXTENSIONS / name / "package.json").read_text())["jupyterlab"]["_build"]
+    return {"name": name, **{key: build[key] for key in ("load", "extension", "mimeExtension", "style") if key in build}}
+
+
+def run(served: Served, kernel_id: str, code: str) -> str:
+    """Run ``code`` in the kernel over carme's own websocket; its stdout. (In a thread of its
+    own: Playwright's sync API keeps an event loop running in the test's thread.)"""
+    async def go() -> str:
+        client = await Client.open(served.ws_url, kernel_id)
+        try:
+            iopub, reply = await client.execute(code, timeout=60)
+        finally:
+            await client.close()
+        assert reply.content["status"] == "ok", reply.content
+        return stdout(iopub)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
+
+
+@contextlib.contextmanager
+def client_site_running(root: Path) -> Iterator[tuple[Served, StreamedPage]]:
+    """The site on a real uvicorn with a kernel started; the test fills in the page before opening it."""
+    carme = create_app(str(root), token=TOKEN, extensions=[])
+    page = StreamedPage(kernel_id="")
+    with serve(ClientSite(carme, TOKEN, page)) as running, \
+            httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as http:
+        response = http.post("/api/kernels", json={"name": "python3"})
+        assert response.status_code == 201, response.text
+        page.kernel_id = response.json()["id"]
+        yield running, page
+        http.delete(f"/api/kernels/{page.kernel_id}")
+
+
+def off_origin(urls: Iterable[str], served: Served) -> list[str]:
+    """The URLs that leave the page's origin. In-page data is not a request to anywhere:
+    blob: URLs of the page's own origin (ipympl draws its images from them) and data: URLs."""
+    own = (served.url + "/", served.ws_url + "/", f"blob:{served.url}/", "data:")
+    return [url for url in urls if not url.startswith(own)]

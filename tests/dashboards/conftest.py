@@ -3,14 +3,19 @@ helpers to build notebooks and run them through the NotebookExecutor."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from carme.kernels.kernel import Kernel
 from carme_dashboards.executor import CellResult, NotebookExecutor
+from tests.dashboards.client_site import StreamedPage, client_site_running
 from tests.kernels.conftest import kserver  # noqa: F401  (the shared module-scoped server fixture)
+from tests.serving import Served
 
 
 def notebook(*cells: str | NotebookNode) -> NotebookNode:
@@ -39,3 +44,10 @@ async def run(kernel: Kernel, nb: NotebookNode, **options: Any) -> list[CellResu
 def texts(result: CellResult, name: str = "stdout") -> list[str]:
     """The stream texts of ``name`` in a cell's outputs."""
     return [o["text"] for o in result.outputs if o["output_type"] == "stream" and o["name"] == name]
+
+
+@pytest.fixture
+def client_site(root: Path) -> Iterator[tuple[Served, StreamedPage]]:
+    """The page client's test site (tests/dashboards/client_site.py) with a kernel started."""
+    with client_site_running(root) as site:
+        yield site

@@ -7,23 +7,14 @@ requested from any other origin."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
-from carme import create_app
 from tests.browser import browsing
-from tests.conftest import TOKEN
-from tests.dashboards.client_site import PAGE_PATH, ClientSite, Part, StreamedPage, parts, progress, section, widget
-from tests.kernels.wsclient import Client, stdout
-from tests.serving import Served, serve
+from tests.dashboards.client_site import (PAGE_PATH, Part, StreamedPage, off_origin, parts, progress, run, section,
+                                          widget)
+from tests.serving import Served
 
 SETUP = """
 import ipywidgets as w
@@ -41,38 +32,9 @@ print(slider.model_id, square.model_id, out.model_id)
 LATE = "late = w.Label(value='late-label')\nprint(late.model_id)"
 
 
-def run(served: Served, kernel_id: str, code: str) -> str:
-    """Run ``code`` in the kernel over carme's own websocket; its stdout. (In a thread of its
-    own: Playwright's sync API keeps an event loop running in the test's thread.)"""
-    async def go() -> str:
-        client = await Client.open(served.ws_url, kernel_id)
-        try:
-            iopub, reply = await client.execute(code, timeout=60)
-        finally:
-            await client.close()
-        assert reply.content["status"] == "ok", reply.content
-        return stdout(iopub)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, go()).result()
-
-
-@pytest.fixture
-def site(root: Path) -> Iterator[tuple[Served, StreamedPage]]:
-    """The site with a kernel started; the test fills in the page before opening it."""
-    carme = create_app(str(root), token=TOKEN, extensions=[])
-    page = StreamedPage(kernel_id="")
-    with serve(ClientSite(carme, TOKEN, page)) as running, \
-            httpx.Client(base_url=running.url, headers={"Authorization": f"token {TOKEN}"}, timeout=60) as http:
-        response = http.post("/api/kernels", json={"name": "python3"})
-        assert response.status_code == 201, response.text
-        page.kernel_id = response.json()["id"]
-        yield running, page
-        http.delete(f"/api/kernels/{page.kernel_id}")
-
-
 def test_widgets_math_and_output_render_as_the_page_streams(chromium: Any,
-                                                            site: tuple[Served, StreamedPage]) -> None:
-    served, page = site
+                                                            client_site: tuple[Served, StreamedPage]) -> None:
+    served, page = client_site
     slider_id, square_id, out_id = run(served, page.kernel_id, SETUP).split()
     seen_slider = threading.Event()
     # The section of a widget made once the page is connected: its id is known only then.
@@ -144,10 +106,7 @@ def test_widgets_math_and_output_render_as_the_page_streams(chromium: Any,
         output.locator(".jp-OutputArea-output").get_by_text("value=8").wait_for()
         flow.shot("after-arrow")
 
-    origin = served.url + "/"
-    ws_origin = served.ws_url + "/"
-    elsewhere = [url for url in requests if not (url.startswith(origin) or url.startswith(ws_origin))]
-    assert elsewhere == []
+    assert off_origin(requests, served) == []
     # The kernel was reached only through the contract's services base.
-    assert any(url.startswith(f"{ws_origin}dashboards/api/kernels/{page.kernel_id}/channels") for url in requests)
+    assert any(url.startswith(f"{served.ws_url}/dashboards/api/kernels/{page.kernel_id}/channels") for url in requests)
     assert not any("/api/kernels" in url and "/dashboards/api/kernels" not in url for url in requests)
