@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.polling import await_until
 from tests.serving import Served, serve_isolated
 
-from .wsclient import Client, stdout
+from .wsclient import Client, Msg, stdout
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -57,9 +57,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server with a small websocket message limit, an iopub message rate limit, no auto-restart,
-    and ipykernel started as its kernelspec says (iopub with ZMQ's default send limit)."""
-    yield from _serve(tmp_path_factory, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=50.0,
-                      rate_limit_window=3.0, restart_limit=0, ipykernel_no_drop=False)
+    and ipykernel started as its kernelspec says (iopub with ZMQ's default send limit).
+
+    The rate window is so long that it never slides during a test: 0.15 msgs/s over 1000 s lets
+    exactly 150 messages through, however fast or slow the machine."""
+    yield from _serve(tmp_path_factory, "limited", websocket_max_message_size=64 * 1024, iopub_msg_rate_limit=0.15,
+                      rate_limit_window=1000.0, restart_limit=0, ipykernel_no_drop=False)
+
+
+@pytest.fixture(scope="module")
+def data_limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server with an iopub data rate limit only: 5 bytes/s over a window that never slides
+    during a test, so 5000 bytes of stream messages."""
+    yield from _serve(tmp_path_factory, "data-limited", iopub_data_rate_limit=5.0, rate_limit_window=1000.0)
 
 
 def start_kernel(served: Served, name: str = "python3") -> str:
@@ -318,24 +328,47 @@ async def test_message_over_the_size_limit_closes_1009(limited: Served) -> None:
         await client.close()
 
 
+def flooded(iopub: list[Msg]) -> tuple[list[str], list[Msg]]:
+    """(the stdout lines delivered, the stderr notices) of a flooding cell."""
+    lines = [m.content["text"] for m in iopub if m.msg_type == "stream" and m.content["name"] == "stdout"]
+    return lines, [m for m in iopub if m.msg_type == "stream" and m.content["name"] == "stderr"]
+
+
 async def test_iopub_rate_limit_notice(limited: Served) -> None:
-    kernel_id = start_kernel(limited)
-    client = await Client.open(limited.ws_url, kernel_id)
+    client = await Client.open(limited.ws_url, start_kernel(limited))
     try:
         _, reply = await client.execute(SEND_RAW)
         iopub, reply = await client.execute(
             "for i in range(400): _send_raw('stream', {'name': 'stdout', 'text': f'{i}\\n'})")
-        notices = [m for m in iopub if m.msg_type == "stream" and m.content["name"] == "stderr"]
-        assert len(notices) == 1
-        assert notices[0].content["text"].startswith("IOPub message rate exceeded.")
+        lines, notices = flooded(iopub)
+        assert lines == [f"{i}\n" for i in range(150)]  # the limit, in order; nothing after the notice
+        assert len(notices) == 1 and notices[0].content["text"].startswith("IOPub message rate exceeded.")
+        assert "ServerApp.iopub_msg_rate_limit=0.15 (msgs/sec)" in notices[0].content["text"]
         assert notices[0].parent_id == reply.parent_id  # shown in the cell that flooded
-        delivered = [m for m in iopub if m.msg_type == "stream" and m.content["name"] == "stdout"]
-        assert 100 < len(delivered) < 400
+        assert [m.msg_type for m in iopub if m.channel == "iopub"][-1] == "status"  # idle still arrives
         after, _ = await client.execute("print('after idle')")  # status idle resets the counts
         assert stdout(after) == "after idle\n"
     finally:
         await client.close()
 
+
+async def test_iopub_data_rate_limit_notice(data_limited: Served) -> None:
+    """The data limit counts stream bytes: a cell printing big lines is cut after about 5000 bytes
+    with one notice; a cell of small messages of other types is not limited at all."""
+    client = await Client.open(data_limited.ws_url, start_kernel(data_limited))
+    try:
+        iopub, reply = await client.execute("for i in range(100): print(f'{i:03d}' + 'x' * 497, flush=True)")
+        lines, notices = flooded(iopub)
+        assert 0 < len(lines) < 100 and lines == [f"{i:03d}" + "x" * 497 + "\n" for i in range(len(lines))]
+        assert sum(len(line) for line in lines) <= 5000
+        assert len(notices) == 1 and notices[0].content["text"].startswith("IOPub data rate exceeded.")
+        assert "ServerApp.iopub_data_rate_limit=5 (bytes/sec)" in notices[0].content["text"]
+        assert notices[0].parent_id == reply.parent_id
+        # display_data is not stream data: not counted, not dropped.
+        shown, _ = await client.execute("for i in range(50): display('y' * 500)")
+        assert len([m for m in shown if m.msg_type == "display_data"]) == 50
+    finally:
+        await client.close()
 
 
 IOPUB_LIMITS = """

@@ -77,7 +77,7 @@ async def setup(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple
 
 async def test_hook_carme_kernel_provisioner(setup: Any) -> None:
     _server, recorder, kernel = setup
-    assert recorder.asked == ["python3"]
+    assert recorder.asked[0] == "python3"
     assert type(kernel.provisioner) is TaggingProvisioner
     ran = await execute(kernel, "import os; print(os.environ['PROVISIONED_BY'])")
     assert ran.reply.content["status"] == "ok" and ran.stdout == "test\n"
@@ -85,7 +85,7 @@ async def test_hook_carme_kernel_provisioner(setup: Any) -> None:
 
 async def test_hook_carme_on_kernel_started(setup: Any) -> None:
     _server, recorder, kernel = setup
-    assert recorder.started == [(kernel.id, "idle")]  # called once the kernel answered kernel_info
+    assert recorder.started[0] == (kernel.id, "idle")  # called once the kernel answered kernel_info
     request = (await execute(kernel, "1 + 1")).request
     results = await await_until(lambda: [m for m in recorder.messages if m.msg_type == "execute_result"
                                          and m.parent_msg_id == request.msg_id], "the subscriber to see it")
@@ -94,7 +94,9 @@ async def test_hook_carme_on_kernel_started(setup: Any) -> None:
 
 async def test_hook_carme_on_kernel_stopped(setup: Any) -> None:
     server, recorder, kernel = setup
+    started = len(recorder.started)
     await server.kernels.restart_kernel(kernel.id)
-    assert recorder.stopped == [] and len(recorder.started) == 1  # a restart is neither
-    await server.kernels.shutdown_kernel(kernel.id)
-    assert recorder.stopped == [kernel.id]
+    assert recorder.stopped == [] and len(recorder.started) == started  # a restart is neither
+    other = await server.kernels.start_kernel("python3")  # the shared kernel stays for the other tests
+    await server.kernels.shutdown_kernel(other.id)
+    assert recorder.stopped == [other.id]

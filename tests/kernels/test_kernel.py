@@ -256,8 +256,10 @@ async def test_a_kernel_that_cannot_start_raises_and_leaves_nothing(kserver: Ser
     assert {p.name for p in runtime.glob("kernel-*.json")} == {f"kernel-{k.id}.json" for k in kserver.kernels}
 
 
-async def test_a_kernel_lifecycle_leaves_no_file_descriptor_open(kserver: Server, kernel: Kernel) -> None:
-    """jupyter_server leaked FDs per kernel start/stop; every socket carme opens is closed."""
+async def test_a_kernel_lifecycle_leaves_no_process_file_or_descriptor(kserver: Server, kernel: Kernel) -> None:
+    """Shutdown stops the process and removes the connection file; and every socket carme opens
+    is closed (jupyter_server leaked FDs per kernel start/stop). A kernel of its own: the shared
+    one (started before ``before``) stays up for the other tests, whatever their order."""
     def open_fds() -> set[str]:
         return set(os.listdir("/proc/self/fd"))
 
@@ -267,30 +269,24 @@ async def test_a_kernel_lifecycle_leaves_no_file_descriptor_open(kserver: Server
     await execute(kernel, "1")
     await kserver.kernels.restart_kernel(kernel.id)
     clients[0].close(linger=0)  # one closed by its owner, the others at shutdown
+    pid, connection_file = kernel.pid, Path(kernel.provisioner.connection_file)  # type: ignore[attr-defined]
+    assert pid is not None and pid_alive(pid) and connection_file.exists()
+    events: list[str] = []
+    kernel.on_lifecycle(events.append)
     await kserver.kernels.shutdown_kernel(kernel.id)
+    assert not pid_alive(pid) and not connection_file.exists()
     assert all(sock.closed for sock in clients)
+    assert events == ["shutdown"] and kernel.execution_state == "dead"
+    with pytest.raises(NoSuchKernel, match=f"Kernel does not exist: {kernel.id}"):
+        kserver.kernels.get(kernel.id)
 
     def described(fds: set[str]) -> list[str]:
         return [f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}" for fd in sorted(fds) if os.path.exists(f"/proc/self/fd/{fd}")]
 
     try:
-        await await_until(lambda: not (open_fds() - before), timeout=10, what="the kernel's fds to be closed")
+        await await_until(lambda: not (open_fds() - before), "the kernel's fds to be closed", timeout=10)
     except AssertionError:
         raise AssertionError(f"left open: {described(open_fds() - before)}") from None
-
-
-async def test_shutdown_stops_the_process_and_removes_the_connection_file(kernel: Kernel, kserver: Server) -> None:
-    # Runs last in this module: it shuts the shared kernel down.
-    pid, connection_file = kernel.pid, Path(kernel.provisioner.connection_file)  # type: ignore[attr-defined]
-    assert pid is not None and pid_alive(pid) and connection_file.exists()
-    client_sock = kernel.connect("iopub")
-    events: list[str] = []
-    kernel.on_lifecycle(events.append)
-    await kserver.kernels.shutdown_kernel(kernel.id)
-    assert not pid_alive(pid) and not connection_file.exists()
-    assert client_sock.closed and events == ["shutdown"] and kernel.execution_state == "dead"
-    with pytest.raises(NoSuchKernel, match=f"Kernel does not exist: {kernel.id}"):
-        kserver.kernels.get(kernel.id)
 
 
 class StoppedRecorder:

@@ -19,6 +19,16 @@ from carme_watch import FILE_CHANGED, Change
 from tests.polling import DEADLINE_S, wait_until
 from tests.serving import AUTH, Served
 
+class Clock:
+    """A clock for ApiWrites that moves only when the test moves it (``clock.now += 2.5``)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def watcher_of(served: Served) -> Any:
     return served.app.server.services["watch"]
 

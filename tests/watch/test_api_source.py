@@ -8,13 +8,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import Served
+from carme_watch.origin import ApiWrites
 from tests.polling import wait_until
-from tests.watch.conftest import Recorder, Subscriber
+from tests.serving import Served
+from tests.watch.conftest import Clock, Recorder, Subscriber, watcher_of
 
 
 @pytest.fixture
-def api(watched: Served) -> Iterator[httpx.Client]:
+def api(watched: Served, root: Path) -> Iterator[httpx.Client]:
+    """A client of the watched server whose records of API writes never expire during the test:
+    how soon the watcher sees a change (the machine's speed) cannot turn "api" into "external".
+    Expiry itself is tested with a clock of its own in test_changes.py."""
+    watcher = watcher_of(watched)
+    watcher.api_writes = ApiWrites(root, watcher.api_writes.window_s, clock=Clock())
     with watched.client(timeout=60) as c:
         yield c
 

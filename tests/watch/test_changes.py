@@ -14,16 +14,9 @@ from carme_watch.changes import Change, PathFilter, coalesce, relative_path
 from carme_watch.origin import ApiWrites, tag
 from carme_watch.settings import DEFAULT_IGNORE, WatchConfig
 from carme_watch.watcher import _watch_limit
+from tests.watch.conftest import Clock
 
 ADDED, MODIFIED, DELETED = 1, 2, 3
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_filter_names_globs_paths_and_hidden() -> None:
