@@ -79,6 +79,7 @@ class KernelManager:
         self.runtime_dir = Path(jupyter_runtime_dir())
         self._kernels: dict[str, Kernel] = {}
         self._starting: set[Kernel] = set()
+        self._starting_ids: set[str] = set()  # claimed before start_kernel's first await
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -131,13 +132,19 @@ class KernelManager:
             raise RuntimeError("the server is shutting down")
         if kernel_id is not None and kernel_id in self._kernels:
             return self._kernels[kernel_id]  # jupyter_server: "Using existing kernel"
-        if kernel_id is not None and any(k.id == kernel_id for k in self._starting):
+        if kernel_id is not None and kernel_id in self._starting_ids:
             raise KernelIdConflict(f"kernel {kernel_id} is already starting")
+        kernel_id = kernel_id or str(uuid.uuid4())
+        self._starting_ids.add(kernel_id)  # before any await: a second request for this id must see it
         name = name or self.server.settings["default_kernel_name"]
-        spec = await asyncio.to_thread(self.specs.get, name)
-        cwd = await asyncio.to_thread(cwd_for_path, self.server.root_dir, path)
-        kernel = Kernel(kernel_id or str(uuid.uuid4()), spec, self._provisioner_for(spec), self.context, self.options,
-                        cwd, dict(env or {}), on_dead=self._kernel_died)
+        try:
+            spec = await asyncio.to_thread(self.specs.get, name)
+            cwd = await asyncio.to_thread(cwd_for_path, self.server.root_dir, path)
+            kernel = Kernel(kernel_id, spec, self._provisioner_for(spec), self.context, self.options,
+                            cwd, dict(env or {}), on_dead=self._kernel_died)
+        except BaseException:
+            self._starting_ids.discard(kernel_id)
+            raise
         self._starting.add(kernel)
         try:
             await kernel.start()
@@ -146,6 +153,7 @@ class KernelManager:
             raise
         finally:
             self._starting.discard(kernel)
+            self._starting_ids.discard(kernel_id)
         if self._closing:  # the server began shutting down while this kernel started
             await kernel.shutdown()
             raise RuntimeError("the server is shutting down")

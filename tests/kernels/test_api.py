@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -13,6 +14,8 @@ import httpx
 import pytest
 
 from carme.events import KERNEL_ACTIONS_SCHEMA
+from tests.processes import pid_alive
+from tests.serving import AUTH, Served
 
 
 def test_kernelspecs_list_with_the_builtin_python3(http: httpx.Client) -> None:
@@ -162,3 +165,34 @@ def test_a_client_chosen_kernel_id_is_used_and_an_existing_one_returned(http: ht
                                                 "kernel": {"id": "x"}}).status_code == 400
     finally:
         assert http.delete(f"/api/kernels/{chosen}").status_code == 204
+
+
+def kernel_processes(kernel_id: str) -> list[int]:
+    """Pids of processes whose command line names the kernel's connection file."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"kernel-{kernel_id}.json".encode() in cmdline and pid_alive(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids
+
+
+async def test_two_requests_starting_the_same_kernel_id_start_one_kernel(kserved: Served) -> None:
+    """Both arrive while the kernel starts: one starts it, the other is refused (409) or, if it
+    came after the start, given the running kernel; never a second process for that id."""
+    chosen = str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=kserved.url, headers=AUTH, timeout=90) as http:
+        answers = await asyncio.gather(*(http.post("/api/kernels", json={"kernel_id": chosen}) for _ in range(2)))
+        try:
+            assert sorted(a.status_code for a in answers) in ([201, 201], [201, 409]), [a.text for a in answers]
+            refused = [a for a in answers if a.status_code == 409]
+            assert all(chosen in a.json()["message"] for a in refused)
+            assert [k["id"] for k in (await http.get("/api/kernels")).json()].count(chosen) == 1
+            assert kernel_processes(chosen) == [kserved.app.server.kernels.get(chosen).pid]
+        finally:
+            assert (await http.delete(f"/api/kernels/{chosen}")).status_code == 204
+    assert kernel_processes(chosen) == []

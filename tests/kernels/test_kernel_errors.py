@@ -127,3 +127,6 @@ async def test_a_kernel_that_never_answers_fails_with_its_own_error_launched_onc
     await await_until(lambda: not pid_alive(pid), "the silent kernel's process to be gone")
     assert {p.name for p in kserver.kernels.runtime_dir.glob("kernel-*.json")} == \
         {f"kernel-{k.id}.json" for k in kserver.kernels}
+    live_ports = {k.connection_info[name] for k in kserver.kernels for name in
+                  ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+    assert kserver.kernels.ports.reserved == live_ports  # its ports are free again
