@@ -164,6 +164,24 @@ async def test_closing_the_run_early_leaves_the_executor_usable(kernel: Kernel) 
     assert texts(again[0]) == ["3\n"]
 
 
+async def test_output_widgets_capture_as_a_frontend_would(kernel: Kernel) -> None:
+    nb = notebook("import ipywidgets\nfrom IPython.display import display, clear_output\n"
+                  "out = ipywidgets.Output()\nout.append_stdout('pre\\n')\nother = ipywidgets.Output()\ndisplay(out)",
+                  "with out:\n    print('inside')\n    with other:\n        print('nested')\n"
+                  "    display({'text/plain': 'shown'}, raw=True)\nprint('outside')",
+                  "with other:\n    clear_output()\n    print('replaced')",
+                  "print([o.get('text', o.get('data')) for o in out.outputs])\nprint(other.outputs)")
+    results = await run(kernel, nb)
+    assert [r.error for r in results] == [None] * 4
+    assert [o["output_type"] for o in results[0].outputs] == ["display_data"]
+    assert texts(results[1]) == ["outside\n"] and len(results[1].outputs) == 1  # captured output left the cell
+    assert results[2].outputs == []
+    # The kernel's widgets got the captured outputs (streams merged, clear_output honoured).
+    captured, other = texts(results[3])[0].splitlines()
+    assert captured == "['pre\\ninside\\n', {'text/plain': 'shown'}]"
+    assert "'text': 'replaced\\n'" in other and "nested" not in other
+
+
 async def test_a_kernel_that_dies_ends_the_run_with_an_error(kserver: Server) -> None:
     kernel = await kserver.kernels.start_kernel("python3")
     try:

@@ -9,7 +9,9 @@ nbclient's semantics on carme's own kernel layer (nbclient needs jupyter_client)
   ``raises-exception``; a cell tagged ``skip-execution`` is not run; markdown and raw cells are
   yielded at once, without a round trip to the kernel;
 - a cell that runs past ``timeout`` seconds interrupts the kernel and ends the run with a timeout
-  error; a kernel that dies (or restarts, or is shut down) ends it with a dead-kernel error.
+  error; a kernel that dies (or restarts, or is shut down) ends it with a dead-kernel error;
+- output captured by ipywidgets' Output widget (``with out:``) goes to the widget, as a frontend
+  would route it (see :mod:`carme_dashboards.capture`).
 
 Every request goes out with one session id, :attr:`NotebookExecutor.session_id`, in its header,
 so a kernel websocket policy can tell the executor's messages from a visitor's. Outputs are
@@ -32,6 +34,7 @@ from nbformat import NotebookNode
 from carme.kernels.message import KernelMessage
 from carme.kernels.session import Session
 
+from .capture import CAPTURED, OutputWidgets
 from .outputs import OutputCollector
 
 if TYPE_CHECKING:
@@ -42,7 +45,8 @@ log = logging.getLogger("carme.dashboards.executor")
 SKIP_TAG = "skip-execution"
 RAISES_TAG = "raises-exception"
 # iopub messages that never belong to a cell's outputs: skipped before their parent header is read.
-_NOT_OUTPUT = frozenset({"execute_input", "comm_open", "comm_msg", "comm_close", "debug_event"})
+_NOT_OUTPUT = frozenset({"execute_input", "debug_event"})
+_COMM = frozenset({"comm_open", "comm_msg", "comm_close"})
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class NotebookExecutor:
         self._shell_info: dict[str, Any] = {}
         self._reader: asyncio.Task[None] | None = None
         self._request: _Request | None = None
+        self._widgets = OutputWidgets()
         self._dead: str | None = None
         self._lock = asyncio.Lock()
         self._unsubscribe: list[Callable[[], None]] = []
@@ -156,6 +161,7 @@ class NotebookExecutor:
         """
         async with self._lock:
             self._dead = None  # a kernel restarted since an earlier run is usable again
+            self._widgets = OutputWidgets()
             collector = OutputCollector()
             for index, cell in enumerate(notebook.cells):
                 result = await self._run_cell(index, cell, collector, timeout)
@@ -232,6 +238,7 @@ class NotebookExecutor:
         finally:
             self._request = None
             collector.finish()
+        await self._sync_widgets()
         return CellResult(index, cell, outputs, error, updated_cells=tuple(sorted(collector.updated_cells())))
 
     async def _timed_out(self, timeout: float | None) -> CellError:
@@ -247,6 +254,18 @@ class NotebookExecutor:
             log.warning("kernel %s: the interrupted cell did not end: %r", self.kernel.id, exc)
         return CellError("timeout", "CellTimeoutError",
                          f"A cell timed out while it was being executed, after {timeout} seconds.")
+
+    async def _sync_widgets(self) -> None:
+        """Send Output widgets the outputs they captured during the cell, as a frontend does.
+
+        Once per cell, not per output: the kernel handles comm messages only after the cell anyway.
+        """
+        updates = self._widgets.updates()
+        if not updates or self._shell is None or self._dead is not None:
+            return
+        for comm_id, data in updates:
+            msg = self.session.msg("shell", "comm_msg", {"comm_id": comm_id, "data": data})
+            await self._shell.send_multipart(self.session.serialize(msg))
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -307,7 +326,13 @@ class NotebookExecutor:
         if msg_type == "status":
             if msg.content.get("execution_state") == "idle":
                 request.on_idle()
-        elif request.collector is not None:
+        elif request.collector is None:
+            return
+        elif msg_type in _COMM:
+            self._widgets.on_comm(msg)
+        elif msg_type in CAPTURED and (widget := self._widgets.capturing(request.msg_id)) is not None:
+            widget.add(msg)
+        else:
             request.collector.add(msg)
 
     def _on_lifecycle(self, event: str) -> None:

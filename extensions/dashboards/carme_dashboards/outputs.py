@@ -118,7 +118,9 @@ class OutputCollector:
         if self._clear_pending:
             self._clear()
         last = self.outputs[-1] if self.outputs else None
-        if last is not None and self._stream_parts and last.get("name") == name:
+        if last is not None and last.get("output_type") == "stream" and last.get("name") == name:
+            if not self._stream_parts:  # joined already (finish()): go on from its text
+                self._stream_parts = [last.get("text", "")]
             self._stream_parts.append(text)
             return
         self._flush_stream()
