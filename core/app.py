@@ -14,7 +14,9 @@ from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import config
-from .auth import Authenticator, AuthMiddleware
+from .api.permissions import declared, walk
+from .auth import Authenticator, AuthMiddleware, PathSet
+from .authorization import DENIED_EVENT, Authorizer
 from .errors import EXCEPTION_HANDLERS
 from .events import EventBus
 from .plugins import PluginError, Plugins
@@ -151,6 +153,8 @@ def create_app(
     server = Server(resolved, plugin_set)
     server.events = EventBus()
     server.auth = Authenticator(server)
+    server.authorizer = Authorizer(server)
+    server.events.register(DENIED_EVENT)
     for _name, schemas in plugin_set.each("carme_register_event_schemas"):
         for schema in schemas:
             server.events.register(schema)
@@ -160,6 +164,8 @@ def create_app(
         [path for _name, paths in plugin_set.each(hook, server=server) for path in paths]
         for hook in ("carme_register_public_paths", "carme_register_api_paths")
     )
+    _warn_undeclared(routes, public)
+    server.public_paths = public
     middleware = [Middleware(AuthMiddleware, server=server, public_paths=public, api_paths=api)]
     for _name, entries in plugin_set.each("carme_register_middleware", server=server):
         middleware.extend(entries)
@@ -176,6 +182,20 @@ def create_app(
     app.server = server
     app.state.server = server
     return app
+
+
+def undeclared_routes(routes: list[BaseRoute], public: list[str]) -> list[str]:
+    """Paths of the routes that declare no permission and are not public."""
+    public_paths = PathSet(public)
+    return [path for path, route in walk(routes)
+            if declared(route) is None and path not in public_paths and path + "/" not in public_paths]
+
+
+def _warn_undeclared(routes: list[BaseRoute], public: list[str]) -> None:
+    """Log the routes that declare no permission (the tests refuse them in carme's own code)."""
+    for path in undeclared_routes(routes, public):
+        log.warning("route %s declares no permission (carme.api.permissions.authorized): every "
+                    "authenticated user may use it", path)
 
 
 class LazyStartMiddleware:

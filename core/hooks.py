@@ -13,7 +13,8 @@ Grammar of names (after Datasette): every hook is ``carme_`` followed by one of
 - ``startup`` / ``shutdown``: the lifecycle, from the ASGI lifespan;
 - ``<thing>`` or ``<thing>_from_<input>``: returns the one thing that wins (``firstresult``: the
   first answer that is not None; the built-ins answer last): ``carme_contents_manager``,
-  ``carme_user_from_connection``;
+  ``carme_user_from_connection``; ``carme_permission`` is named for its answer too, but every
+  plugin is asked and any False wins (a veto);
 - ``on_<subject>_<happened>``: a notification after the fact, returning nothing; an exception
   is logged and the other plugins are still told (``carme_on_kernel_started``);
 - ``before_<action>``: called before an action, may change its arguments in place, returns
@@ -28,8 +29,8 @@ installed or not enabled the hook is never called. (Implementing a core hook or 
 extension's hook that does not exist, a typo, marks the extension broken.)
 
 Hooks marked *may be awaitable* can be ``async def`` or return an awaitable; the caller awaits
-what needs awaiting (:func:`carme.plugins.await_maybe`). Hooks that are called per request or per
-kernel message do not exist on purpose: a kernel exposes a subscription for its messages instead.
+what needs awaiting (:func:`carme.plugins.await_maybe`). Hooks called per kernel message do not
+exist on purpose: a kernel exposes a subscription for its messages instead.
 Every call goes through pluggy, one plugin at a time where the caller needs to know who answered
 (``CARME_TRACE_HOOKS=1`` logs each); hook wrappers (``wrapper=True``, ``hookwrapper=True``) are
 refused at registration, since a wrapper would only ever wrap one plugin's call.
@@ -105,7 +106,13 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
     up on it when a request arrives. Paths are relative to the app (the base URL and any mount
     prefix are added outside). Two plugins returning the same path is a start-up error naming
     both. Every route is behind authentication unless listed by
-    :func:`carme_register_public_paths`.
+    :func:`carme_register_public_paths`, and declares what it needs by decorating its endpoint
+    (a function, or the ASGI app of a websocket route or a ``Mount``) with
+    :func:`carme.api.permissions.authorized`: ``@authorized("read", "contents", path="path")``,
+    one decorator per permission; :func:`carme.api.permissions.authenticated` for a route any
+    identified user may use. The permissions are checked (:func:`carme_permission`) before the
+    endpoint runs. A route that declares nothing is logged at start-up, and the tests fail for
+    one shipped in this repository.
     """
 
 
@@ -225,6 +232,35 @@ def carme_user_from_connection(server: Server, connection: HTTPConnection) -> Aw
 
 
 # --------------------------------------------------------------------------------------------
+# Authorization: called before a route runs (and by /api/me, contents models, kernel websockets).
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def carme_permission(server: Server, user: User, action: str, resource: str,
+                     path: str | None) -> Awaitable[bool | None] | bool | None:
+    """Whether ``user`` may perform ``action`` on ``resource``. May be awaitable.
+
+    ``action`` is ``read``, ``write`` or ``execute`` (or an extension's own verb); ``resource`` is
+    one of the core's ``contents``, ``kernels``, ``kernelspecs``, ``sessions``, ``events``,
+    ``server`` or a name an extension declares (``lab``, ``dashboards``, ``collaboration``, ...);
+    ``path`` is the API path the action applies to (``/``-separated, normalised, ``""`` for the
+    root) where there is one, else None. ``user`` is the :class:`carme.auth.User` of the request.
+
+    Return True (allowed), False (denied) or None (no opinion). Unlike other thing-named hooks
+    every implementation is asked, one at a time: any False denies, and so does an exception or
+    any other answer (authorization fails closed); with no False anywhere the user is allowed, so
+    without an implementation every authenticated user may do everything. Called before every
+    route that declares the permission (:func:`carme.api.permissions.authorized`), by ``/api/me``
+    for each permission a client asks about, per file for the ``writable`` of contents models,
+    and once per kernel websocket for ``execute`` on ``kernels`` (without it the websocket can
+    watch but not run code). A denial answers 403 JSON naming ``action`` and ``resource`` and
+    publishes a ``https://events.carme.dev/authorization/denied/v1`` event on the bus.
+    Keep it fast: it runs on every request.
+    """
+
+
+# --------------------------------------------------------------------------------------------
 # Notifications.
 # --------------------------------------------------------------------------------------------
 
@@ -279,6 +315,7 @@ RENAMED = {
     "carme_file_changed": "carme_watch_on_files_changed",
     "carme_lab_page_config": "carme_lab_extra_page_config",
     "carme_lab_labextension_paths": "carme_lab_register_labextension_paths",
+    "carme_authorize": "carme_permission",  # the authorization issue's name, before the grammar
 }
 
 

@@ -28,6 +28,7 @@ from .plugins import Plugins, await_maybe
 if TYPE_CHECKING:
     from .api.kernel_ws import KernelWebsockets
     from .auth import Authenticator
+    from .authorization import Authorizer
     from .contents.manager import ContentsManager
     from .events import EventBus
     from .kernels.manager import KernelManager
@@ -89,6 +90,7 @@ class Server:
     # The core's services, published by the built-in plugins (or extensions replacing them).
     events: Service[EventBus] = Service()  # from create_app
     auth: Service[Authenticator] = Service()  # from create_app
+    authorizer: Service[Authorizer] = Service()  # asks carme_permission, from create_app
     kernel_websockets: Service[KernelWebsockets] = Service()  # the clients of /api/kernels/ID/channels, from create_app
     contents: Service[ContentsManager] = Service()  # from carme_startup, as all below
     kernelspecs: Service[KernelSpecManager] = Service()
@@ -103,6 +105,7 @@ class Server:
         self.last_activity: datetime = self.started
         self.services = Services(self)
         self.state: State = "created"
+        self.public_paths: list[str] = []  # carme_register_public_paths, collected by create_app
         self._shutdown_request: Callable[[], None] | None = None
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from ..auth import base_path
 from ..contents.models import http_date
 from ..jsonutil import JSONResponse, dumps
+from .permissions import allowed, authenticated, authorized, require
 from .util import bad_request, json_body, json_object, query_flag
 
 if TYPE_CHECKING:
@@ -42,8 +43,21 @@ def location(request: Request, path: str, *suffix: str) -> str:
     return base_path(request.scope) + "/".join(["api/contents", quote(path), *map(quote, suffix)]).replace("//", "/")
 
 
+async def writable_for_user(request: Request, model: dict[str, Any]) -> None:
+    """``writable`` says whether this user may write the file, not only the server (JupyterLab
+    opens a notebook read-only when it is false); directory entries too."""
+    authorizer = request.app.state.server.authorizer
+    if not authorizer.active:
+        return
+    children = model["content"] if model["type"] == "directory" and isinstance(model.get("content"), list) else []
+    for entry in (model, *children):
+        if entry.get("writable"):
+            entry["writable"] = await allowed(request, "write", "contents", entry["path"])
+
+
 async def model_response(request: Request, model: dict[str, Any], status: int = 200, *,
                          with_location: bool = True) -> Response:
+    await writable_for_user(request, model)
     headers = {"Last-Modified": http_date(model["last_modified"])}
     if with_location:
         headers["Location"] = location(request, model["path"])
@@ -59,6 +73,7 @@ def _kind(value: Any) -> str | None:
     return value if value in KINDS else "file"
 
 
+@authorized("read", "contents", path="path")
 async def get_contents(request: Request) -> Response:
     params = request.query_params
     kind = _kind(params.get("type") or None)
@@ -72,6 +87,7 @@ async def get_contents(request: Request) -> Response:
     return await model_response(request, model, with_location=False)
 
 
+@authorized("write", "contents", path="path")
 async def put_contents(request: Request) -> Response:
     path = api_path(request)
     cm = manager(request)
@@ -95,6 +111,7 @@ async def put_contents(request: Request) -> Response:
     return await model_response(request, await cm.save(model, path, action="upload"), 201)
 
 
+@authorized("write", "contents", path="path")
 async def post_contents(request: Request) -> Response:
     path = api_path(request)
     cm = manager(request)
@@ -105,6 +122,7 @@ async def post_contents(request: Request) -> Response:
     if copy_from:
         if not isinstance(copy_from, str):
             raise bad_request("copy_from must be a string (the API path to copy)")
+        await require(request, "read", "contents", copy_from)
         return await model_response(request, await cm.copy(copy_from, path), 201)
     ext, kind = model.get("ext", "") or "", model.get("type", "") or ""
     if not isinstance(ext, str):
@@ -114,6 +132,7 @@ async def post_contents(request: Request) -> Response:
     return await model_response(request, await cm.new_untitled(path, type=kind, ext=ext), 201)
 
 
+@authorized("write", "contents", path="path")
 async def patch_contents(request: Request) -> Response:
     path = api_path(request)
     model = await json_object(request, required=False)
@@ -122,18 +141,22 @@ async def patch_contents(request: Request) -> Response:
     new_path = model.get("path", path)
     if not isinstance(new_path, str):
         raise bad_request("path must be a string (the new API path)")
+    await require(request, "write", "contents", new_path)
     return await model_response(request, await manager(request).rename(path, new_path))
 
 
+@authorized("write", "contents", path="path")
 async def delete_contents(request: Request) -> Response:
     await manager(request).delete(api_path(request))
     return Response(status_code=204)
 
 
+@authorized("read", "contents", path="path")
 async def list_checkpoints(request: Request) -> Response:
     return JSONResponse(await manager(request).list_checkpoints(api_path(request)))
 
 
+@authorized("write", "contents", path="path")
 async def create_checkpoint(request: Request) -> Response:
     path = api_path(request)
     checkpoint = await manager(request).create_checkpoint(path)
@@ -141,16 +164,19 @@ async def create_checkpoint(request: Request) -> Response:
                         headers={"Location": location(request, path, "checkpoints", checkpoint["id"])})
 
 
+@authorized("write", "contents", path="path")
 async def restore_checkpoint(request: Request) -> Response:
     await manager(request).restore_checkpoint(request.path_params["checkpoint_id"], api_path(request))
     return Response(status_code=204)
 
 
+@authorized("write", "contents", path="path")
 async def delete_checkpoint(request: Request) -> Response:
     await manager(request).delete_checkpoint(request.path_params["checkpoint_id"], api_path(request))
     return Response(status_code=204)
 
 
+@authorized("write", "contents", path="path")
 async def trust_notebook(request: Request) -> Response:
     await manager(request).trust_notebook(api_path(request))
     return Response(status_code=201)
@@ -162,6 +188,7 @@ def files_media_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
+@authorized("read", "contents", path="path")
 async def get_file(request: Request) -> Response:
     """Raw file bytes, streamed from disk (Range requests work), under the contents path policy."""
     path = api_path(request)
@@ -185,6 +212,7 @@ async def get_file(request: Request) -> Response:
     return Response(stream.data if request.method != "HEAD" else b"", media_type=media_type, headers=headers)
 
 
+@authenticated  # the target checks
 async def notebooks_redirect(request: Request) -> Response:
     """/api/notebooks/PATH is the deprecated name of /api/contents/PATH (jupyter_server redirects)."""
     target = location(request, api_path(request))
@@ -197,8 +225,10 @@ HANDLERS = {"GET": get_contents, "PUT": put_contents, "POST": post_contents, "PA
             "DELETE": delete_contents}
 
 
-async def contents(request: Request) -> Response:
-    return await HANDLERS[request.method](request)
+def _by_method(path: str) -> list[BaseRoute]:
+    """One route per method (each declares its own permission); Starlette answers 405 for others."""
+    return [Route(path, handler, methods=[method], name=f"contents_{method.lower()}_{path}")
+            for method, handler in HANDLERS.items()]
 
 
 def routes() -> list[BaseRoute]:
@@ -211,8 +241,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/contents/{path:path}/checkpoints/{checkpoint_id}", delete_checkpoint, methods=["DELETE"],
               name="delete_checkpoint"),
         Route("/api/contents/{path:path}/trust", trust_notebook, methods=["POST"]),
-        Route("/api/contents", contents, methods=list(HANDLERS)),
-        Route("/api/contents/{path:path}", contents, methods=list(HANDLERS), name="contents_path"),
+        *_by_method("/api/contents"),
+        *_by_method("/api/contents/{path:path}"),
         Route("/files/{path:path}", get_file, methods=["GET", "HEAD"]),
         Route("/api/notebooks", notebooks_redirect, methods=list(HANDLERS)),
         Route("/api/notebooks/{path:path}", notebooks_redirect, methods=list(HANDLERS), name="notebooks_path"),

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..errors import ApiError
 from ..events import EventError
 from ..jsonutil import dumps
+from .permissions import authorized
 from .server import server_of
 from .util import json_object
 
@@ -25,6 +26,7 @@ log = logging.getLogger("carme.api.events")
 SUBSCRIBER_QUEUE = 10_000
 
 
+@authorized("read", "events")
 async def subscribe(websocket: WebSocket) -> None:
     server = server_of(websocket)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
@@ -70,6 +72,7 @@ async def _drain(websocket: WebSocket) -> None:
         return
 
 
+@authorized("write", "events")
 async def post_event(request: Request) -> Response:
     server = server_of(request)
     body = await json_object(request)

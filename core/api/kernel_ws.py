@@ -158,13 +158,21 @@ class KernelWebsockets:
     # -- the endpoint -----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.serve(scope, receive, send, scope["path_params"]["kernel_id"])
+        # The route declares read on kernels (checked before this runs); execute decides whether
+        # this user runs code or only watches (carme_permission is asked once per connection).
+        policy = None
+        user = scope.get("user")
+        if not await self.server.authorizer.allowed(user, "execute", "kernels"):
+            policy = MessagePolicy.read_only(f"user {getattr(user, 'username', '?')} (read-only)",
+                                             comms=bool(self._setting("read_only_comms", False)))
+        await self.serve(scope, receive, send, scope["path_params"]["kernel_id"], policy)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, kernel_id: str,
                     policy: MessagePolicy | None = None) -> None:
         """Run one websocket as a client of ``kernel_id`` until it closes.
 
-        The core's route passes no ``policy`` (full access). An extension's restricted endpoint
+        The core's route passes no ``policy`` (full access) to a user who may execute on kernels,
+        a read-only one to a user who may not. An extension's restricted endpoint
         (dashboards' visitor websocket) does its own checks first, then calls this with the
         :class:`~carme.kernels.policy.MessagePolicy` of that connection.
         """

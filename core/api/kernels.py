@@ -18,6 +18,7 @@ from ..jsonutil import JSONResponse
 from ..kernels.kernel import Kernel, KernelDeadError, KernelStartError
 from ..kernels.manager import KernelIdConflict, NoSuchKernel
 from ..kernels.specs import KernelSpec, NoSuchKernelSpec
+from .permissions import authorized
 from .server import server_of
 from .util import bad_request, json_object
 
@@ -46,10 +47,12 @@ def optional_string(body: dict[str, object], key: str) -> str | None:
     return value
 
 
+@authorized("read", "kernels")
 async def list_kernels(request: Request) -> Response:
     return JSONResponse(server_of(request).kernels.list())
 
 
+@authorized("write", "kernels")
 async def start_kernel(request: Request) -> Response:
     server = server_of(request)
     body = await json_object(request, required=False) or {}
@@ -70,10 +73,12 @@ async def start_kernel(request: Request) -> Response:
     return response
 
 
+@authorized("read", "kernels")
 async def get_kernel(request: Request) -> Response:
     return JSONResponse(kernel_of(request).model())
 
 
+@authorized("write", "kernels")
 async def delete_kernel(request: Request) -> Response:
     kernel = kernel_of(request)
     try:
@@ -83,6 +88,7 @@ async def delete_kernel(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@authorized("write", "kernels")
 async def interrupt_kernel(request: Request) -> Response:
     kernel = kernel_of(request)
     try:
@@ -92,6 +98,7 @@ async def interrupt_kernel(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@authorized("write", "kernels")
 async def restart_kernel(request: Request) -> Response:
     kernel = kernel_of(request)
     try:
@@ -101,6 +108,7 @@ async def restart_kernel(request: Request) -> Response:
     return JSONResponse(kernel.model())
 
 
+@authorized("read", "kernelspecs")
 async def list_kernelspecs(request: Request) -> Response:
     server = server_of(request)
     return JSONResponse(await asyncio.to_thread(server.kernelspecs.models, base_path(request.scope)))
@@ -117,11 +125,13 @@ async def _spec(request: Request) -> tuple[Server, KernelSpec]:
         raise ApiError(404, f"Kernel spec {name!r} not found", "Not Found") from None
 
 
+@authorized("read", "kernelspecs")
 async def get_kernelspec(request: Request) -> Response:
     server, spec = await _spec(request)
     return JSONResponse(server.kernelspecs.model(spec, base_path(request.scope)))
 
 
+@authorized("read", "kernelspecs")
 async def kernelspec_resource(request: Request) -> Response:
     _server, spec = await _spec(request)
     filename = request.path_params["filename"]

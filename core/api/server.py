@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from .. import __version__
 from ..errors import ApiError
 from ..jsonutil import JSONResponse, isoformat, loads
+from .permissions import authenticated, authorized
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -27,6 +28,7 @@ async def api_version(request: Request) -> Response:
     return JSONResponse({"version": API_VERSION, "carme": __version__})
 
 
+@authorized("read", "server")
 async def api_status(request: Request) -> Response:
     server = server_of(request)
     kernels = server.kernels
@@ -38,21 +40,27 @@ async def api_status(request: Request) -> Response:
     })
 
 
+@authenticated
 async def api_me(request: Request) -> Response:
+    """The user's identity, and of the permissions asked (``?permissions={"contents": ["read",
+    "write"]}``) those the user holds, as jupyter_server answers."""
     raw = request.query_params.get("permissions")
-    permissions: dict[str, list[str]] = {}
+    wanted: object = {}
+    bad = f'permissions should be a JSON dict of {{"resource": ["action",]}}, got {raw!r}'
     if raw:
         try:
             wanted = loads(raw)
         except ValueError:
-            raise ApiError(400, f"permissions should be a JSON dict of {{resource: [actions]}}, got {raw!r}") from None
-        if not isinstance(wanted, dict) or not all(isinstance(v, list) for v in wanted.values()):
-            raise ApiError(400, f"permissions should be a JSON dict of {{resource: [actions]}}, got {raw!r}")
-        # carme's built-in authorization allows every action to an authenticated user.
-        permissions = {resource: [a for a in actions if isinstance(a, str)] for resource, actions in wanted.items()}
-    return JSONResponse({"identity": request.scope["user"].to_dict(), "permissions": permissions})
+            raise ApiError(400, bad, "Bad Request") from None
+    if not isinstance(wanted, dict) or not all(
+            isinstance(actions, list) and all(isinstance(a, str) for a in actions) for actions in wanted.values()):
+        raise ApiError(400, bad, "Bad Request")
+    user = request.scope["user"]
+    permissions = await server_of(request).authorizer.permissions(user, wanted)
+    return JSONResponse({"identity": user.to_dict(), "permissions": permissions})
 
 
+@authorized("write", "server")
 async def api_shutdown(request: Request) -> Response:
     server_of(request).request_shutdown()
     return Response(status_code=202)

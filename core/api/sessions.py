@@ -17,6 +17,7 @@ from ..kernels.manager import KernelIdConflict, NoSuchKernel
 from ..kernels.specs import NoSuchKernelSpec
 from ..sessions import KernelGone, NoSuchSession, Session
 from .kernels import ID_RE
+from .permissions import authorized
 from .server import server_of
 from .util import bad_request, json_body
 
@@ -80,10 +81,13 @@ def not_available(name: str | None, exc: Exception) -> Response:
     return JSONResponse({"message": message, "short_message": short, "reason": None}, status_code=501)
 
 
+@authorized("read", "sessions")
 async def list_sessions(request: Request) -> Response:
     return JSONResponse(server_of(request).sessions.list())
 
 
+@authorized("write", "sessions")
+@authorized("write", "kernels")
 async def create_session(request: Request) -> Response:
     server = server_of(request)
     body = await body_of(request)
@@ -105,10 +109,13 @@ async def create_session(request: Request) -> Response:
     return response
 
 
+@authorized("read", "sessions")
 async def get_session(request: Request) -> Response:
     return JSONResponse(server_of(request).sessions.model(session_of(request)))
 
 
+@authorized("write", "sessions")
+@authorized("write", "kernels")
 async def patch_session(request: Request) -> Response:
     server = server_of(request)
     session = session_of(request)
@@ -124,6 +131,8 @@ async def patch_session(request: Request) -> Response:
     return JSONResponse(server.sessions.model(session))
 
 
+@authorized("write", "sessions")
+@authorized("write", "kernels")
 async def delete_session(request: Request) -> Response:
     server = server_of(request)
     session_id = request.path_params["session_id"]

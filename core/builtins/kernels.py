@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 
 from ..api import kernels as kernels_api
 from ..api.kernel_ws import KernelWebsockets
+from ..api.permissions import authorized
 from ..config import Setting
 from ..hooks import hookimpl
 from ..kernels.manager import KernelManager
@@ -58,6 +59,9 @@ def carme_register_settings() -> list[Setting]:
                 "Start ipykernel kernels (argv '-m ipykernel_launcher') so their iopub never drops output "
                 "under load; the kernel is unchanged otherwise"),
         Setting("rate_limit_window", float, 3.0, "Seconds over which the iopub rates are averaged"),
+        Setting("read_only_comms", bool, False,
+                "Let a user who may read but not execute on kernels send comm messages (interact with "
+                "widgets, whose callbacks run code in the kernel); off: such a user only watches"),
     ]
 
 
@@ -83,7 +87,8 @@ def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner:
 def carme_register_routes(server: Server) -> list[BaseRoute]:
     endpoint = KernelWebsockets(server)
     server.kernel_websockets = endpoint
-    return [*kernels_api.routes(), WebSocketRoute("/api/kernels/{kernel_id}/channels", endpoint)]
+    return [*kernels_api.routes(), WebSocketRoute("/api/kernels/{kernel_id}/channels",
+                                                     authorized("read", "kernels")(endpoint))]
 
 
 @hookimpl

@@ -1,12 +1,15 @@
 """Which messages may cross a kernel websocket: one policy object, chosen per connection.
 
-A full-access client (``/api/kernels/ID/channels`` for an authenticated user) has no policy and
-pays nothing for this module. A restricted client (a dashboard visitor) is given a
+A full-access client (``/api/kernels/ID/channels`` for a user who may execute on kernels) has no
+policy and pays nothing for this module. A restricted client (a dashboard visitor, or a user who
+may read but not execute on kernels: :meth:`MessagePolicy.read_only`) is given a
 :class:`MessagePolicy` by the endpoint that accepted its websocket; the relay asks it about every
 message in both directions, live and replayed alike:
 
 - client -> kernel: only the message types in ``client_types`` are forwarded; any other is
-  dropped and logged (the kernel never sees it, so an ``execute_request`` cannot run code);
+  dropped and logged (the kernel never sees it, so an ``execute_request`` cannot run code); when
+  the policy has a ``refusal`` text, a refused request is answered to that client alone with an
+  error reply (and an execute request with an error output), so a frontend shows why;
 - kernel -> client: ``hidden_types`` are never delivered (``execute_input`` carries source),
   nor is anything answering a request of a ``private_sessions`` session (the server's own
   executor: its outputs, errors and tracebacks), except ``shared_types`` (widget comms and
@@ -30,6 +33,8 @@ log = logging.getLogger("carme.kernels.policy")
 COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 # What a widget page needs to send: comms, their discovery, kernel_info and answers to input().
 DASHBOARD_CLIENT_TYPES = COMM_TYPES | {"comm_info_request", "kernel_info_request", "input_reply"}
+# What a user who may only watch a kernel sends: no execute, inspect, complete or stdin.
+READ_ONLY_CLIENT_TYPES = frozenset({"comm_info_request", "kernel_info_request"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class MessagePolicy:
     hidden_types: frozenset[str] = frozenset({"execute_input"})
     private_sessions: frozenset[str] = frozenset()
     shared_types: frozenset[str] = COMM_TYPES | {"status"}
+    refusal: str | None = None  # answered to a refused request; None: dropped silently
     _refused: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -48,6 +54,14 @@ class MessagePolicy:
                    client_types: Iterable[str] = DASHBOARD_CLIENT_TYPES) -> MessagePolicy:
         """A policy for a page that only talks to widgets: ``hide`` adds to ``execute_input``."""
         return cls(name, frozenset(client_types), frozenset({"execute_input", *hide}), frozenset(private_sessions))
+
+    @classmethod
+    def read_only(cls, name: str, *, comms: bool = False) -> MessagePolicy:
+        """A user who may watch a kernel but not run code on it: outputs and status arrive as for
+        anyone, requests other than kernel_info and comm_info are refused with an error reply;
+        ``comms`` lets widget messages through (widget callbacks do run in the kernel)."""
+        return cls(name, READ_ONLY_CLIENT_TYPES | (COMM_TYPES if comms else frozenset()), frozenset(),
+                   refusal=f"{name}: you may watch this kernel but not run code on it")
 
     def allows_from_client(self, header: dict[str, Any]) -> bool:
         """Whether a client message with this header may reach the kernel (refusals are logged)."""

@@ -32,6 +32,8 @@ CORE_SIGNATURES = {
                                  "'Awaitable[None] | None'",
     "carme_on_kernel_started": "(server: 'Server', kernel: 'Kernel') -> 'Awaitable[None] | None'",
     "carme_on_kernel_stopped": "(server: 'Server', kernel: 'Kernel') -> 'Awaitable[None] | None'",
+    "carme_permission": "(server: 'Server', user: 'User', action: 'str', resource: 'str', path: 'str | None') -> "
+                        "'Awaitable[bool | None] | bool | None'",
     "carme_register_api_paths": "(server: 'Server') -> 'list[str]'",
     "carme_register_cli_commands": "() -> 'list[Command]'",
     "carme_register_event_schemas": "() -> 'list[EventSchema]'",

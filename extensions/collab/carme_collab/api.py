@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from carme.api.permissions import authorized
 from carme.api.util import json_object
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
@@ -20,6 +21,7 @@ def service_of(request: Request) -> CollabService:
     return service  # type: ignore[no-any-return]
 
 
+@authorized("read", "contents", path="path")
 async def session(request: Request) -> Response:
     """PUT /api/collaboration/session/PATH {format, type}: 201 when newly indexed, else 200."""
     body = await json_object(request)
@@ -31,6 +33,7 @@ async def session(request: Request) -> Response:
     return JSONResponse(data, status_code=201 if created else 200)
 
 
+@authorized("read", "contents")
 async def file_id(request: Request) -> Response:
     """GET /api/fileid/id?path=PATH: the id of an indexed file (404 when it has none)."""
     path = _query(request, "path")
@@ -40,6 +43,7 @@ async def file_id(request: Request) -> Response:
     return JSONResponse({"id": found, "path": path.strip("/")})
 
 
+@authorized("read", "contents")
 async def file_path(request: Request) -> Response:
     """GET /api/fileid/path?id=ID: the current path of a file id (404 when unknown)."""
     wanted = _query(request, "id")
@@ -59,7 +63,8 @@ def _query(request: Request, name: str) -> str:
 def routes(room_endpoint: object) -> list[BaseRoute]:
     return [
         Route("/api/collaboration/session/{path:path}", session, methods=["PUT"]),
-        WebSocketRoute("/api/collaboration/room/{room:path}", room_endpoint),  # type: ignore[arg-type]
+        # The room names a file by id, not path: collab checks writes itself (carme_collab_can_write).
+        WebSocketRoute("/api/collaboration/room/{room:path}", authorized("read", "contents")(room_endpoint)),
         Route("/api/fileid/id", file_id, methods=["GET"]),
         Route("/api/fileid/path", file_path, methods=["GET"]),
     ]

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authorized
 from carme.api.util import json_body, json_object
 from carme.config import ConfigError
 from carme.errors import ApiError
@@ -36,17 +37,20 @@ def _service(request: Request) -> LabService:
 # -- settings -------------------------------------------------------------------------------------
 
 
+@authorized("read", "lab")
 async def settings_list(request: Request) -> Response:
     ids_only = request.query_params.get("ids_only", "") == "true"
     entries = await asyncio.to_thread(_service(request).settings.list, ids_only)
     return JSONResponse({"settings": entries})
 
 
+@authorized("read", "lab")
 async def settings_get(request: Request) -> Response:
     entry = await asyncio.to_thread(_service(request).settings.get, request.path_params["plugin"])
     return JSONResponse(entry)
 
 
+@authorized("write", "lab")
 async def settings_put(request: Request) -> Response:
     body = await json_object(request)
     assert body is not None
@@ -59,20 +63,24 @@ async def settings_put(request: Request) -> Response:
 # -- workspaces -----------------------------------------------------------------------------------
 
 
+@authorized("read", "lab")
 async def workspaces_list(request: Request) -> Response:
     return JSONResponse({"workspaces": await asyncio.to_thread(_service(request).workspaces.list)})
 
 
+@authorized("read", "lab")
 async def workspace_get(request: Request) -> Response:
     return JSONResponse(await asyncio.to_thread(_service(request).workspaces.get, request.path_params["name"]))
 
 
+@authorized("write", "lab")
 async def workspace_put(request: Request) -> Response:
     body = await json_body(request)
     await asyncio.to_thread(_service(request).workspaces.put, request.path_params["name"], body)
     return Response(status_code=204)
 
 
+@authorized("write", "lab")
 async def workspace_delete(request: Request) -> Response:
     await asyncio.to_thread(_service(request).workspaces.delete, request.path_params["name"])
     return Response(status_code=204)
@@ -81,10 +89,12 @@ async def workspace_delete(request: Request) -> Response:
 # -- translations, listings, build ------------------------------------------------------------------
 
 
+@authorized("read", "lab")
 async def translations_list(request: Request) -> Response:
     return JSONResponse({"data": LANGUAGES, "message": ""})
 
 
+@authorized("read", "lab")
 async def translations_get(request: Request) -> Response:
     locale = request.path_params["locale"]
     if locale == "default" or locale.split("_")[0].split("-")[0] == "en":
@@ -93,18 +103,21 @@ async def translations_get(request: Request) -> Response:
     return JSONResponse({"data": {}, "message": f"Language pack '{locale}' not installed!"})
 
 
+@authorized("read", "lab")
 async def listings(request: Request) -> Response:
     if not request.path_params["path"].endswith("listings.json"):
         raise ApiError(404, f"no listing {request.path_params['path']!r}", "Not Found")
     return JSONResponse(EMPTY_LISTINGS)
 
 
+@authorized("read", "lab")
 async def lsp_status(request: Request) -> Response:
     # jupyter_lsp's answer with no language servers: JupyterLab's LSP client asks on start and
     # retries a 404 for 20 s.
     return JSONResponse({"version": 2, "sessions": {}, "specs": {}})
 
 
+@authorized("read", "lab")
 async def nbconvert_formats(request: Request) -> Response:
     # jupyter_server's list of nbconvert exporters, empty: carme has no nbconvert (it would bring
     # traitlets and more). JupyterLab asks when a notebook opens and leaves "Export As" empty.
@@ -119,15 +132,18 @@ PLACEHOLDERS = {
 }
 
 
+@authorized("read", "lab")
 async def news(request: Request) -> Response:
     # Asked only after the user opts in to Jupyter news; carme fetches no feed from the internet.
     return JSONResponse({"news": []})
 
 
+@authorized("read", "lab")
 async def update_check(request: Request) -> Response:
     return JSONResponse({"notification": None})
 
 
+@authorized("read", "lab")
 async def build_status(request: Request) -> Response:
     # The frontend is prebuilt: there is never anything to build.
     return JSONResponse({"status": "stable", "message": ""})
@@ -150,6 +166,7 @@ def _read_licenses(service: LabService) -> dict[str, Any]:
     return {"bundles": bundles}
 
 
+@authorized("read", "lab")
 async def licenses(request: Request) -> Response:
     params = request.query_params
     fmt = params.get("format", "json")

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authorized
 from carme.api.util import json_object
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
@@ -97,11 +98,13 @@ def _sections(request: Request) -> tuple[ConfigSections, str]:
     return request.app.state.server.services["lab.config"], section
 
 
+@authorized("read", "config")
 async def config_get(request: Request) -> Response:
     _store, section = _sections(request)
     return JSONResponse(await asyncio.to_thread(ConfigSections.read, section))
 
 
+@authorized("write", "config")
 async def config_put(request: Request) -> Response:
     store, section = _sections(request)
     body = await json_object(request)
@@ -110,6 +113,7 @@ async def config_put(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@authorized("write", "config")
 async def config_patch(request: Request) -> Response:
     store, section = _sections(request)
     body = await json_object(request)

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authorized
 from carme.api.util import json_object
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
@@ -126,6 +127,7 @@ async def _command(request: Request, name_key: str, allowed: tuple[str, ...]) ->
     return cmd, name
 
 
+@authorized("read", "lab")
 async def extensions_list(request: Request) -> Response:
     service = _manager(request).service
     if request.query_params.get("query") is not None:
@@ -136,6 +138,7 @@ async def extensions_list(request: Request) -> Response:
     return JSONResponse(entries, headers={"link": f'<{url}>; rel="last", <{url}>; rel="first"'})
 
 
+@authorized("write", "server")
 async def extensions_action(request: Request) -> Response:
     cmd, name = await _command(request, "extension_name", ("install", "uninstall", "enable", "disable"))
     if cmd in ("install", "uninstall"):
@@ -144,10 +147,12 @@ async def extensions_action(request: Request) -> Response:
     return _action_response(await _manager(request).set_enabled(name, cmd == "enable"))
 
 
+@authorized("read", "lab")
 async def plugins_locks(request: Request) -> Response:
     return JSONResponse({"lockRules": list(_manager(request).service.states.locked), "allLocked": False})
 
 
+@authorized("write", "server")
 async def plugins_action(request: Request) -> Response:
     cmd, name = await _command(request, "plugin_name", ("enable", "disable"))
     return _action_response(await _manager(request).set_enabled(name, cmd == "enable"))

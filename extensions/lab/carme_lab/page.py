@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authenticated, authorized
 from carme.api.server import API_VERSION
 from carme.auth import base_path
 from carme.plugins import await_maybe
@@ -104,6 +105,7 @@ async def extended_page_config(server: Server, request: Request, config: dict[st
 
 
 def _page(mode: str) -> Any:
+    @authorized("read", "lab")
     async def endpoint(request: Request) -> Response:
         service = _service(request)
         await service.refresh()
@@ -121,6 +123,7 @@ def _page(mode: str) -> Any:
 
 
 def _redirect(target: str) -> Any:
+    @authenticated  # the target checks
     async def endpoint(request: Request) -> Response:
         path = request.path_params.get("path", "")
         url = base_path(request.scope) + target.lstrip("/") + ("/" + quote(path) if path else "")

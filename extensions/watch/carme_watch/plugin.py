@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authorized
 from carme.config import Setting
 from carme.events import EventSchema
 from carme.hooks import hookimpl
@@ -50,6 +51,7 @@ def carme_register_event_schemas() -> list[EventSchema]:
     return [FILE_CHANGED_SCHEMA]
 
 
+@authorized("read", "contents")
 async def watch_status(request: Request) -> Response:
     watcher = watcher_of(request.app.state.server)
     return JSONResponse(watcher.status() if watcher else {"state": "stopped"})

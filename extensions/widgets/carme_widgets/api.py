@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authorized
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
 
@@ -24,6 +25,7 @@ def service_of(request: Request) -> WidgetsService:
     return service  # type: ignore[no-any-return]
 
 
+@authorized("read", "kernels")
 async def kernel_widget_state(request: Request) -> Response:
     """The kernel's live widgets in the notebook widget-state format (version 2.0)."""
     kernel_id = request.path_params["kernel_id"]
