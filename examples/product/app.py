@@ -2,13 +2,17 @@
 
 A Starlette app with its own users and its own sign-in page; carme is mounted under
 ``/notebooks/`` and learns who is signed in through the ``carme_user_from_connection`` hook, reading the
-product's session cookie. The product's lifespan runs carme's, so kernels stop with it.
+product's session cookie, and what each may do through the ``carme_permission`` hook, from the
+user's role: an admin does everything, an editor everything but administering the server, a viewer
+reads notebooks and watches running kernels but writes nothing and runs no code. The product's
+lifespan runs carme's, so kernels stop with it.
 
 Run it from the repository root::
 
     .venv/bin/uvicorn examples.product.app:app --port 8000
 
-then open http://127.0.0.1:8000/ and sign in as ada or grace (password: the name reversed).
+then open http://127.0.0.1:8000/ and sign in as ada (admin), grace (editor) or alan (viewer);
+the password is the name reversed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,17 @@ import carme
 from carme.auth import User
 
 SESSION_COOKIE = "notebookco-session"
-USERS = {"ada": "Ada Lovelace", "grace": "Grace Hopper"}  # a real product has a user database
+USERS = {"ada": "Ada Lovelace", "grace": "Grace Hopper", "alan": "Alan Turing"}  # a real product has a database
+ROLES = {"ada": "admin", "grace": "editor", "alan": "viewer"}
+
+
+def role_allows(role: str, action: str, resource: str) -> bool | None:
+    """The product's rules, in carme's terms: False denies, None leaves it to carme (allowed)."""
+    if role == "viewer" and action != "read":
+        return False  # no writes, no code: outputs of running kernels are watched, not made
+    if role == "editor" and resource == "server" and action != "read":
+        return False  # shutting the server down, installing lab extensions: admins only
+    return None
 
 
 class Sessions:
@@ -71,6 +85,10 @@ class ProductAuth:
         full = USERS[username]
         return User(username, name=full, display_name=full, initials="".join(w[0] for w in full.split()))
 
+    @carme.hookimpl
+    def carme_permission(self, user: User, action: str, resource: str) -> bool | None:
+        return role_allows(ROLES.get(user.username, "viewer"), action, resource)
+
 
 def create_product(notebooks: str | Path, secret: bytes | None = None) -> Starlette:
     """The product app; ``notebooks`` is the folder every user works in."""
@@ -86,7 +104,8 @@ def create_product(notebooks: str | Path, secret: bytes | None = None) -> Starle
         username = sessions.user(request.cookies.get(SESSION_COOKIE))
         if username is None:
             return RedirectResponse("/signin", status_code=302)
-        return HTMLResponse(f"<h1>Notebook Co.</h1><p>Hello {html.escape(USERS[username])}.</p>"
+        return HTMLResponse(f"<h1>Notebook Co.</h1><p>Hello {html.escape(USERS[username])} "
+                            f"({ROLES[username]}).</p>"
                             f'<p><a href="/notebooks/api/contents">Your notebooks</a> · '
                             f'<form method="post" action="/signout"><button>Sign out</button></form></p>')
 

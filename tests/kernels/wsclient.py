@@ -91,11 +91,12 @@ class Client:
 
     @classmethod
     async def open(cls, base_ws_url: str, kernel_id: str, session_id: str | None = None, v1: bool = True,
-                   kernels_path: str = "api/kernels", **kwargs: Any) -> Client:
+                   kernels_path: str = "api/kernels", headers: dict[str, str] | None = None, **kwargs: Any) -> Client:
+        """``headers`` replace the token header (a client identified by a cookie)."""
         session_id = session_id or uuid.uuid4().hex
         url = f"{base_ws_url}/{kernels_path}/{kernel_id}/channels?session_id={session_id}"
         ws = await connect(url, subprotocols=[V1] if v1 else None,  # type: ignore[list-item]
-                           additional_headers=AUTH, max_size=None, **kwargs)
+                           additional_headers=headers or AUTH, max_size=None, **kwargs)
         assert ws.subprotocol == (V1 if v1 else None)
         return cls(ws, session_id, v1)
 

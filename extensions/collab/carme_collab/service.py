@@ -160,6 +160,8 @@ class CollabService:
             self._schedule_cleanup(open_room.room.room_id)
 
     async def _can_write(self, user: User | None, path: str) -> bool:
+        if not await self.server.authorizer.allowed(user, "write", "contents", path):
+            return False  # carme_permission: no write on this file, so no edits through the room either
         answer = self.server.hook.carme_collab_can_write(server=self.server, user=user, path=path)
         if answer is not None:
             return bool(answer)
