@@ -164,7 +164,7 @@ class KernelWebsockets:
         user = scope.get("user")
         if not await self.server.authorizer.allowed(user, "execute", "kernels"):
             policy = MessagePolicy.read_only(f"user {getattr(user, 'username', '?')} (read-only)",
-                                             comms=bool(self._setting("read_only_comms", False)))
+                                             comms=self.server.settings["read_only_comms"])
         await self.serve(scope, receive, send, scope["path_params"]["kernel_id"], policy)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, kernel_id: str,

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carme.api.permissions import authorized
 from carme.api.util import json_object
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
@@ -44,6 +45,7 @@ def _optional_str(body: dict[str, object], key: str) -> str | None:
     return value
 
 
+@authorized("execute", "kernels")
 async def execute(request: Request) -> Response:
     kernel = _kernel(request)
     body = await json_object(request)
@@ -71,6 +73,7 @@ def _execution(request: Request) -> Execution:
     return execution
 
 
+@authorized("read", "kernels")
 async def request_status(request: Request) -> Response:
     execution = _execution(request)
     if execution.status != "complete":
@@ -78,6 +81,7 @@ async def request_status(request: Request) -> Response:
     return JSONResponse(execution.report(), status_code=500 if execution.failure else 200)
 
 
+@authorized("write", "kernels")
 async def interrupt(request: Request) -> Response:
     execution = _execution(request)
     if execution.status != "complete":
@@ -85,6 +89,7 @@ async def interrupt(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@authorized("read", "kernels")
 async def pending(request: Request) -> Response:
     kernel_id = request.path_params["kernel_id"]
     return JSONResponse({"kernel_id": kernel_id,
