@@ -6,10 +6,13 @@ import base64
 import json
 import os
 import stat
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import nbformat
+import pytest
 
 from .conftest import Factory, notebook, write_notebook
 
@@ -170,3 +173,33 @@ def test_saved_notebook_round_trips(client: httpx.Client, root: Path) -> None:
     model = client.get("/api/contents/n.ipynb").json()
     client.put("/api/contents/n.ipynb", json={"type": "notebook", "format": "json", "content": model["content"]})
     assert (root / "n.ipynb").read_bytes() == before
+
+
+@pytest.fixture
+def small_disk(root: Path) -> Iterator[Path]:
+    """root/small: a 256 KiB tmpfs, a disk that really fills up (mounting needs root)."""
+    folder = root / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(folder)],
+                             capture_output=True, text=True, timeout=30)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, timeout=30)
+
+
+def test_a_save_that_fills_the_disk_is_507_and_keeps_the_old_file(client: httpx.Client, small_disk: Path) -> None:
+    (small_disk / "notes.txt").write_text("the old content\n")
+    big = "x" * (400 * 1024)  # more than the whole disk
+    response = client.put("/api/contents/small/notes.txt", json={"type": "file", "format": "text", "content": big})
+    assert response.status_code == 507, response.text
+    assert response.json()["reason"] == "Insufficient Storage"
+    assert "small/notes.txt" in response.json()["message"]
+    assert (small_disk / "notes.txt").read_text() == "the old content\n"  # atomic: never truncated
+    assert sorted(p.name for p in small_disk.iterdir()) == ["notes.txt"]  # no temporary file left
+    # The disk is usable again: a save that fits works.
+    fits = client.put("/api/contents/small/notes.txt", json={"type": "file", "format": "text", "content": "new\n"})
+    assert fits.status_code == 200, fits.text
+    assert (small_disk / "notes.txt").read_text() == "new\n"

@@ -90,6 +90,24 @@ def test_generated_token(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (auth.token, auth.token_generated) == ("from-env", False)
 
 
+def test_token_file(serve_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JUPYTER_TOKEN_FILE: the token is the file's content (trailing newline dropped); it comes
+    after JUPYTER_TOKEN and the token setting; a missing file leaves a generated token."""
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    monkeypatch.setenv("JUPYTER_TOKEN_FILE", str(token_file))
+    served = serve_app(token=None)
+    assert httpx.get(served.url + "/api/status", headers={"Authorization": "token from-a-file"}).status_code == 200
+    assert httpx.get(served.url + "/api/status", headers={"Authorization": "token from-a"}).status_code == 403
+    assert served.app.server.auth.token_generated is False
+    monkeypatch.setenv("JUPYTER_TOKEN", "from-env")
+    assert serve_app(token=None).app.server.auth.token == "from-env"
+    assert serve_app(token="given").app.server.auth.token == "given"
+    monkeypatch.delenv("JUPYTER_TOKEN")
+    monkeypatch.setenv("JUPYTER_TOKEN_FILE", str(tmp_path / "missing"))
+    assert serve_app(token=None).app.server.auth.token_generated is True
+
+
 # -- XSRF -------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,11 @@ and every kind of bad configuration named precisely."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,7 @@ import pytest
 from carme import create_app
 from carme.cli import app_from_args, build_parser
 from carme.config import ConfigError
+from tests.environment import isolated_environ
 from tests.installing import Site
 
 EXT = """
@@ -221,3 +227,28 @@ def test_cli_set_errors(root: Path) -> None:
         with pytest.raises(ConfigError) as raised:
             app_from_args(args)
         assert str(raised.value).startswith(expected)
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root to make a config file another user cannot read")
+def test_unreadable_config_file_is_named() -> None:
+    """A config file the server's user cannot read stops `carme` with exit 2 naming the file,
+    instead of being skipped (its settings would silently not apply) or a traceback."""
+    home = Path(tempfile.mkdtemp(prefix="carme-config-"))  # pytest's tmp_path is private to root
+    try:
+        home.chmod(0o755)
+        env = isolated_environ(home)
+        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+            Path(env[name]).chmod(0o777)
+        secret = write(Path(env["JUPYTER_CONFIG_DIR"]) / "carme_config.json", '{"port": 9000}')
+        secret.chmod(0o600)  # root's
+        done = subprocess.run([*NOBODY, sys.executable, "-m", "carme.cli", "config"], capture_output=True, text=True,
+                              env={**env, "HOME": str(home)}, cwd=home, timeout=60)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"{secret}: cannot read: Permission denied" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -171,14 +171,15 @@ async def test_two_clients_replies_to_sender_iopub_to_all(server: Served, kernel
         await second.close()
 
 
-async def print_while_away(served: Served, kernel_id: str, folder: Path, text: str) -> tuple[str, str]:
-    """Connect, start a cell that prints ``text`` only once we are gone, leave, let it print.
+async def print_while_away(served: Served, kernel_id: str, folder: Path, *texts: str) -> tuple[str, str]:
+    """Connect, start a cell that prints each of ``texts`` (a message each) only once we are gone,
+    leave, let it print.
 
     Returns (session id, msg_id of the cell); the output is then waiting in the server.
     """
     go, done = folder / "go", folder / "done"
     code = (f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
-            f"print({text!r})\nopen({str(done)!r}, 'w').close()")
+            f"for text in {list(texts)!r}: print(text, flush=True)\nopen({str(done)!r}, 'w').close()")
     client = await Client.open(served.ws_url, kernel_id)
     msg_id = await client.send("shell", "execute_request", {"code": code, "silent": False, "store_history": False,
                                                             "user_expressions": {}, "allow_stdin": False})
@@ -197,6 +198,59 @@ async def test_reconnect_replays_missed_output(server: Served, kernel: str, tmp_
         iopub, reply = await back.collect(msg_id)
         assert stdout(iopub) == "while away\n"
         assert reply.content["status"] == "ok"
+    finally:
+        await back.close()
+
+
+@pytest.fixture(scope="module")
+def small_buffers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """Output kept for an absent client: at most 5 messages and 3000 bytes."""
+    yield from _serve(tmp_path_factory, "small-buffers", buffer_offline_max_messages=5,
+                      buffer_offline_max_bytes=3000)
+
+
+@pytest.fixture(scope="module")
+def unbuffered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _serve(tmp_path_factory, "unbuffered", buffer_offline_messages=False)
+
+
+async def replayed_lines(served: Served, kernel_id: str, session: str, msg_id: str) -> list[str]:
+    """Reconnect as ``session``; the stdout lines of cell ``msg_id`` received up to its idle status."""
+    back = await Client.open(served.ws_url, kernel_id, session_id=session)
+    try:
+        info = await back.send("shell", "kernel_info_request", {})
+        await back.until(lambda m: m.parent_id == info and m.channel == "shell")
+        await back.wait_for(lambda m: m.parent_id == msg_id and m.msg_type == "status"
+                            and m.content["execution_state"] == "idle")
+        return [m.content["text"] for m in back.received
+                if m.parent_id == msg_id and m.msg_type == "stream" and m.content["name"] == "stdout"]
+    finally:
+        await back.close()
+
+
+@pytest.mark.parametrize(("count", "size"), [(200, 10), (50, 1000)], ids=["messages", "bytes"])
+async def test_offline_buffer_keeps_the_newest_output_within_its_limits(small_buffers: Served, tmp_path: Path,
+                                                                       count: int, size: int) -> None:
+    """buffer_offline_max_messages / _max_bytes: the oldest messages are dropped first; what is
+    replayed is the newest output, in order, and the cell's end."""
+    kernel_id = start_kernel(small_buffers)
+    texts = [f"{i:0{size}d}" for i in range(count)]
+    session, msg_id = await print_while_away(small_buffers, kernel_id, tmp_path, *texts)
+    lines = await replayed_lines(small_buffers, kernel_id, session, msg_id)
+    assert 0 < len(lines) < count, len(lines)  # the oldest were dropped
+    assert lines == [text + "\n" for text in texts[-len(lines):]]  # the newest kept, in order
+
+
+async def test_offline_buffering_off_replays_nothing(unbuffered: Served, tmp_path: Path) -> None:
+    kernel_id = start_kernel(unbuffered)
+    session, msg_id = await print_while_away(unbuffered, kernel_id, tmp_path, "lost", "also lost")
+    back = await Client.open(unbuffered.ws_url, kernel_id, session_id=session)
+    try:
+        info = await back.send("shell", "kernel_info_request", {})
+        seen = await back.until(lambda m: m.parent_id == info and m.channel == "shell")
+        assert not [m for m in seen if m.parent_id == msg_id]
+        iopub, reply = await back.execute("print('live')")  # the session works as a new one
+        assert stdout(iopub) == "live\n"
     finally:
         await back.close()
 
