@@ -87,6 +87,9 @@ module.exports = {
     clean: true
   },
   module: {
+    // A name imported from a module that does not export it is an error, not a warning (the
+    // apputils alias must keep every name its importers use).
+    parser: { javascript: { exportsPresence: 'error' } },
     rules: [
       {
         test: /\.css$/,
@@ -107,7 +110,11 @@ module.exports = {
     ]
   },
   resolve: {
-    extensions: ['.js']
+    extensions: ['.js'],
+    alias: {
+      // Only the two names rendermime and outputarea use (see src/apputils.ts).
+      '@jupyterlab/apputils$': path.resolve(__dirname, 'lib/apputils.js')
+    }
   },
   plugins: [
     new MiniCssExtractPlugin({ filename: '[name].css', chunkFilename: '[name].[contenthash:12].css' }),

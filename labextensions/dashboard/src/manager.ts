@@ -6,7 +6,6 @@
  */
 import * as base from '@jupyter-widgets/base';
 import { KernelWidgetManager } from '@jupyter-widgets/jupyterlab-manager/lib/manager';
-import { OutputModel, OutputView } from '@jupyter-widgets/jupyterlab-manager/lib/output';
 import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version';
 import { OUTPUT_WIDGET_VERSION } from '@jupyter-widgets/output';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -77,7 +76,13 @@ export class DashboardWidgetManager extends KernelWidgetManager {
     this.register({
       name: '@jupyter-widgets/output',
       version: OUTPUT_WIDGET_VERSION,
-      exports: { OutputModel, OutputView }
+      // Its own chunk too, with JupyterLab's output area.
+      exports: async () => {
+        const { OutputModel, OutputView } = await import(
+          /* webpackChunkName: "output" */ '@jupyter-widgets/jupyterlab-manager/lib/output'
+        );
+        return { OutputModel, OutputView };
+      }
     });
   }
 
