@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -150,3 +152,46 @@ def test_unknown_kernel_is_404_and_auth_is_required(client: httpx.Client, served
     assert "no-such-kernel" in response.json()["message"]
     anonymous = httpx.get(f"{served.url}/api/widgets/no-such-kernel")
     assert anonymous.status_code == 403
+
+
+async def test_malformed_comm_messages_change_nothing(client: httpx.Client, kernel_id: str, frontend: Client) -> None:
+    """A frontend sending broken comm messages: the server's state stays as it was, later valid
+    updates still apply, and the connection keeps working."""
+    await frontend.run("import ipywidgets as w\nsturdy = w.IntSlider(value=1)")
+    model_id = (await frontend.wait_for(comm_open_of("IntSliderModel"))).content["comm_id"]
+    before = await model_where(client, kernel_id, model_id, lambda m: m is not None)
+    broken: list[tuple[str, dict[str, Any], list[bytes]]] = [
+        ("comm_msg", {"comm_id": model_id, "data": "not an object"}, []),
+        ("comm_msg", {"comm_id": model_id, "data": {"method": "update", "state": [1, 2]}}, []),
+        ("comm_msg", {"comm_id": model_id, "data": {"method": "update", "state": {}, "buffer_paths": [["value"]]}},
+         []),  # a buffer path without its buffer
+        ("comm_msg", {"comm_id": model_id, "data": {"method": "update", "state": {},
+                                                    "buffer_paths": [["missing", "deep"]]}}, [b"x"]),
+        ("comm_msg", {"comm_id": 5, "data": {"method": "update", "state": {"value": 6}}}, []),
+        ("comm_open", {"target_name": "jupyter.widget", "data": {"state": {"_model_name": "X"}}}, []),
+        ("comm_close", {"data": {}}, []),
+    ]
+    for msg_type, content, buffers in broken:
+        await frontend.send("shell", msg_type, content, buffers)
+    assert (await frontend.run("print(sturdy.value)")).strip() == "1"  # the kernel ignored them too
+    assert model(client, kernel_id, model_id) == before
+    await frontend.comm_msg(model_id, {"method": "update", "state": {"value": 9}, "buffer_paths": []})
+    await model_where(client, kernel_id, model_id, lambda m: m["state"]["value"] == 9)
+
+
+async def test_automatic_restart_clears_state_and_tracks_the_new_kernel(client: httpx.Client, kernel_id: str,
+                                                                         frontend: Client, served: Any) -> None:
+    """kill -9: the kernel restarts by itself; the widgets of the dead process are gone from the
+    server's state and widgets made after the restart are tracked."""
+    await frontend.run("import ipywidgets as w\nold = w.IntSlider(value=3)")
+    old = (await frontend.wait_for(comm_open_of("IntSliderModel"))).content["comm_id"]
+    await models_where(client, kernel_id, lambda s: old in s)
+    kernel = served.app.server.kernels.get(kernel_id)
+    os.kill(kernel.pid, signal.SIGKILL)
+    await frontend.until(lambda m: m.msg_type == "status" and m.content["execution_state"] == "restarting")
+    await await_until(lambda: kernel.execution_state == "idle", "the kernel to be back")
+    assert old not in widget_state(client, kernel_id)["state"]
+    await frontend.run("import ipywidgets as w\nnew = w.IntSlider(value=4)")
+    new = await frontend.wait_for(lambda m: comm_open_of("IntSliderModel")(m) and m.content["comm_id"] != old)
+    state = await models_where(client, kernel_id, lambda s: new.content["comm_id"] in s)
+    assert old not in state and state[new.content["comm_id"]]["state"]["value"] == 4
