@@ -213,3 +213,21 @@ async def test_a_real_run_renders_widgets_and_leaks_no_error_details(kernel: Ker
     assert "sentinel" not in html and "RuntimeError" not in html
     shown = "".join(OutputRenderer(show_tracebacks=True).render_outputs(r.outputs) for r in results)
     assert "sentinel-warning" in shown and "sentinel-value" in shown
+
+
+async def test_a_restart_during_a_cell_ends_the_run(kserver: Server, tmp_path: Path) -> None:
+    kernel = await kserver.kernels.start_kernel("python3")
+    started = tmp_path / "started"
+    try:
+        async with NotebookExecutor(kernel) as executor:
+            results = executor.execute(notebook(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\n"
+                                                "time.sleep(600)", "print('never')"))
+            first = asyncio.ensure_future(anext(results))
+            await await_until(started.exists, "the cell to start")
+            await kserver.kernels.restart_kernel(kernel.id)
+            result = await asyncio.wait_for(first, 60)
+            assert result.error is not None and result.error.kind == "dead" and "restarted" in result.error.evalue
+            with pytest.raises(StopAsyncIteration):
+                await anext(results)
+    finally:
+        await kserver.kernels.shutdown_kernel(kernel.id)

@@ -91,6 +91,12 @@ def test_streams_keep_ansi_colours_as_spans() -> None:
     assert '<span style="color: rgb(255,0,0)">x</span>' in html and "\x1b" not in html
 
 
+def test_streams_show_the_last_state_of_overwritten_lines() -> None:
+    html = OutputRenderer().render_outputs([{"output_type": "stream", "name": "stdout",
+                                             "text": "a\r\nstep 1\rstep 2\r"}])
+    assert html == '<div class="carme-output carme-output-stdout"><pre>a\nstep 2</pre></div>'
+
+
 def test_ansi_conversion() -> None:
     assert ansi_to_html("a<b") == "a&lt;b"
     assert ansi_to_html("\x1b[92;44mx\x1b[49my") == ('<span class="ansi-green-intense-fg ansi-blue-bg">x</span>'

@@ -9,7 +9,7 @@ nbclient's semantics on carme's own kernel layer (nbclient needs jupyter_client)
   ``raises-exception``; a cell tagged ``skip-execution`` is not run; markdown and raw cells are
   yielded at once, without a round trip to the kernel;
 - a cell that runs past ``timeout`` seconds interrupts the kernel and ends the run with a timeout
-  error; a kernel that dies (or restarts, or is shut down) ends it with a dead-kernel error;
+  error; a kernel that dies, is restarted or is shut down ends it with a dead-kernel error;
 - output captured by ipywidgets' Output widget (``with out:``) goes to the widget, as a frontend
   would route it (see :mod:`carme_dashboards.capture`).
 
@@ -337,7 +337,7 @@ class NotebookExecutor:
 
     def _on_lifecycle(self, event: str) -> None:
         reasons = {"restarting": "the kernel died and is restarting", "dead": "the kernel died",
-                   "shutdown": "the kernel was shut down"}
+                   "shutdown": "the kernel was shut down", "restarted": "the kernel was restarted"}
         if event not in reasons:
             return
         self._dead = reasons[event]

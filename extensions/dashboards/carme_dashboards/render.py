@@ -10,7 +10,8 @@ Each output becomes one ``<div class="carme-output ...">``:
   in ``<div class="carme-math">`` for the page's typesetter; images are ``<img>`` with ``data:``
   URLs (SVG too, as JupyterLab shows it: its ids and styles cannot clash with the page's);
   plain text is escaped, its ANSI colours as spans;
-- a stream is ``<pre>`` text (classes ``carme-output-stdout`` / ``carme-output-stderr``);
+- a stream is ``<pre>`` text (classes ``carme-output-stdout`` / ``carme-output-stderr``), carriage
+  returns and backspaces applied as a terminal shows them;
 - an error shows its traceback only with ``show_tracebacks``; otherwise a generic message, and
   stderr streams are dropped too (they often carry the same details), as Voila does.
 """
@@ -26,6 +27,7 @@ from typing import Any
 from .ansi import ansi_to_html
 from .executor import CellError
 from .markdown import MarkdownRenderer, UrlRewriter
+from .outputs import apply_control_characters
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MIME_ORDER = (WIDGET_VIEW, "application/javascript", "text/html", "text/markdown", "text/latex",
@@ -76,8 +78,10 @@ class OutputRenderer:
             name = "stderr" if output.get("name") == "stderr" else "stdout"
             if name == "stderr" and not self.show_tracebacks:
                 return ""
-            return (f'<div class="carme-output carme-output-{name}"><pre>{ansi_to_html(_text(output.get("text")))}'
-                    f"</pre></div>")
+            text = apply_control_characters(_text(output.get("text")))
+            if "\r" in text:  # what is left: CRLF, or a CR at the end (an HTML parser makes each a line break)
+                text = text.replace("\r\n", "\n").replace("\r", "")
+            return f'<div class="carme-output carme-output-{name}"><pre>{ansi_to_html(text)}</pre></div>'
         if kind == "error":
             if not self.show_tracebacks:
                 body = html.escape(ERROR_MESSAGE)
