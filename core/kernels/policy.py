@@ -35,6 +35,7 @@ COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 DASHBOARD_CLIENT_TYPES = COMM_TYPES | {"comm_info_request", "kernel_info_request", "input_reply"}
 # What a user who may only watch a kernel sends: no execute, inspect, complete or stdin.
 READ_ONLY_CLIENT_TYPES = frozenset({"comm_info_request", "kernel_info_request"})
+UNANSWERED = frozenset({"debug_request"})  # refused without an error reply (see answers_to_refused)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,27 @@ class MessagePolicy:
             log.warning('%s: refused a client message of type "%s" (%d so far); allowed: %s', self.name, key,
                         self._refused[key], ", ".join(sorted(self.client_types)))
         return False
+
+    def answers_to_refused(self, channel: str, request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        """What a kernel would send a client whose request failed, as (channel, msg_type, content):
+        busy, an error output for an execute request (what a notebook shows under the cell), the
+        error reply, idle. Nothing without a ``refusal`` text, for what is not a request (a refused
+        input_reply or comm message), or for a debug request (its reply is a Debug Adapter Protocol
+        response whose body JupyterLab's debugger reads: unanswered, the debugger stays off)."""
+        msg_type = str(request.get("msg_type", ""))
+        if (self.refusal is None or channel not in ("shell", "control") or not msg_type.endswith("_request")
+                or msg_type in UNANSWERED):
+            return []
+        text = self.refusal
+        error = {"ename": "PermissionError", "evalue": text, "traceback": [f"\x1b[0;31mPermissionError\x1b[0m: {text}"]}
+        reply: dict[str, Any] = {"status": "error", **error}
+        answers: list[tuple[str, str, dict[str, Any]]] = [("iopub", "status", {"execution_state": "busy"})]
+        if msg_type == "execute_request":
+            answers.append(("iopub", "error", error))
+            reply["execution_count"] = None
+        answers += [(channel, msg_type[:-len("request")] + "reply", reply),
+                    ("iopub", "status", {"execution_state": "idle"})]
+        return answers
 
     def allows_to_client(self, header: dict[str, Any], parent_header: bytes) -> bool:
         """Whether a kernel message may be delivered (``parent_header`` as its raw JSON frame)."""

@@ -239,7 +239,7 @@ class ClientRelay:
             header = _header(parts[0])
             if not self.policy.allows_from_client(header):
                 if self.policy.refusal is not None:
-                    self._refuse(name, header, self.policy.refusal)
+                    self._refuse(name, header, self.policy)
                 return
         channel = self._channels.get(name)
         if name == "iopub" or channel is None or self._group is None:
@@ -375,23 +375,10 @@ class ClientRelay:
             await sink.send(encode_legacy(wire, parts, str(header.get("msg_id", "")),
                                           str(header.get("msg_type", ""))))
 
-    def _refuse(self, channel: str, request: dict[str, Any], text: str) -> None:
-        """Answer a refused request to this client alone, as a kernel answers a failed one: busy,
-        an error output (execute requests: what a notebook shows under the cell), an error reply,
-        idle. Only requests get answers; a refused reply (input_reply) or comm message does not."""
-        msg_type = str(request.get("msg_type", ""))
-        if channel not in ("shell", "control") or not msg_type.endswith("_request"):
-            return
-        error = {"ename": "PermissionError", "evalue": text, "traceback": [f"\x1b[0;31mPermissionError\x1b[0m: {text}"]}
-        reply: dict[str, Any] = {"status": "error", **error}
-        answers: list[tuple[str, str, dict[str, Any]]] = [("iopub", "status", {"execution_state": "busy"})]
-        if msg_type == "execute_request":
-            answers.append(("iopub", "error", error))
-            reply["execution_count"] = None
-        answers += [(channel, msg_type[:-len("request")] + "reply", reply),
-                    ("iopub", "status", {"execution_state": "idle"})]
-        for on, kind, content in answers:
-            msg = self.session.msg(on, kind, content, parent=request, synthetic=True)
+    def _refuse(self, channel: str, request: dict[str, Any], policy: MessagePolicy) -> None:
+        """Answer a refused request to this client alone, with what the policy says."""
+        for on, kind, answer in policy.answers_to_refused(channel, request):
+            msg = self.session.msg(on, kind, answer, parent=request, synthetic=True)
             self.post((on.encode("ascii"), msg.frames, msg.header))
 
     def _notice(self, text: str, parent: bytes) -> Message:

@@ -90,12 +90,14 @@ class ProductAuth:
         return role_allows(ROLES.get(user.username, "viewer"), action, resource)
 
 
-def create_product(notebooks: str | Path, secret: bytes | None = None) -> Starlette:
-    """The product app; ``notebooks`` is the folder every user works in."""
+def create_product(notebooks: str | Path, secret: bytes | None = None, extensions: list[str] | None = None) -> Starlette:
+    """The product app; ``notebooks`` is the folder every user works in; ``extensions`` the carme
+    extensions it enables (default: every one installed)."""
     sessions = Sessions(secret or secrets.token_bytes(32))
     notebook_app = carme.create_app(
         str(notebooks),
         plugins=[ProductAuth(sessions)],
+        extensions=extensions,
         # Browsers that are not signed in go to the product's page, not carme's token form.
         settings={"login_url": "/signin"},
     )
@@ -111,7 +113,9 @@ def create_product(notebooks: str | Path, secret: bytes | None = None) -> Starle
 
     async def signin_page(request: Request) -> Response:
         target = html.escape(request.query_params.get("next", "/"))
-        return HTMLResponse(f'<form method="post" action="/signin"><input name="username"><input name="password" '
+        # No favicon: the inline empty icon keeps the browser from asking for /favicon.ico.
+        return HTMLResponse(f'<link rel="icon" href="data:,"><form method="post" action="/signin">'
+                            f'<input name="username"><input name="password" '
                             f'type="password"><input type="hidden" name="next" value="{target}">'
                             f"<button>Sign in</button></form>")
 

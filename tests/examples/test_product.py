@@ -3,7 +3,6 @@ carme_user_from_connection hook, carme's lifespan inside the product's. Through 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import websockets.sync.client as ws_client
 from websockets.exceptions import InvalidStatus
 
 from examples.product.app import SESSION_COOKIE, create_product
+from tests.examples.accounts import sign_in
 from tests.serving import Served, serve
 
 EVENT = {"schema_id": "https://events.jupyter.org/jupyter_server/contents_service/v1", "version": 1,
@@ -24,14 +24,6 @@ EVENT = {"schema_id": "https://events.jupyter.org/jupyter_server/contents_servic
 def product(root: Path) -> Iterator[Served]:
     with serve(create_product(root)) as served:
         yield served
-
-
-@contextlib.contextmanager
-def sign_in(served: Served, username: str = "ada") -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served.url, timeout=30) as browser:
-        answer = browser.post("/signin", data={"username": username, "password": username[::-1], "next": "/"})
-        assert answer.status_code == 302
-        yield browser
 
 
 def test_not_signed_in(product: Served) -> None:
