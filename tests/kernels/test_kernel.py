@@ -25,6 +25,8 @@ from .zmqclient import Collector, execute, recv_reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
+STUBBORN = Path(__file__).with_name("stubborn_kernel.py")
+
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def kernel(kserver: Server) -> Kernel:
@@ -298,3 +300,24 @@ class StoppedRecorder:
     @hookimpl
     def carme_on_kernel_stopped(self, server: Server, kernel: Kernel) -> None:
         self.stopped.append(kernel.id)
+
+
+@pytest.mark.parametrize(("mode", "stopped_by"), [("term", signal.SIGTERM), ("ignore", signal.SIGKILL)])
+async def test_a_kernel_ignoring_shutdown_request_gets_sigterm_then_sigkill(
+        kserver: Server, tmp_path: Path, mode: str, stopped_by: int) -> None:
+    """Shutdown asks politely on control first; a kernel that does not stop gets SIGTERM at half
+    the shutdown_wait_time, and one that ignores SIGTERM too gets SIGKILL. Nothing is left."""
+    marker = tmp_path / "control-messages"
+    spec_dir = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / f"stubborn-{mode}"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(
+        {"argv": [sys.executable, str(STUBBORN), str(marker), mode, "{connection_file}"],
+         "display_name": "Stubborn", "language": "python"}))
+    kernel = await kserver.kernels.start_kernel(f"stubborn-{mode}")
+    assert kernel.kernel_info["implementation"] == "stubborn"
+    process = kernel.provisioner.process  # type: ignore[attr-defined]
+    connection_file = Path(kernel.provisioner.connection_file)  # type: ignore[attr-defined]
+    await kserver.kernels.shutdown_kernel(kernel.id)
+    assert process.returncode == -stopped_by
+    assert marker.read_text().splitlines() == ["shutdown_request"]  # asked first, and ignored it
+    assert not pid_alive(process.pid) and not connection_file.exists()
