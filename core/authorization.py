@@ -34,7 +34,7 @@ DENIED_SCHEMA = "https://events.carme.dev/authorization/denied/v1"
 DENIED_EVENT = EventSchema(
     DENIED_SCHEMA, 1, "A user was refused an action on a resource",
     {"username": {"type": "string"}, "action": {"type": "string"}, "resource": {"type": "string"},
-     "path": {"type": ["string", "null"]}, "plugin": {"type": "string"}},
+     "path": {"type": ["string", "null"]}, "plugin": {"type": "string"}, "detail": {"type": "string"}},
     ("username", "action", "resource"),
 )
 
@@ -93,12 +93,19 @@ class Authorizer:
         denied_by = await self.decide(user, action, resource, path)
         if denied_by is None:
             return
+        self.publish(user, action, resource, path, denied_by)
+        raise Forbidden(user.username if user is not None else "", action, resource, path)
+
+    def publish(self, user: User | None, action: str, resource: str, path: str | None, denied_by: str,
+                detail: str | None = None) -> None:
+        """Log a denial and publish it on the bus; ``detail`` says more (a refused kernel message)."""
         username = user.username if user is not None else ""
-        log.info("denied: user %r %s on %s%s (by %s)", username, action, resource,
-                 f" {path!r}" if path is not None else "", denied_by)
-        self.server.events.emit(DENIED_SCHEMA, {"username": username, "action": action, "resource": resource,
-                                                "path": path, "plugin": denied_by})
-        raise Forbidden(username, action, resource, path)
+        log.info("denied: user %r %s on %s%s (by %s)%s", username, action, resource,
+                 f" {path!r}" if path is not None else "", denied_by, f": {detail}" if detail else "")
+        data = {"username": username, "action": action, "resource": resource, "path": path, "plugin": denied_by}
+        if detail:
+            data["detail"] = detail
+        self.server.events.emit(DENIED_SCHEMA, data)
 
     async def permissions(self, user: User | None, wanted: dict[str, list[str]]) -> dict[str, list[str]]:
         """For each resource the actions of ``wanted`` the user may perform (/api/me's answer)."""

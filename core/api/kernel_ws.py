@@ -162,10 +162,17 @@ class KernelWebsockets:
         # this user runs code or only watches (carme_permission is asked once per connection).
         policy = None
         user = scope.get("user")
-        if not await self.server.authorizer.allowed(user, "execute", "kernels"):
+        kernel_id = scope["path_params"]["kernel_id"]
+        authorizer = self.server.authorizer
+        denied_by = await authorizer.decide(user, "execute", "kernels")
+        if denied_by is not None:
+            def audit(msg_type: str) -> None:
+                authorizer.publish(user, "execute", "kernels", None, denied_by,
+                                   f"{msg_type} refused on kernel {kernel_id}")
+
             policy = MessagePolicy.read_only(f"user {getattr(user, 'username', '?')} (read-only)",
-                                             comms=self.server.settings["read_only_comms"])
-        await self.serve(scope, receive, send, scope["path_params"]["kernel_id"], policy)
+                                             comms=self.server.settings["read_only_comms"], on_refused=audit)
+        await self.serve(scope, receive, send, kernel_id, policy)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, kernel_id: str,
                     policy: MessagePolicy | None = None) -> None:

@@ -22,7 +22,7 @@ could be private.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,8 @@ class MessagePolicy:
     private_sessions: frozenset[str] = frozenset()
     shared_types: frozenset[str] = COMM_TYPES | {"status"}
     refusal: str | None = None  # answered to a refused request; None: dropped silently
+    # Told the type of a refused message (as often as it is logged), to publish it for audit.
+    on_refused: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
     _refused: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -57,12 +59,13 @@ class MessagePolicy:
         return cls(name, frozenset(client_types), frozenset({"execute_input", *hide}), frozenset(private_sessions))
 
     @classmethod
-    def read_only(cls, name: str, *, comms: bool = False) -> MessagePolicy:
+    def read_only(cls, name: str, *, comms: bool = False,
+                  on_refused: Callable[[str], None] | None = None) -> MessagePolicy:
         """A user who may watch a kernel but not run code on it: outputs and status arrive as for
         anyone, requests other than kernel_info and comm_info are refused with an error reply;
         ``comms`` lets widget messages through (widget callbacks do run in the kernel)."""
         return cls(name, READ_ONLY_CLIENT_TYPES | (COMM_TYPES if comms else frozenset()), frozenset(),
-                   refusal=f"{name}: you may watch this kernel but not run code on it")
+                   refusal=f"{name}: you may watch this kernel but not run code on it", on_refused=on_refused)
 
     def allows_from_client(self, header: dict[str, Any]) -> bool:
         """Whether a client message with this header may reach the kernel (refusals are logged)."""
@@ -74,6 +77,8 @@ class MessagePolicy:
         if self._refused[key] == 1 or self._refused[key] % 100 == 0:  # a looping client must not flood the log
             log.warning('%s: refused a client message of type "%s" (%d so far); allowed: %s', self.name, key,
                         self._refused[key], ", ".join(sorted(self.client_types)))
+            if self.on_refused is not None:
+                self.on_refused(key)
         return False
 
     def answers_to_refused(self, channel: str, request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
