@@ -30,10 +30,12 @@ VIEWER_REFUSALS = [
 ]
 
 
-@pytest.fixture
-def product(root: Path) -> Iterator[Served]:
+@pytest.fixture(params=[["lab"], None], ids=["lab", "every-extension"])
+def product(root: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The product with JupyterLab alone, and as it ships (collaboration on: the viewer's edits
+    reach neither the room's other peers nor the disk)."""
     (root / "report.ipynb").write_text(json.dumps(NOTEBOOK))
-    with serve(create_product(root, extensions=["lab"])) as served:
+    with serve(create_product(root, extensions=request.param)) as served:
         yield served
 
 
@@ -41,7 +43,7 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()}
 
 
-def test_viewer_in_jupyterlab(chromium: Any, product: Served, root: Path) -> None:
+def test_viewer_in_jupyterlab(chromium: Any, product: Served, root: Path, request: pytest.FixtureRequest) -> None:
     # An editor has the notebook running; the viewer comes to watch.
     with sign_in(product, "grace") as editor:
         xsrf = editor.get("/notebooks/api/me").cookies["_xsrf"]
@@ -49,7 +51,8 @@ def test_viewer_in_jupyterlab(chromium: Any, product: Served, root: Path) -> Non
             "path": "report.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}})
         assert session.status_code == 201, session.text
     before = snapshot(root)
-    with browsing(chromium, product, "/notebooks/", "product-viewer", expected=VIEWER_REFUSALS) as flow:
+    shots = f"product-viewer-{request.node.callspec.id}"
+    with browsing(chromium, product, "/notebooks/", shots, expected=VIEWER_REFUSALS) as flow:
         page = flow.page
         page.goto(f"{product.url}/signin?next=/notebooks/lab/tree/report.ipynb")
         page.locator("input[name=username]").fill("alan")
