@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .jsonutil import isoformat, utcnow
+from .listeners import Listeners
 
 log = logging.getLogger("carme.events")
 
@@ -76,7 +77,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self.schemas: dict[str, EventSchema] = {}
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[[dict[str, Any]]] = Listeners(log, "event listener")
 
     def register(self, schema: EventSchema) -> None:
         known = self.schemas.get(schema.id)
@@ -93,17 +94,12 @@ class EventBus:
             raise EventError(f"event schema {schema_id} has version {schema.version}, not {version}")
         schema.validate(data)
         event = {**data, "schema_id": schema_id, "version": schema.version, "timestamp": isoformat(utcnow())}
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed")
+        self._listeners.notify(event)
         return event
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` for every event; returns a function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._listeners.add(listener)
 
 
 BUILTIN_SCHEMAS = [

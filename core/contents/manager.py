@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ApiError
+from ..listeners import Listeners
 from .models import FileStream, Model
 from .notebooks import new_notebook
 from .paths import join, normalize
@@ -40,22 +41,19 @@ class ContentsManager(abc.ABC):
     untitled_directory = "Untitled Folder"
 
     def __init__(self) -> None:
-        self._listeners: list[ChangeListener] = []
+        self._listeners: Listeners[[str, str, str | None]] = Listeners(log, "contents listener")
 
     # -- change notification ------------------------------------------------------------------
 
-    def add_listener(self, listener: ChangeListener) -> None:
-        """Call ``await listener(action, path, source_path)`` after every operation (``get`` too)."""
-        self._listeners.append(listener)
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``await listener(action, path, source_path)`` after every operation (``get`` too);
+        returns the function that removes it."""
+        return self._listeners.add(listener)
 
     async def changed(self, action: str, path: str, source_path: str | None = None) -> None:
         """Report an operation: ``get``, ``create``, ``save``, ``upload``, ``rename``, ``copy``,
         ``delete``. Listener errors are logged, never raised: the change is already on disk."""
-        for listener in list(self._listeners):
-            try:
-                await listener(action, path, source_path)
-            except Exception:
-                log.exception("contents listener failed for %s %s", action, path)
+        await self._listeners.notify_async(action, path, source_path)
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ import zmq
 import zmq.asyncio
 
 from ..jsonutil import isoformat, utcnow
+from ..listeners import Listeners
 from ..tasks import cancel_and_wait
 from .channels import ServerChannels
 from .connection import ConnectionInfo, open_socket
@@ -125,9 +126,9 @@ class Kernel:
         self._context = context
         self._on_dead = on_dead
         self._channels: ServerChannels | None = None
-        self._subscribers: list[MessageCallback] = []
-        self._inbound: list[MessageCallback] = []
-        self._lifecycle: list[LifecycleCallback] = []
+        self._subscribers: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: a message subscriber")
+        self._inbound: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: an inbound subscriber")
+        self._lifecycle: Listeners[[str]] = Listeners(log, f"kernel {kernel_id}: a lifecycle listener")
         self._client_sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
         self._lock = asyncio.Lock()  # one of start / restart / auto-restart / shutdown at a time
         self._ready = asyncio.Event()
@@ -154,13 +155,11 @@ class Kernel:
 
     def subscribe(self, callback: MessageCallback) -> Callable[[], None]:
         """Call ``callback(msg)`` for every iopub message; returns the unsubscribe function."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+        return self._subscribers.add(callback)
 
     def subscribe_inbound(self, callback: MessageCallback) -> Callable[[], None]:
         """Call ``callback(msg)`` for every message a client sends; returns the unsubscribe function."""
-        self._inbound.append(callback)
-        return lambda: self._inbound.remove(callback) if callback in self._inbound else None
+        return self._inbound.add(callback)
 
     def client_message(self, channel: str, parts: list[bytes]) -> None:
         """The relay forwarded ``parts`` from a client on ``channel``: tell inbound subscribers."""
@@ -170,16 +169,11 @@ class Kernel:
             msg = KernelMessage(channel, parts)
         except ValueError:
             return
-        for callback in list(self._inbound):
-            try:
-                callback(msg)
-            except Exception:
-                log.exception("kernel %s: an inbound subscriber failed on %r", self.id, msg)
+        self._inbound.notify(msg)
 
     def on_lifecycle(self, callback: LifecycleCallback) -> Callable[[], None]:
         """Call ``callback(event)`` on restarting / restarted / dead / shutdown; returns a remover."""
-        self._lifecycle.append(callback)
-        return lambda: self._lifecycle.remove(callback) if callback in self._lifecycle else None
+        return self._lifecycle.add(callback)
 
     def connect(self, channel: str, identity: bytes | None = None) -> zmq.asyncio.Socket:
         """A new client socket on ``channel`` (see the module docstring); the caller closes it."""
@@ -389,11 +383,7 @@ class Kernel:
         self._deliver(msg)
 
     def _deliver(self, msg: KernelMessage) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(msg)
-            except Exception:
-                log.exception("kernel %s: a message subscriber failed on %r", self.id, msg)
+        self._subscribers.notify(msg)
 
     def _emit_status(self, state: str) -> None:
         """A synthetic iopub status (restarting/dead) for subscribers, as jupyter_server sends."""
@@ -401,11 +391,7 @@ class Kernel:
         self._deliver(self.session.msg("iopub", "status", {"execution_state": state}, synthetic=True))
 
     def _emit_lifecycle(self, event: str) -> None:
-        for callback in list(self._lifecycle):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("kernel %s: a lifecycle listener failed on %s", self.id, event)
+        self._lifecycle.notify(event)
 
     # -- monitoring and auto-restart --------------------------------------------------------
 
