@@ -3,6 +3,7 @@
  * away, widget views once the kernel's widget state is there), connects to the visit's kernel,
  * and loads third-party widget libraries when a widget needs one.
  */
+import { applyCellUpdate } from './cells';
 import { IDashboardConfig, readPageConfig } from './config';
 import { WidgetLibraries } from './federation';
 import { connectKernel } from './kernel';
@@ -73,7 +74,8 @@ function main(): void {
       typesetMathElement(element).catch(error => console.error('carme dashboard: math typesetting failed', error));
     },
     progress: element => run.progress(element),
-    finished: element => run.finished(element)
+    finished: element => run.finished(element),
+    update: element => applyCellUpdate(element, node => views.closeWithin(node))
   }).start();
   const manager = start(config, views, indicator);
   manager.catch(error => console.error('carme dashboard: no kernel connection', error));

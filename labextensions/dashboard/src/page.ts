@@ -15,13 +15,16 @@ export interface IPageHandlers {
   progress(element: HTMLElement): void;
   /** The complete `#carme-finished` element. */
   finished(element: HTMLElement): void;
+  /** A complete `template.carme-cell-update`: new outputs for an earlier cell. */
+  update(element: HTMLTemplateElement): void;
 }
 
 const WIDGET = '.carme-widget[data-model-id]';
 const MATH = '.carme-math';
 const PROGRESS = '.carme-progress';
 const FINISHED = '#carme-finished';
-const ALL = [WIDGET, MATH, PROGRESS, FINISHED].join(',');
+const UPDATE = 'template.carme-cell-update';
+const ALL = [WIDGET, MATH, PROGRESS, FINISHED, UPDATE].join(',');
 /** Subtrees the client itself fills: never scanned (a widget's DOM changes constantly). */
 const OWN = '.carme-widget-view';
 
@@ -98,6 +101,8 @@ export class PageWatcher {
         this._handlers.math(element);
       } else if (element.matches(PROGRESS)) {
         this._handlers.progress(element);
+      } else if (element instanceof HTMLTemplateElement) {
+        this._handlers.update(element);
       } else {
         this._handlers.finished(element);
       }

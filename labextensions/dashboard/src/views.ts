@@ -29,6 +29,13 @@ export class WidgetViews {
     this._waiting.set(modelId, waiting);
   }
 
+  /** Close the views inside `root`, which leaves the page (the outputs of an updated cell). */
+  closeWithin(root: Element): void {
+    for (const host of Array.from(root.querySelectorAll('.carme-widget-view'))) {
+      this._widgets.get(host)?.dispose();
+    }
+  }
+
   /** Start showing views with `manager`: the waiting elements first. */
   attach(manager: DashboardWidgetManager): void {
     this._manager = manager;
@@ -60,6 +67,7 @@ export class WidgetViews {
       host.className = 'carme-widget-view';
       element.appendChild(host);
       Widget.attach(view.luminoWidget, host);
+      this._widgets.set(host, view.luminoWidget);
       // The model closed in the kernel (widget.close()): the view is gone, and so is its place.
       view.luminoWidget.disposed.connect(() => {
         host.remove();
@@ -74,6 +82,7 @@ export class WidgetViews {
 
   private _manager: DashboardWidgetManager | null = null;
   private _waiting = new Map<string, HTMLElement[]>();
+  private _widgets = new WeakMap<Element, Widget>();
 }
 
 function setState(element: HTMLElement, state: ViewState): void {
