@@ -5,6 +5,7 @@
 const fs = require('fs');
 const path = require('path');
 const MiniCssExtractPlugin = require('mini-css-extract-plugin');
+const MinimizerPlugin = require('minimizer-webpack-plugin');
 const { container } = require('webpack');
 
 const OUTPUT = path.resolve(__dirname, '../../extensions/dashboards/carme_dashboards/static/client');
@@ -126,6 +127,14 @@ module.exports = {
     new DropThemeScripts(),
     new StampEntry()
   ],
+  optimization: {
+    // esbuild minifies in a fraction of terser's time (CI and ./dev build from nothing, on two
+    // shared cores), for a few percent more bytes; the stylesheets are minified too.
+    minimizer: [
+      new MinimizerPlugin({ test: /\.js$/, minify: MinimizerPlugin.esbuildMinify, minimizerOptions: { target: 'es2021' } }),
+      new MinimizerPlugin({ test: /\.css$/, minify: MinimizerPlugin.esbuildMinifyCss })
+    ]
+  },
   performance: {
     // Sizes are reported by the build and checked in the README's figures, not here.
     hints: false
