@@ -1,6 +1,7 @@
 """What the page client does with the streamed page itself, in Chromium: math is typeset only
 once the parser is past it (a formula cut between two network reads comes out whole), an
-update of an earlier cell's outputs replaces them, and the end of a failed run shows."""
+update of an earlier cell's outputs replaces them, the end of a failed run shows, and the dark
+theme's stylesheet and markers are there."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ TEX = "annotation[encoding='application/x-tex']"
 def test_math_waits_for_its_whole_text_and_updates_replace_outputs(chromium: Any,
                                                                    client_site: tuple[Served, StreamedPage]) -> None:
     served, page = client_site
+    page.theme = "dark"
     rest_of_formula = threading.Event()
     page.parts = list(parts(
         section(0, "<pre class='carme-source'>display(h, display_id=True)</pre><p>old-output</p>"),
@@ -36,6 +38,12 @@ def test_math_waits_for_its_whole_text_and_updates_replace_outputs(chromium: Any
         split.filter(has_text="$x^").wait_for()
         flow.page.locator("#carme-kernel-status[data-state='connected']").wait_for()
         assert split.locator(".katex").count() == 0
+        # The dark theme: JupyterLab's variables from the client's theme-dark.css, and the body
+        # markers widget libraries read.
+        assert flow.page.evaluate("getComputedStyle(document.documentElement)"
+                                  ".getPropertyValue('--jp-layout-color0').trim()") == "#111"
+        assert flow.page.evaluate("[document.body.dataset.jpThemeLight, document.body.dataset.jpThemeName]") == \
+            ["false", "JupyterLab Dark"]
         rest_of_formula.set()
 
         split.locator(TEX).wait_for(state="attached")

@@ -93,6 +93,7 @@ export class ConnectionIndicator {
     }
     const created = document.createElement('div');
     created.id = 'carme-kernel-status';
+    created.className = 'carme-kernel-status-own';
     created.setAttribute('role', 'status');
     document.body.appendChild(created);
     return created;
