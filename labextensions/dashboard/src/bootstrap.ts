@@ -4,7 +4,7 @@
  * and loads third-party widget libraries when a widget needs one.
  */
 import { applyCellUpdate } from './cells';
-import { IDashboardConfig, readPageConfig } from './config';
+import { type IDashboardConfig, readPageConfig } from './config';
 import { WidgetLibraries } from './federation';
 import { connectKernel } from './kernel';
 import { DashboardWidgetManager } from './manager';

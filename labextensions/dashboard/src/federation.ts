@@ -10,8 +10,8 @@ import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { URLExt } from '@jupyterlab/coreutils';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
-import { IFederatedExtension } from './config';
-import { IWidgetModuleLoader } from './manager';
+import { type IFederatedExtension } from './config';
+import { type IWidgetModuleLoader } from './manager';
 
 /** A module federation container, as a remote entry defines it. */
 interface IContainer {

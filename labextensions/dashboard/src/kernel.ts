@@ -4,9 +4,9 @@
  * never the server's own /api/kernels (a visitor may reach only their own kernel there).
  */
 import { URLExt } from '@jupyterlab/coreutils';
-import { Kernel, KernelAPI, KernelConnection, ServerConnection } from '@jupyterlab/services';
+import { type Kernel, KernelAPI, KernelConnection, ServerConnection } from '@jupyterlab/services';
 
-import { IDashboardConfig } from './config';
+import { type IDashboardConfig } from './config';
 
 /**
  * The server settings whose `baseUrl` is the services base: @jupyterlab/services appends

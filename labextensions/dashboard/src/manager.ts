@@ -8,9 +8,9 @@ import * as base from '@jupyter-widgets/base';
 import { KernelWidgetManager } from '@jupyter-widgets/jupyterlab-manager/lib/manager';
 import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version';
 import { OUTPUT_WIDGET_VERSION } from '@jupyter-widgets/output';
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { Kernel } from '@jupyterlab/services';
-import { ISignal, Signal } from '@lumino/signaling';
+import { type IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { type Kernel } from '@jupyterlab/services';
+import { type ISignal, Signal } from '@lumino/signaling';
 
 /** Loads the widget module `moduleName` from wherever it can (a federated labextension). */
 export interface IWidgetModuleLoader {

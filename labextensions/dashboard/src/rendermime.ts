@@ -6,9 +6,9 @@
 import { WidgetRenderer } from '@jupyter-widgets/jupyterlab-manager/lib/renderer';
 import { WIDGET_VIEW_MIMETYPE } from '@jupyter-widgets/jupyterlab-manager/lib/manager';
 import { RenderMimeRegistry, standardRendererFactories } from '@jupyterlab/rendermime';
-import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { type IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
-import { DashboardWidgetManager } from './manager';
+import { type DashboardWidgetManager } from './manager';
 import { latexTypesetter } from './math';
 
 const markdownParser: IRenderMime.IMarkdownParser = {

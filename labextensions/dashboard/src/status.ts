@@ -3,7 +3,7 @@
  * of N"), the end of the run on <body data-carme-run>, and a small connection indicator in
  * #carme-kernel-status (connecting / connected / reconnecting / dead).
  */
-import { Kernel } from '@jupyterlab/services';
+import { type Kernel } from '@jupyterlab/services';
 
 /** The states of the connection indicator, in its `data-state`. */
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'dead';

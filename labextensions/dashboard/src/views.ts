@@ -4,10 +4,10 @@
  * in while the kernel's widget state is restored). The server's text fallback stays in the
  * element and CSS hides it once the view is there.
  */
-import { DOMWidgetView } from '@jupyter-widgets/base';
+import { type DOMWidgetView } from '@jupyter-widgets/base';
 import { Widget } from '@lumino/widgets';
 
-import { DashboardWidgetManager } from './manager';
+import { type DashboardWidgetManager } from './manager';
 
 /** The element's state, in `data-carme-widget`: the page's CSS keys on it. */
 export type ViewState = 'waiting' | 'loading' | 'rendered' | 'closed' | 'error';
