@@ -19,6 +19,7 @@ from .auth import Authenticator, AuthMiddleware, PathSet
 from .authorization import DENIED_EVENT, Authorizer
 from .errors import EXCEPTION_HANDLERS
 from .events import EventBus
+from .extension_state import ExtensionStates
 from .plugins import PluginError, Plugins
 from .server import Server
 
@@ -145,12 +146,16 @@ def create_app(
         only = list(extensions)
 
     layers = config.read_layers(config_files, environ)
+    file_count = len(layers) - 1  # the last is the environment's
     layers.extend(_cli)
     layers.append(config.overrides_layer("create_app", overrides, explicit_extensions))
     # Asking for an extension that is not installed is an error; turning one off is not.
     wanted = [*(name for name, on in explicit_extensions.items() if on), *(only or []), *_cli_extensions]
     plugin_set, resolved = load_plugins(layers, plugins, only, explicit=wanted)
     server = Server(resolved, plugin_set)
+    # /api/extensions re-reads the config files; the other layers of this run stay as they were.
+    server.services["extensions"] = ExtensionStates(plugin_set, layers[file_count:], only=only,
+                                                    config_files=config_files)
     server.events = EventBus()
     server.auth = Authenticator(server)
     server.authorizer = Authorizer(server)

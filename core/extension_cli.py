@@ -1,9 +1,7 @@
 """``carme extension list|enable|disable`` and ``carme config``.
 
-Enabled state is persisted as Jupyter persists server extensions: one small JSON file per
-extension, ``<config dir>/carme_config.d/<name>.json`` = ``{"extensions": {"<name>": true}}``, in
-the config dir of the chosen level (``--user``: ``jupyter_config_dir()``; ``--sys-prefix``, the
-default: ``sys.prefix/etc/jupyter``; ``--system``: the first system config dir).
+Enabled state is persisted at the level chosen (``--sys-prefix`` by default) as
+core/extension_state.py says; the REST API /api/extensions does the same for the user level.
 """
 
 from __future__ import annotations
@@ -11,32 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, TextIO
-
-from jupyter_core import paths as jupyter_paths
 
 from . import config
 from .config import ConfigError
-from .contents.fileio import atomic_write
+from .extension_state import LEVELS, level_dir, state_file, write_state
 from .plugins import ENTRY_POINT_GROUP, Plugins
-
-LEVELS = ("user", "sys-prefix", "system")
-
-
-def level_dir(level: str) -> Path:
-    """The Jupyter config dir of a level, as ``jupyter server extension enable`` picks it."""
-    if level == "user":
-        return Path(jupyter_paths.jupyter_config_dir())
-    if level == "sys-prefix":
-        return Path(jupyter_paths.ENV_CONFIG_PATH[0])
-    if level == "system":
-        return Path(jupyter_paths.SYSTEM_CONFIG_PATH[0])
-    raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
-
-
-def state_file(level: str, name: str) -> Path:
-    return level_dir(level) / config.CONFIG_DIR / f"{name}.json"
 
 
 def _load(layers: list[config.ConfigLayer]) -> Plugins:
@@ -70,11 +48,6 @@ def list_extensions(out: TextIO | None = None) -> int:
     return 0
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(str(path), (json.dumps(data, indent=2) + "\n").encode("utf-8"))
-
-
 def set_enabled(name: str, enabled: bool, level: str, out: TextIO | None = None) -> int:
     """Persist the enabled state of ``name`` at ``level``; unknown names are an error."""
     out = out or sys.stdout
@@ -82,12 +55,7 @@ def set_enabled(name: str, enabled: bool, level: str, out: TextIO | None = None)
     if name not in plugins.extensions:
         known = ", ".join(sorted(plugins.extensions)) or "none"
         raise ConfigError(f"no installed extension is named {name!r}; installed extensions: {known}")
-    path = state_file(level, name)
-    try:
-        _write_json_atomic(path, {config.EXTENSIONS_KEY: {name: enabled}})
-    except OSError as exc:
-        hint = "" if level == "user" else " (try --user)"
-        raise ConfigError(f"cannot write {path}: {exc.strerror}{hint}") from None
+    path = write_state(name, enabled, level)
     out.write(f"{'Enabled' if enabled else 'Disabled'} extension {name!r} in {path}\n")
     # A higher-precedence source may still say otherwise: say so rather than let it surprise.
     effective = config.extension_states(config.read_layers()).get(name, (True, "default"))

@@ -237,6 +237,11 @@ class Plugins:
         error = scratch._load(name, info.entry_point) or scratch._unknown_hooks().get(name)
         return error
 
+    def runs(self, name: str) -> bool:
+        """Whether the installed extension ``name`` is loaded: enabled, imported and registered."""
+        info = self.extensions.get(name)
+        return info is not None and info.enabled and info.error is None and self.pm.has_plugin(name)
+
     def name_of(self, plugin: object) -> str:
         return self.pm.get_name(plugin) or repr(plugin)
 

@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/', '**/lib/', '**/*.config.js'] },
+  // build.js: the node script that runs @jupyterlab/builder (CommonJS, not browser code).
+  { ignores: ['**/node_modules/', '**/lib/', '**/*.config.js', 'jupyterlab/build.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,5 +1,5 @@
 """The built-in server plugin: where and how to serve (the top-level settings), and the
-server-level routes /api, /api/status, /api/me and /api/shutdown."""
+server-level routes /api, /api/status, /api/me, /api/shutdown and /api/extensions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
 
+from ..api import extensions as extensions_api
 from ..api import server as server_api
 from ..config import Setting
 from ..hooks import hookimpl
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def carme_register_routes(server: Server) -> list[BaseRoute]:
-    return server_api.routes()
+    return [*server_api.routes(), *extensions_api.routes()]
 
 
 @hookimpl

@@ -37,7 +37,7 @@ def build_client() -> None:
         raise SystemExit("carme-dashboards: building the page client needs node >= 20 and npm on PATH")
     if not (WORKSPACE / "node_modules").is_dir():
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WORKSPACE, check=True)
-    subprocess.run([npm, "run", "build"], cwd=WORKSPACE, check=True)
+    subprocess.run([npm, "run", "build", "--workspace", "dashboard"], cwd=WORKSPACE, check=True)
 
 
 class BuildPy(build_py):

@@ -49,6 +49,11 @@ def _service(request: Request) -> LabService:
     return request.app.state.server.services["lab"]  # type: ignore[no-any-return]
 
 
+def running_extensions(server: Server) -> list[str]:
+    """The carme extensions loaded in this server, by name."""
+    return sorted(name for name in server.plugins.extensions if server.plugins.runs(name))
+
+
 def build_page_config(service: LabService, base: str, *, mode: str, workspace: str, tree_path: str) -> dict[str, Any]:
     """The page config JupyterLab reads from ``#jupyter-config-data``, for prefix ``base``."""
     server = service.server
@@ -85,6 +90,9 @@ def build_page_config(service: LabService, base: str, *, mode: str, workspace: s
         "delete_to_trash": bool(server.settings.get("delete_to_trash", False)),
         "untracked_message_types": UNTRACKED_MESSAGE_TYPES,
         "extensionManager": dict(MANAGER_METADATA),
+        # carme's labextension turns each of its features off when the server extension it needs
+        # does not run.
+        "carmeExtensions": running_extensions(server),
     }
     for key, path in _URLS.items():
         config[key + "Url"] = "/" + path

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from carme.server import Server
 
 FAVICONS = Path(__file__).parent / "favicons"
+# carme's own labextension (labextensions/jupyterlab, built here by the wheel build and ./dev;
+# never committed): loaded like a pip-installed one, after those other carme extensions ship.
+OWN_LABEXTENSIONS = Path(__file__).parent / "labextensions"
 
 
 @hookimpl
@@ -80,6 +83,7 @@ async def carme_startup(server: Server) -> None:
     dirs: list[Path] = []
     for _name, paths in server.plugins.each("carme_lab_register_labextension_paths", server=server):
         dirs.extend(Path(p) for p in paths)
+    dirs.append(OWN_LABEXTENSIONS)
     service = LabService(server, LabPaths.from_settings(server.settings.section("lab")), extension_dirs=dirs)
     await service.refresh()
     server.services["lab"] = service
