@@ -1,9 +1,8 @@
 """Server extensions over REST: ``GET /api/extensions`` lists them, ``PATCH /api/extensions/NAME``
 with ``{"enabled": true|false}`` enables or disables one at the user level (a restart applies it).
 
-Who may: the users the authorization allows ``read`` (list) and ``write`` (change) on the
-resource ``server``; with authentication off nobody, since every visitor would be the one
-anonymous user.
+Who may: the users the authorization (hook ``carme_permission``) allows ``read`` (list) and
+``write`` (change) on the resource ``server``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from ..config import ConfigError
 from ..errors import ApiError
 from ..jsonutil import JSONResponse
+from .permissions import authorized
 from .server import server_of
 from .util import bad_request, json_object
 
@@ -28,17 +28,14 @@ LEVEL = "user"  # the REST API changes the requesting user's own configuration
 
 
 def _states(request: Request) -> ExtensionStates:
-    server = server_of(request)
-    if not server.settings["auth_enabled"]:
-        raise ApiError(403, "managing extensions needs a token-protected server (authentication is off)",
-                       "Forbidden")
-    return server.services["extensions"]  # type: ignore[no-any-return]
+    return server_of(request).services["extensions"]  # type: ignore[no-any-return]
 
 
 def _config_error(exc: ConfigError) -> ApiError:
     return ApiError(500, str(exc), "Configuration Error")
 
 
+@authorized("read", "server")
 async def list_extensions(request: Request) -> Response:
     states = _states(request)
     try:
@@ -48,6 +45,7 @@ async def list_extensions(request: Request) -> Response:
     return JSONResponse({"level": LEVEL, "extensions": [status.to_dict() for status in found]})
 
 
+@authorized("write", "server")
 async def patch_extension(request: Request) -> Response:
     states = _states(request)
     name = request.path_params["name"]

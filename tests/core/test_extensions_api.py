@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from carme import hookimpl
 from carme.plugins import installed_extensions
 from tests.installing import Site
 from tests.serving import Served
@@ -112,14 +113,25 @@ def test_bad_requests_name_the_problem(installed: Site, serve_app: Callable[...,
     assert not (config_levels["user"] / "carme_config.d").exists()
 
 
-def test_refused_without_a_token_and_on_a_server_without_authentication(
-        serve_app: Callable[..., Served], config_levels: dict[str, Path]) -> None:
-    served = serve_app()
+class ReadOnlyServer:
+    """Lets everyone read the server's state, nobody change it."""
+
+    name = "read-only-server"
+
+    @hookimpl
+    def carme_permission(self, server: Any, user: Any, action: str, resource: str, path: str | None) -> bool | None:
+        return False if (action, resource) == ("write", "server") else None
+
+
+def test_refused_without_a_token_or_the_permission(installed: Site, serve_app: Callable[..., Served],
+                                                   config_levels: dict[str, Path]) -> None:
+    served = serve_app(extensions=bundled_off())
     assert httpx.get(served.url + "/api/extensions").status_code == 403
-    assert httpx.patch(served.url + "/api/extensions/lab", json={"enabled": False}).status_code == 403
-    open_server = serve_app(auth=False)
-    answer = httpx.patch(open_server.url + "/api/extensions/lab", json={"enabled": False})
+    assert httpx.patch(served.url + "/api/extensions/hello", json={"enabled": False}).status_code == 403
+    guarded = serve_app(extensions=bundled_off(), plugins=[ReadOnlyServer()])
+    with guarded.client() as client:
+        assert listing(client)["hello"]["enabled"] is True
+        answer = client.patch("/api/extensions/hello", json={"enabled": False})
     assert answer.status_code == 403
-    assert "token-protected" in answer.json()["message"]
-    assert httpx.get(open_server.url + "/api/extensions").status_code == 403
+    assert answer.json()["message"].endswith("is not authorized to write on resource: server")
     assert not (config_levels["user"] / "carme_config.d").exists()

@@ -20,6 +20,14 @@ OFF = {"collab": False, "dashboards": False}
 LISTING = ".jp-DirListing-item[title^='Name: {}']"
 
 
+def notebook(source: str) -> str:
+    return json.dumps({"cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [],
+                                  "execution_count": None, "id": "c1"}],
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                                   "language": "python"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
 def test_the_labextension_is_served_and_knows_what_runs(serve_app: Callable[..., Served]) -> None:
     served = serve_app(extensions={**OFF, "widgets": False})
     with served.client() as client:
@@ -106,12 +114,13 @@ def test_files_changed_on_disk(chromium: Any, serve_app: Callable[..., Served], 
 
 
 def test_features_stay_away_without_their_server_extensions(chromium: Any, lab_server: Served, root: Path) -> None:
-    (root / "a.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (root / "a.ipynb").write_text(notebook("1+1"))
     with browsing(chromium, lab_server, "/", "carme-features-off") as flow:
         page = flow.page
         open_lab(flow)
         assert json.loads(httpx.get(f"{lab_server.url}/api").text)["version"]
         page.locator(LISTING.format("a.ipynb")).dblclick()
+        flow.wait_kernel("Idle")
         page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) [data-jp-item-name='cellType']").wait_for()
         assert page.locator("[data-jp-item-name='carme-dashboard']").count() == 0
         page.locator(LISTING.format("a.ipynb")).click(button="right")
@@ -122,3 +131,4 @@ def test_features_stay_away_without_their_server_extensions(chromium: Any, lab_s
         # Without watch the file shows up at JupyterLab's own next poll (or a manual refresh).
         page.locator(".jp-FileBrowser [data-command='filebrowser:refresh']").click()
         page.locator(LISTING.format("outside.txt")).wait_for()
+
