@@ -4,12 +4,12 @@
  * each time the notebook is saved; another entry opens the dashboard in a new browser tab.
  * Nothing is added while carme-dashboards does not run.
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { MainAreaWidget, ToolbarButton } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { Contents } from '@jupyterlab/services';
+import { INotebookTracker, type NotebookPanel } from '@jupyterlab/notebook';
+import { type Contents } from '@jupyterlab/services';
 import { IFrame, launchIcon, notebookIcon } from '@jupyterlab/ui-components';
 
 import { encodePath, extensionRuns, serverUrl } from './server';

@@ -2,7 +2,7 @@
  * carme's extensions in JupyterLab. Each plugin asks the page config which of carme's server
  * extensions run and stays out of the page when the one it needs does not.
  */
-import { JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { type JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { dashboardsPlugin } from './dashboards';
 import { serverExtensionsPlugin } from './serverextensions';

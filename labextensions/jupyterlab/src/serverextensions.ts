@@ -4,7 +4,7 @@
  * that enables or disables one for the user's level and a note where a restart is needed. Added
  * only for users the server lets read its extensions (`/api/me` permission read on server).
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { buildIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -123,7 +123,7 @@ function describe(extension: IServerExtension): string {
 
 async function activate(app: JupyterFrontEnd): Promise<void> {
   const query = encodeURIComponent(JSON.stringify({ server: ['read', 'write'] }));
-  let granted: string[] = [];
+  let granted: string[];
   try {
     const me = await requestJson<IMe>(serverUrl(`api/me?permissions=${query}`));
     granted = me.permissions.server ?? [];

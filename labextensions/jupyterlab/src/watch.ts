@@ -8,12 +8,12 @@
  *   With carme-collab running, collaboration reloads documents itself and the bar stays away.
  * Nothing is done while carme-watch does not run.
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { type JupyterFrontEnd, type JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { PathExt } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
-import { DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
-import { FileBrowserModel, IFileBrowserFactory } from '@jupyterlab/filebrowser';
-import { Contents, Event } from '@jupyterlab/services';
+import { type DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
+import { type FileBrowserModel, IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { type Contents, type Event } from '@jupyterlab/services';
 import { Poll, Throttler } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
