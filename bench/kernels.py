@@ -26,6 +26,7 @@ class KernelPlan:
     print_mb: float = 20.0
     print_reps: int = 3
     flood: int = 20_000
+    prints: int = 20_000  # print(i, flush=True) one by one
     idle_kernels: int = 20
     deflate: bool = True  # offer permessage-deflate as browsers do
 

@@ -3,6 +3,7 @@ machine noise: start reps alternate between targets, round trips run in alternat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -150,6 +151,57 @@ async def _floods(lanes: list[Lane], n: int, out: dict[str, dict[str, Result]]) 
                                                   else Result.failed("msg/s", "no stream message arrived"))
 
 
+PRINTS_CODE = "for _i in range({n}):\n    print(_i, flush=True)"
+
+
+async def _drain(client: KernelClient, counts: list[int]) -> None:
+    """Read everything a second client of the kernel receives, counting stream messages."""
+    while True:
+        msg = await client.recv()
+        if msg.msg_type == "stream":
+            counts[0] += 1
+
+
+async def _one_by_one(lanes: list[Lane], n: int, out: dict[str, dict[str, Result]]) -> None:
+    """``print(i, flush=True)`` ``n`` times: the kernel is the bottleneck, so messages reach the
+    server one by one (the realistic case, not a burst read in batches). Server CPU per message
+    with one client, then again with a second client on the same kernel reading everything: the
+    difference is the cost of each further client."""
+    code = PRINTS_CODE.format(n=n)
+    for lane in lanes:
+        if lane.failed:
+            continue
+        try:
+            meter = Meter(lane.target)
+            with meter:
+                outputs, wall = await execute(lane.client, code, timeout=300)
+            got = sum(1 for m in outputs if m.msg_type == "stream")
+            out[lane.label][f"obo_{lane.proto}"] = Result(got / wall, "msg/s", meter.per(got))
+            if not lane.target.server:
+                continue
+            extra = await lane.target.connect(lane.kernel, lane.proto)
+            counts = [0]
+            drain = asyncio.ensure_future(_drain(extra, counts))
+            try:
+                await execute(lane.client, "pass")
+                counts[0] = 0
+                meter2 = Meter(lane.target)
+                with meter2:
+                    outputs, _ = await execute(lane.client, code, timeout=300)
+                    got2 = sum(1 for m in outputs if m.msg_type == "stream")
+                    async with asyncio.timeout(120):
+                        while counts[0] < got2:
+                            await asyncio.sleep(0.05)
+            finally:
+                drain.cancel()
+                await extra.close()
+            one, two = meter.per(got), meter2.per(got2)
+            if one is not None and two is not None:
+                out[lane.label][f"obo_extra_{lane.proto}"] = Result(two - one, "us")
+        except Exception as exc:  # noqa: BLE001
+            out[lane.label][f"obo_{lane.proto}"] = _failed("msg/s", exc)
+
+
 async def run_kernel_suite(targets: dict[str, Target]) -> dict[str, dict[str, Result]]:
     """Every kernel benchmark on every target (round-robin); failures are reported, not raised."""
     out: dict[str, dict[str, Result]] = {label: {} for label in targets}
@@ -162,6 +214,7 @@ async def run_kernel_suite(targets: dict[str, Target]) -> dict[str, dict[str, Re
         await _round_trips(lanes, plan.round_trips, out)
         await _prints(lanes, plan.print_mb, plan.print_reps, out)
         await _floods(lanes, plan.flood, out)
+        await _one_by_one(lanes, plan.prints, out)
     finally:
         for lane in lanes:
             await lane.client.close()

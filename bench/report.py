@@ -44,7 +44,7 @@ def _flood_all(n: int) -> Callable[[Values], tuple[float, bool]]:
     return judge
 
 
-def rows(flood_n: int, files: int, nb_mb: float, print_mb: float) -> list[Row]:
+def rows(flood_n: int, files: int, nb_mb: float, print_mb: float, prints_n: int) -> list[Row]:
     """Every row of the table, REST (issue 2) first, then kernels (issue 3)."""
     faster = lambda x: x >= 5  # noqa: E731
     out = [
@@ -83,6 +83,12 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float) -> list[Row]:
                 judge=_flood_all(flood_n), ratio_suffix="%"),
             Row(f"[{proto}] server CPU per relayed message, burst (us)", f"flood_{proto}", "cpu_us",
                 target="carme < 40 us", judge=lambda v: (v[CARME] / 40, v[CARME] < 40)),  # type: ignore[operator]
+            Row(f"[{proto}] {prints_n:,} prints one by one (msg/s)", f"obo_{proto}", target="carme/jupyter_server",
+                judge=_info(CARME, ANCHOR)),
+            Row(f"[{proto}] server CPU per relayed message, one by one (us)", f"obo_{proto}", "cpu_us",
+                target="carme <= 40 us", judge=lambda v: (v[CARME] / 40, v[CARME] <= 40)),  # type: ignore[operator]
+            Row(f"[{proto}] ... each further client (us per message)", f"obo_extra_{proto}",
+                target="carme <= 10 us", judge=lambda v: (v[CARME] / 10, v[CARME] <= 10)),  # type: ignore[operator]
         ]
     out += [
         Row("server RSS with 20 idle kernels (MB)", "rss20", target="carme/jupyter_server < 0.7x",
@@ -105,7 +111,7 @@ def _fmt(value: float | None) -> str:
 def _lookup(results: dict[str, dict[str, Result]], column: str, row: Row) -> tuple[float | None, str]:
     table = results.get(column, {})
     key = row.key
-    if column == DIRECT and key.startswith(("rt", "print_", "flood")):
+    if column == DIRECT and key.startswith(("rt", "print_", "flood", "obo_v1", "obo_legacy")):
         key = key.rsplit("_", 1)[0] + "_zmq"
     result = table.get(key)
     if result is None:

@@ -41,7 +41,8 @@ def plans(quick: bool) -> tuple[Sizes, RestPlan, KernelPlan]:
     if quick:
         return (Sizes(listing_files=300, notebook_mb=1),
                 RestPlan(reps=1, clients=50, small_requests=500, listing_files=300),
-                KernelPlan(start_reps=1, round_trips=20, print_mb=1, print_reps=1, flood=500, idle_kernels=2))
+                KernelPlan(start_reps=1, round_trips=20, print_mb=1, print_reps=1, flood=500, prints=300,
+                           idle_kernels=2))
     return Sizes(), RestPlan(), KernelPlan()
 
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'without' if args.no_deflate else 'offering'} permessage-deflate; anchor iopub rate limit off; "
               f"server CPU = utime+stime of the server process only (kernels not included), from /proc, "
               f"10 ms ticks; load average at start/end {load_start}/{_load()})")
-    table = render(results, header, flood_n=kernel_plan.flood, files=sizes.listing_files,
+    table = render(results, header, flood_n=kernel_plan.flood, prints_n=kernel_plan.prints, files=sizes.listing_files,
                    nb_mb=sizes.notebook_mb, print_mb=kernel_plan.print_mb)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,6 @@ class KernelWebsockets:
             rate_limits=limits,
             buffer_max_messages=settings["buffer_offline_max_messages"],
             buffer_max_bytes=settings["buffer_offline_max_bytes"],
-            kernel_info_timeout=kernel.options.kernel_info_timeout,
         )
 
     # -- kernels ----------------------------------------------------------------------------
@@ -107,15 +106,11 @@ class KernelWebsockets:
     def _open_socket(self, kernel: Kernel, channel: str, identity: bytes | None) -> zmq.Socket[Any]:
         if self._context is None:
             self._context = zmq.Context()
-        if channel == "iopub":
-            sock = self._context.socket(zmq.SUB)
-            sock.setsockopt(zmq.SUBSCRIBE, b"")
-        else:
-            sock = self._context.socket(zmq.DEALER)
-            if identity:
-                sock.setsockopt(zmq.IDENTITY, identity)
-        # Unlimited receive queue: a slow client makes messages wait here instead of being dropped
-        # by the kernel's PUB socket (backpressure, not silent loss).
+        # Request sockets only (shell, control, stdin): iopub is read once, by the kernel.
+        sock = self._context.socket(zmq.DEALER)
+        if identity:
+            sock.setsockopt(zmq.IDENTITY, identity)
+        # Unlimited receive queue: replies wait here while the client is slow, never dropped.
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(channel_url(kernel.connection_info, channel))
@@ -125,14 +120,12 @@ class KernelWebsockets:
         def make() -> KernelClients:
             clients = KernelClients(kernel.id, kernel.session,
                                     lambda channel, identity: self._open_socket(kernel, channel, identity),
-                                    self.options(kernel), self.server.settings["buffer_offline_messages"],
-                                    kernel.client_message)
+                                    self.options(kernel), kernel.subscribe,
+                                    self.server.settings["buffer_offline_messages"], kernel.client_message)
             info = dict(kernel.connection_info)
 
             def on_lifecycle(event: str) -> None:
                 nonlocal info
-                if event in ("restarting", "dead"):
-                    clients.broadcast_status(event)
                 if event == "restarted" and kernel.connection_info != info:
                     info = dict(kernel.connection_info)
                     self._background(clients.reopen())
@@ -206,8 +199,7 @@ class KernelWebsockets:
         client = None
         max_size = self.server.settings["websocket_max_message_size"]
         try:
-            client = await clients.connect(_identity_safe(session_id), sink, subprotocol == V1_SUBPROTOCOL,
-                                           lambda: kernel.execution_state == "busy", policy)
+            client = await clients.connect(_identity_safe(session_id), sink, subprotocol == V1_SUBPROTOCOL, policy)
             while True:
                 message = await receive()
                 kind = message["type"]

@@ -3,14 +3,19 @@
 One :class:`KernelClients` per kernel, made on first connect by :class:`ClientRegistry` (one per
 app). Keyed by the client's ``session_id``, as jupyter_server keys ``kernel_id:session_id``:
 
-- a new session id gets fresh sockets, is nudged (no iopub lost at connect), then attached;
-  clients that went away with another session id are discarded (a page reload makes a new id);
+- a new session id gets fresh request sockets and is attached at once: iopub comes from the
+  kernel's own reader, live since the kernel answered kernel_info, so nothing is lost at connect
+  and no client needs jupyter_server's kernel_info "nudge"; clients that went away with another
+  session id are discarded (a page reload makes a new id);
 - the same session id while its old socket is still open replaces the stale socket (closed with
   1000), keeping the sockets and anything not yet delivered;
 - the same session id after a disconnect gets what it missed, then live messages.
 
-Kernel restarts and deaths reach every client as a synthetic iopub ``status`` (``restarting``,
-``dead``) built with the kernel's session, as jupyter_server does for automatic restarts.
+Each iopub message is received and verified once, by the kernel's reader, and handed to
+:meth:`KernelClients.fan_out` (subscribed to the kernel), which queues it for every client; its
+websocket frame is encoded once per protocol, whatever the number of clients. Kernel restarts and
+deaths arrive the same way, as the kernel's synthetic iopub ``status`` (``restarting``, ``dead``),
+as jupyter_server does for automatic restarts.
 """
 
 from __future__ import annotations
@@ -23,20 +28,23 @@ from typing import Any
 
 import zmq
 
+from .message import KernelMessage
 from .policy import MessagePolicy
-from .relay import ClientRelay, RelayOptions, Sink, close_sink
+from .relay import ClientRelay, Outgoing, RelayOptions, Sink, close_sink
 from .session import Session
 
 log = logging.getLogger("carme.kernels.clients")
 
 SocketOpener = Callable[[str, bytes | None], zmq.Socket]  # type: ignore[type-arg]
+Subscribe = Callable[[Callable[[KernelMessage], None]], Callable[[], None]]  # Kernel.subscribe
 
 
 class KernelClients:
     """The clients of one kernel, by session id."""
 
     def __init__(self, kernel_id: str, session: Session, open_socket: SocketOpener, options: RelayOptions,
-                 buffer_offline: bool = True, observe: Callable[[str, list[bytes]], None] | None = None) -> None:
+                 subscribe: Subscribe, buffer_offline: bool = True,
+                 observe: Callable[[str, list[bytes]], None] | None = None) -> None:
         self.kernel_id = kernel_id
         self.observe = observe
         self.session = session
@@ -46,15 +54,24 @@ class KernelClients:
         self.clients: dict[str, ClientRelay] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
+        self._unsubscribe = subscribe(self.fan_out)
+
+    def fan_out(self, msg: KernelMessage) -> None:
+        """One iopub message of the kernel (verified by its reader) to every client: queued for
+        those connected, kept for replay for those away."""
+        if self.clients:
+            message = Outgoing(b"iopub", msg.frames, msg.header)
+            for client in self.clients.values():
+                client.post(message)
 
     @property
     def connected(self) -> int:
         """Open websockets (the kernel model's ``connections``)."""
         return sum(1 for c in self.clients.values() if c.attached)
 
-    async def connect(self, session_id: str | None, sink: Sink, v1: bool, busy: Callable[[], bool],
+    async def connect(self, session_id: str | None, sink: Sink, v1: bool,
                       policy: MessagePolicy | None = None) -> ClientRelay:
-        """Attach ``sink`` as the client ``session_id``; returns once it receives messages.
+        """Attach ``sink`` as the client ``session_id``; it receives every message from now on.
 
         ``policy`` restricts what this connection may send and receive (None: everything)."""
         if not session_id:
@@ -72,17 +89,7 @@ class KernelClients:
             client = ClientRelay(session_id, self.session, self.open_socket, self.options,
                                  f"kernel {self.kernel_id} session {session_id}", self.observe)
             self.clients[session_id] = client
-        client.connecting = True
-        try:
-            await client.nudge(busy())
-        finally:
-            client.connecting = False
-        if client.sink is not None:
-            # a newer connection of this session attached while this one was nudged: it wins
-            log.warning("kernel %s: replacing stale connection of session %s", self.kernel_id, session_id)
-            self._background(close_sink(sink, 1000, "replaced by a new connection"))
-        elif not client.closed:
-            self._attach(client, sink, v1, policy)
+            client.attach(sink, v1, policy)
         return client
 
     def _attach(self, client: ClientRelay, sink: Sink, v1: bool, policy: MessagePolicy | None) -> None:
@@ -108,18 +115,12 @@ class KernelClients:
 
     async def _discard_away(self, keep: str) -> None:
         for session_id, client in list(self.clients.items()):
-            if session_id != keep and not client.attached and not client.connecting:
+            if session_id != keep and not client.attached:
                 if client.buffered:
                     log.info("kernel %s: discarding %d messages buffered for session %s (a new session connected)",
                              self.kernel_id, client.buffered, session_id)
                 del self.clients[session_id]
                 await client.close()
-
-    def broadcast_status(self, state: str) -> None:
-        """A synthetic iopub ``status`` to every client (buffered for those away)."""
-        msg = self.session.msg("iopub", "status", {"execution_state": state}, synthetic=True)
-        for client in self.clients.values():
-            client.post((b"iopub", msg.frames, msg.header))
 
     async def reopen(self) -> None:
         """The kernel came back on new ports: every client gets fresh sockets."""
@@ -129,6 +130,7 @@ class KernelClients:
     async def close(self, code: int = 1000, reason: str = "kernel shut down", flush: float = 1.0) -> None:
         """Close every client's websocket and sockets (the kernel is gone), after up to ``flush``
         seconds for the messages still queued for connected clients."""
+        self._unsubscribe()
         clients, self.clients = list(self.clients.values()), {}
         for client in clients:
             sink = client.sink

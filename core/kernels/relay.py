@@ -1,22 +1,26 @@
-"""The websocket <-> ZMQ relay of one client: its own sockets, replay buffer, rate limit.
+"""The websocket <-> ZMQ relay of one client: its own request sockets, its queue, its rate limit.
 
 Protocol core only: it talks to a :class:`Sink` (``send(frame)``, ``close(code, reason)``), never to
 a websocket. :mod:`carme.kernels.clients` keeps these per kernel and session id; the route in
 :mod:`carme.api.kernel_ws` adapts a websocket to a sink.
 
-Each client has its own four ZMQ sockets, as in jupyter_server: an iopub SUB (every client sees
-all output) and shell/control/stdin DEALERs whose ZMQ identity is the client's session id (so the
-kernel's replies, ``input_request`` included, go back to that client only). One task (the pump)
-reads the four sockets and writes to the sink; while the sink is slow the pump waits, the
-messages wait in ZMQ (receive high-water mark unlimited), nothing is dropped. While no sink is
-attached the pump keeps reading into a bounded replay buffer, delivered first when a client with
-the same session id comes back.
+iopub is read once per kernel, not once per client: the kernel's own iopub reader receives and
+verifies each message, and :class:`~carme.kernels.clients.KernelClients` posts it to every client
+(:meth:`ClientRelay.post`). Each client keeps its own shell/control/stdin DEALERs whose ZMQ
+identity is its session id, as in jupyter_server, so the kernel's replies (``input_request``
+included) go back to that client only.
+
+Each client has one queue and one task (the pump) that reads its request sockets into the queue
+and writes the queue to the sink. While the sink is slow the pump waits and the queue grows, for
+that client alone (nothing is dropped, other clients are not held up: the backpressure the ZMQ
+receive queues gave when every client had its own iopub socket). While no sink is attached the
+queue is the replay buffer, bounded, delivered first when a client with the same session id comes
+back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -35,9 +39,9 @@ from .zmqio import SocketGroup
 
 log = logging.getLogger("carme.kernels.relay")
 
-CLIENT_CHANNELS = ("iopub", "shell", "control", "stdin")
-BATCH = 64  # messages read from one socket before looking at the others / yielding to the loop
-NUDGE_INTERVAL = 0.5
+REQUEST_CHANNELS = ("shell", "control", "stdin")
+BATCH = 64  # messages read from one socket before looking at the others
+SEND_BATCH = 256  # messages written to a sink before letting other clients and requests run
 
 
 class SinkClosed(Exception):
@@ -66,23 +70,37 @@ class RelayOptions:
     rate_limits: RateLimits
     buffer_max_messages: int
     buffer_max_bytes: int
-    kernel_info_timeout: float
 
 
-class _Channel:
-    __slots__ = ("name", "wire", "sock")
+class Outgoing:
+    """One message on its way to clients: channel, raw parts, parsed header, and its websocket
+    frames, encoded on first use and shared by every client of the kernel (an iopub message
+    goes to all of them)."""
 
-    def __init__(self, name: str, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
-        self.name = name
-        self.wire = name.encode("ascii")
-        self.sock = sock
+    __slots__ = ("wire", "parts", "header", "size", "_v1", "_legacy")
 
+    def __init__(self, wire: bytes, parts: list[bytes], header: dict[str, Any]) -> None:
+        self.wire = wire
+        self.parts = parts
+        self.header = header
+        self.size = sum(len(p) for p in parts)
+        self._v1: bytes | None = None
+        self._legacy: bytes | str | None = None
 
-Message = tuple[bytes, list[bytes], dict[str, Any]]  # (channel name, parts, parsed header)
+    def frame(self, v1: bool) -> bytes | str:
+        if v1:
+            if self._v1 is None:
+                self._v1 = encode_v1(self.wire, self.parts)
+            return self._v1
+        if self._legacy is None:
+            header = self.header
+            self._legacy = encode_legacy(self.wire, self.parts, str(header.get("msg_id", "")),
+                                         str(header.get("msg_type", "")))
+        return self._legacy
 
 
 class ClientRelay:
-    """One client (session id) of one kernel: sockets, pump, replay buffer, rate limiter."""
+    """One client (session id) of one kernel: request sockets, queue, pump, rate limiter."""
 
     def __init__(self, session_id: str, session: Session, open_socket: Callable[[str, bytes | None], zmq.Socket],  # type: ignore[type-arg]
                  options: RelayOptions, label: str, observe: Callable[[str, list[bytes]], None] | None = None) -> None:
@@ -95,30 +113,25 @@ class ClientRelay:
         self._sink: Sink | None = None
         self.policy: MessagePolicy | None = None  # set per attachment; None: every message passes
         self.v1 = True
-        self._buffer: deque[Message] = deque()
-        self._buffer_bytes = 0
+        self._queue: deque[Outgoing] = deque()
+        self._queue_bytes = 0
         self._trimmed = 0
         self._limiter = IOPubRateLimiter(options.rate_limits)
-        self._iopub_seen = asyncio.Event()
         self._group: SocketGroup | None = None
-        self._channels: dict[str, _Channel] = {}
+        self._sockets: dict[str, zmq.Socket] = {}  # type: ignore[type-arg]
         self._pump_task: asyncio.Task[None] | None = None
         self.closed = False
-        self.connecting = False  # being nudged: not attached yet, but not away either
         self._open_sockets()
 
     # -- sockets ---------------------------------------------------------------------------
 
     def _open_sockets(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._group = SocketGroup(loop)
+        self._group = SocketGroup(asyncio.get_running_loop())
         identity = self.session_id.encode("utf-8")
-        for name in CLIENT_CHANNELS:
-            sock = self._open_socket(name, None if name == "iopub" else identity)
-            self._channels[name] = _Channel(name, sock)
+        for name in REQUEST_CHANNELS:
+            sock = self._sockets[name] = self._open_socket(name, identity)
             self._group.add(sock)
-        self._pump_task = asyncio.create_task(self._pump(self._group, list(self._channels.values())),
-                                              name=f"relay {self.label}")
+        self._pump_task = asyncio.create_task(self._pump(self._group), name=f"relay {self.label}")
 
     async def _close_sockets(self) -> None:
         task, self._pump_task = self._pump_task, None
@@ -127,15 +140,14 @@ class ClientRelay:
             self._group = None
         if task is not None:
             await cancel_and_wait(task, f"{self.label}: the relay", log)
-        for channel in self._channels.values():
-            channel.sock.close(linger=0)
-        self._channels = {}
+        for sock in self._sockets.values():
+            sock.close(linger=0)
+        self._sockets = {}
 
     async def reopen(self) -> None:
-        """New sockets (the kernel's ports changed after a restart); messages buffered are kept."""
+        """New sockets (the kernel's ports changed after a restart); queued messages are kept."""
         await self._close_sockets()
         if not self.closed:
-            self._iopub_seen.clear()
             self._open_sockets()
 
     # -- attach / detach -------------------------------------------------------------------
@@ -158,7 +170,7 @@ class ClientRelay:
             log.warning("%s: replaying; %d older messages were dropped while away (replay buffer limit)",
                         self.label, self._trimmed)
             self._trimmed = 0
-        if self._buffer and self._group is not None:
+        if self._queue and self._group is not None:
             self._group.wake()  # wake the pump to flush
 
     def detach(self, sink: Sink) -> bool:
@@ -166,66 +178,25 @@ class ClientRelay:
         if self._sink is not sink:
             return False
         self._sink = None
+        self._trim()
         return True
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._queue)
 
     async def close(self, flush: float = 0.0) -> None:
         """Close the sockets; first give an attached client up to ``flush`` seconds to receive
         what is queued (a final ``dead`` status)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + flush
-        while self._buffer and self._sink is not None and self._pump_task is not None and loop.time() < deadline:
+        while self._queue and self._sink is not None and self._pump_task is not None and loop.time() < deadline:
             await asyncio.sleep(0.01)
         self.closed = True
         self._sink = None
         await self._close_sockets()
-        self._buffer.clear()
-        self._buffer_bytes = 0
-
-    # -- nudge -----------------------------------------------------------------------------
-
-    async def nudge(self, busy: bool) -> bool:
-        """Wait until this client's iopub subscription is live (ZMQ's slow joiner).
-
-        As jupyter_server: send ``kernel_info_request`` on fresh shell and control sockets every
-        half second until one answers and an iopub message has reached this client's SUB. A busy
-        kernel is not nudged (its shell is queued behind the running cell). False on timeout.
-        """
-        if busy:
-            return True
-        loop = asyncio.get_running_loop()
-        socks = (self._open_socket("shell", None), self._open_socket("control", None))
-        group = SocketGroup(loop)
-        for sock in socks:
-            group.add(sock)
-        replied = False
-        deadline = loop.time() + self.options.kernel_info_timeout
-        try:
-            while not self.closed and loop.time() < deadline:
-                # a new request each round: its iopub status may reach a SUB that was not live before
-                for name, sock in zip(("shell", "control"), socks, strict=True):
-                    await group.send(sock, self.session.serialize(self.session.msg(name, "kernel_info_request")))
-                round_end = min(loop.time() + NUDGE_INTERVAL, deadline)
-                while not (replied and self._iopub_seen.is_set()) and loop.time() < round_end:
-                    waiter = self._iopub_seen.wait() if replied else group.wait()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(waiter, round_end - loop.time())
-                    for sock in socks:
-                        while group.recv(sock) is not None:
-                            replied = True
-                if replied and self._iopub_seen.is_set():
-                    return True
-            if not self.closed:
-                log.warning("%s: no kernel_info_reply and iopub within %.0f s; connecting anyway",
-                            self.label, self.options.kernel_info_timeout)
-            return False
-        finally:
-            group.remove_all()
-            for sock in socks:
-                sock.close(linger=0)
+        self._queue.clear()
+        self._queue_bytes = 0
 
     # -- client -> kernel ------------------------------------------------------------------
 
@@ -241,110 +212,105 @@ class ClientRelay:
                 if self.policy.refusal is not None:
                     self._refuse(name, header, self.policy)
                 return
-        channel = self._channels.get(name)
-        if name == "iopub" or channel is None or self._group is None:
+        sock = self._sockets.get(name)
+        if sock is None or self._group is None:
             log.warning("%s: dropped a client message for channel %s", self.label, name)
             return
-        await self._group.send(channel.sock, [DELIMITER, self.session.sign(parts), *parts])
+        await self._group.send(sock, [DELIMITER, self.session.sign(parts), *parts])
         if self._observe is not None:
             self._observe(name, parts)
 
     # -- kernel -> client ------------------------------------------------------------------
 
-    async def _pump(self, group: SocketGroup, channels: list[_Channel]) -> None:
-        verify = self.session.verify
-        iopub_seen = self._iopub_seen
+    def post(self, message: Outgoing) -> None:
+        """Queue ``message`` for this client (an iopub message read once for the kernel, or one
+        made by the server); the pump delivers it, or keeps it for replay while away."""
+        if self.closed:
+            return
+        self._queue.append(message)
+        self._queue_bytes += message.size
+        if self._sink is None:
+            self._trim()
+        elif self._group is not None:
+            self._group.wake()
+
+    async def _pump(self, group: SocketGroup) -> None:
+        channels = [(name.encode("ascii"), sock) for name, sock in self._sockets.items()]
         ready = group.ready
         while True:
-            if self._buffer and self._sink is not None:
+            for wire, sock in channels:
+                if sock in ready:
+                    self._read(group, wire, sock)
+            if self._queue and self._sink is not None:
                 await self._flush()
-            for channel in channels:
-                sock = channel.sock
-                if sock not in ready:
-                    continue
-                for _ in range(BATCH):
-                    frames = group.recv(sock)
-                    if frames is None:
-                        break
-                    try:
-                        split = frames.index(DELIMITER)
-                    except ValueError:
-                        log.warning("%s: dropped a %s message without delimiter", self.label, channel.name)
-                        continue
-                    parts = frames[split + 2:]
-                    if len(parts) < 4 or not verify(frames[split + 1], parts):
-                        log.warning("%s: dropped a %s message with a bad signature or too few parts",
-                                    self.label, channel.name)
-                        continue
-                    try:
-                        header = orjson.loads(parts[0])
-                    except orjson.JSONDecodeError:
-                        header = None
-                    if not isinstance(header, dict):
-                        log.warning("%s: dropped a %s message whose header is not a JSON object",
-                                    self.label, channel.name)
-                        continue
-                    if channel.wire == b"iopub":
-                        iopub_seen.set()
-                    await self.deliver((channel.wire, parts, header))
-            if ready:
-                await asyncio.sleep(0)  # more to read: let other clients, kernels and HTTP requests run first
+            if ready or (self._queue and self._sink is not None):
+                await asyncio.sleep(0)  # more to do: let other clients, kernels and HTTP requests run first
             else:
                 await group.wait()
 
-    def post(self, message: Message) -> None:
-        """Queue a message made by the server (synthetic status) behind what the kernel sent."""
-        self._append(message)
-        if self._group is not None:
-            self._group.wake()
-
-    async def deliver(self, message: Message) -> None:
-        """Send one message to the client, or buffer it while no client is attached."""
-        if self._sink is None or self._buffer:
-            self._append(message)
-            await self._flush()
-        else:
-            await self._try_send(message)
+    def _read(self, group: SocketGroup, wire: bytes, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+        """Queue up to BATCH verified replies from one of this client's request sockets."""
+        for _ in range(BATCH):
+            frames = group.recv(sock)
+            if frames is None:
+                return
+            try:
+                split = frames.index(DELIMITER)
+            except ValueError:
+                log.warning("%s: dropped a %s message without delimiter", self.label, wire.decode())
+                continue
+            parts = frames[split + 2:]
+            if len(parts) < 4 or not self.session.verify(frames[split + 1], parts):
+                log.warning("%s: dropped a %s message with a bad signature or too few parts", self.label, wire.decode())
+                continue
+            header = _header(parts[0])
+            if not header:
+                log.warning("%s: dropped a %s message whose header is not a JSON object", self.label, wire.decode())
+                continue
+            self.post(Outgoing(wire, parts, header))
 
     async def _flush(self) -> None:
-        while self._buffer and self._sink is not None:
-            message = self._buffer.popleft()
-            self._buffer_bytes -= _size(message[1])
-            if not await self._try_send(message):
+        queue = self._queue
+        for _ in range(SEND_BATCH):
+            sink = self._sink
+            if not queue or sink is None:
+                return
+            message = queue.popleft()
+            self._queue_bytes -= message.size
+            if not await self._try_send(sink, message):
                 return
 
-    async def _try_send(self, message: Message) -> bool:
-        sink = self._sink
-        assert sink is not None
+    async def _try_send(self, sink: Sink, message: Outgoing) -> bool:
         try:
             await self._send(sink, message)
             return True
         except SinkClosed as exc:  # the client went away: the message was not written, keep it for its return
             log.debug("%s: client gone: %s", self.label, exc)
+            self._queue.appendleft(message)
+            self._queue_bytes += message.size
             if self._sink is sink:
                 self._sink = None
-            self._buffer.appendleft(message)
-            self._buffer_bytes += _size(message[1])
+                self._trim()
             return False
         except Exception:
             # A fault, not the client: say so, and close rather than leave the websocket open and
             # silent. The message is dropped: replayed, it would fail again.
             log.exception("%s: sending a %s %s message failed; closing the websocket (1011)", self.label,
-                          message[0].decode(), message[2].get("msg_type"))
+                          message.wire.decode(), message.header.get("msg_type"))
             if self._sink is sink:
                 self._sink = None
+                self._trim()
             await close_sink(sink, 1011, "internal error")
             return False
 
-    def _append(self, message: Message) -> None:
-        self._buffer.append(message)
-        self._buffer_bytes += _size(message[1])
+    def _trim(self) -> None:
+        """Keep the replay buffer (the queue while away) within its limits, newest kept."""
         options = self.options
+        queue = self._queue
         trimmed = 0
-        while len(self._buffer) > 1 and (len(self._buffer) > options.buffer_max_messages
-                                         or self._buffer_bytes > options.buffer_max_bytes):
-            old = self._buffer.popleft()
-            self._buffer_bytes -= _size(old[1])
+        while len(queue) > 1 and (len(queue) > options.buffer_max_messages
+                                  or self._queue_bytes > options.buffer_max_bytes):
+            self._queue_bytes -= queue.popleft().size
             trimmed += 1
         if trimmed:
             if not self._trimmed:
@@ -353,42 +319,32 @@ class ClientRelay:
                             options.buffer_max_bytes)
             self._trimmed += trimmed
 
-    async def _send(self, sink: Sink, message: Message) -> None:
-        wire, parts, header = message
-        if self.policy is not None and not self.policy.allows_to_client(header, parts[1]):
+    async def _send(self, sink: Sink, message: Outgoing) -> None:
+        policy = self.policy
+        if policy is not None and not policy.allows_to_client(message.header, message.parts[1]):
             return
-        if wire == b"iopub" and self._limiter.limits.enabled:
-            msg_type = header.get("msg_type", "")
+        if message.wire == b"iopub" and self._limiter.limits.enabled:
+            parts = message.parts
+            msg_type = message.header.get("msg_type", "")
             idle = msg_type == "status" and b'"idle"' in parts[3] and _state(parts[3]) == "idle"
-            allowed, notice = self._limiter.check(msg_type, _size(parts), idle)
+            allowed, notice = self._limiter.check(msg_type, message.size, idle)
             if notice is not None:
-                await self._send_raw(sink, self._notice(notice, parts[1]))
+                await sink.send(self._notice(notice, parts[1]).frame(self.v1))
             if not allowed:
                 return
-        await self._send_raw(sink, message)
-
-    async def _send_raw(self, sink: Sink, message: Message) -> None:
-        wire, parts, header = message
-        if self.v1:
-            await sink.send(encode_v1(wire, parts))
-        else:
-            await sink.send(encode_legacy(wire, parts, str(header.get("msg_id", "")),
-                                          str(header.get("msg_type", ""))))
+        await sink.send(message.frame(self.v1))
 
     def _refuse(self, channel: str, request: dict[str, Any], policy: MessagePolicy) -> None:
         """Answer a refused request to this client alone, with what the policy says."""
         for on, kind, answer in policy.answers_to_refused(channel, request):
             msg = self.session.msg(on, kind, answer, parent=request, synthetic=True)
-            self.post((on.encode("ascii"), msg.frames, msg.header))
+            self.post(Outgoing(on.encode("ascii"), msg.frames, msg.header))
 
-    def _notice(self, text: str, parent: bytes) -> Message:
-        try:
-            parent_header = orjson.loads(parent) if parent else {}
-        except orjson.JSONDecodeError:
-            parent_header = {}
+    def _notice(self, text: str, parent: bytes) -> Outgoing:
+        parent_header = _header(parent) if parent else {}
         msg = self.session.msg("iopub", "stream", {"name": "stderr", "text": text + "\n"}, parent=parent_header,
                                synthetic=True)
-        return b"iopub", msg.frames, msg.header
+        return Outgoing(b"iopub", msg.frames, msg.header)
 
 
 def _header(frame: bytes) -> dict[str, Any]:
@@ -407,14 +363,9 @@ async def close_sink(sink: Sink, code: int, reason: str) -> None:
         log.exception("closing a client websocket with %d (%s) failed", code, reason)
 
 
-def _size(parts: list[bytes]) -> int:
-    return sum(len(p) for p in parts)
-
-
 def _state(content: bytes) -> str | None:
     try:
         value = orjson.loads(content)
     except orjson.JSONDecodeError:
         return None
     return value.get("execution_state") if isinstance(value, dict) else None
-

@@ -49,7 +49,7 @@ async def test_a_failing_send_is_logged_and_closes_the_websocket_1011(
     clients = kserver.kernel_websockets.clients_of(kernel)
     sink = RecordingSink(fail=ValueError("cannot encode this"))
     with caplog.at_level(logging.DEBUG, logger="carme.kernels.relay"):
-        client = await clients.connect(uuid.uuid4().hex, sink, True, lambda: False)
+        client = await clients.connect(uuid.uuid4().hex, sink, True)
         try:
             await execute(kernel, "print('to a broken sink')")
             await await_until(lambda: sink.closed, "the websocket closed")
@@ -65,12 +65,12 @@ async def test_a_client_gone_keeps_its_messages_for_its_return(kernel: Kernel, k
     clients = kserver.kernel_websockets.clients_of(kernel)
     session_id = uuid.uuid4().hex
     gone = RecordingSink(fail=SinkClosed("the client went away"))
-    client = await clients.connect(session_id, gone, True, lambda: False)
+    client = await clients.connect(session_id, gone, True)
     await execute(kernel, "print('while away')")
     await await_until(lambda: not client.attached, "the relay noticing the client is gone")
     assert gone.closed is None  # nothing to close: it is gone
     back = RecordingSink()
-    await clients.connect(session_id, back, True, lambda: False)
+    await clients.connect(session_id, back, True)
     try:
         await await_until(lambda: any(isinstance(f, bytes) and b"while away" in f for f in back.frames),
                           "the output replayed")
