@@ -99,11 +99,12 @@ class KernelWebsockets:
             rate_limits=limits,
             buffer_max_messages=settings["buffer_offline_max_messages"],
             buffer_max_bytes=settings["buffer_offline_max_bytes"],
+            connect_timeout=kernel.options.kernel_info_timeout,
         )
 
     # -- kernels ----------------------------------------------------------------------------
 
-    def _open_socket(self, kernel: Kernel, channel: str, identity: bytes | None) -> zmq.Socket[Any]:
+    def _open_socket(self, kernel: Kernel, channel: str, identity: bytes | None) -> tuple[zmq.Socket[Any], str]:
         if self._context is None:
             self._context = zmq.Context()
         # Request sockets only (shell, control, stdin): iopub is read once, by the kernel.
@@ -113,8 +114,7 @@ class KernelWebsockets:
         # Unlimited receive queue: replies wait here while the client is slow, never dropped.
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(channel_url(kernel.connection_info, channel))
-        return sock
+        return sock, channel_url(kernel.connection_info, channel)
 
     def clients_of(self, kernel: Kernel) -> KernelClients:
         def make() -> KernelClients:

@@ -26,16 +26,14 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import zmq
 
 from .message import KernelMessage
 from .policy import MessagePolicy
-from .relay import ClientRelay, Outgoing, RelayOptions, Sink, close_sink
+from .relay import ClientRelay, Outgoing, RelayOptions, Sink, SocketOpener, close_sink
 from .session import Session
 
 log = logging.getLogger("carme.kernels.clients")
 
-SocketOpener = Callable[[str, bytes | None], zmq.Socket]  # type: ignore[type-arg]
 Subscribe = Callable[[Callable[[KernelMessage], None]], Callable[[], None]]  # Kernel.subscribe
 
 
@@ -90,6 +88,7 @@ class KernelClients:
                                  f"kernel {self.kernel_id} session {session_id}", self.observe)
             self.clients[session_id] = client
             client.attach(sink, v1, policy)
+        await client.wait_connected(self.options.connect_timeout)
         return client
 
     def _attach(self, client: ClientRelay, sink: Sink, v1: bool, policy: MessagePolicy | None) -> None:

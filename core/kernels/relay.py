@@ -40,6 +40,7 @@ from .zmqio import SocketGroup
 log = logging.getLogger("carme.kernels.relay")
 
 REQUEST_CHANNELS = ("shell", "control", "stdin")
+HANDSHAKE = int(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 BATCH = 64  # messages read from one socket before looking at the others
 SEND_BATCH = 256  # messages written to a sink before letting other clients and requests run
 
@@ -70,6 +71,7 @@ class RelayOptions:
     rate_limits: RateLimits
     buffer_max_messages: int
     buffer_max_bytes: int
+    connect_timeout: float  # how long a new client waits for its stdin socket (kernel_info_timeout)
 
 
 class Outgoing:
@@ -99,10 +101,14 @@ class Outgoing:
         return self._legacy
 
 
+# (channel, ZMQ identity) -> a new socket for that channel and the URL to connect it to
+SocketOpener = Callable[[str, bytes | None], tuple[zmq.Socket, str]]  # type: ignore[type-arg]
+
+
 class ClientRelay:
     """One client (session id) of one kernel: request sockets, queue, pump, rate limiter."""
 
-    def __init__(self, session_id: str, session: Session, open_socket: Callable[[str, bytes | None], zmq.Socket],  # type: ignore[type-arg]
+    def __init__(self, session_id: str, session: Session, open_socket: SocketOpener,
                  options: RelayOptions, label: str, observe: Callable[[str, list[bytes]], None] | None = None) -> None:
         self.session_id = session_id
         self.session = session
@@ -120,6 +126,7 @@ class ClientRelay:
         self._group: SocketGroup | None = None
         self._sockets: dict[str, zmq.Socket] = {}  # type: ignore[type-arg]
         self._pump_task: asyncio.Task[None] | None = None
+        self._stdin_monitor: zmq.Socket | None = None  # type: ignore[type-arg]
         self.closed = False
         self._open_sockets()
 
@@ -129,11 +136,48 @@ class ClientRelay:
         self._group = SocketGroup(asyncio.get_running_loop())
         identity = self.session_id.encode("utf-8")
         for name in REQUEST_CHANNELS:
-            sock = self._sockets[name] = self._open_socket(name, identity)
+            sock, url = self._open_socket(name, identity)
+            if name == "stdin":
+                # The kernel sends first on stdin (input_request), to this identity: a ROUTER drops
+                # a message for a peer whose handshake is not done yet. See :meth:`wait_connected`.
+                self._stdin_monitor = sock.get_monitor_socket(HANDSHAKE)
+            sock.connect(url)
+            self._sockets[name] = sock
             self._group.add(sock)
         self._pump_task = asyncio.create_task(self._pump(self._group), name=f"relay {self.label}")
 
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait until the kernel knows this client's stdin socket, so an ``input_request`` sent to
+        it is not dropped (what jupyter_server's kernel_info nudge also waited for). False when
+        ``timeout`` passed first; the client is served anyway."""
+        monitor = self._stdin_monitor
+        if monitor is None:
+            return True
+        group = SocketGroup(asyncio.get_running_loop())
+        group.add(monitor)
+        try:
+            async with asyncio.timeout(timeout):
+                while group.recv(monitor) is None:
+                    await group.wait()
+            return True
+        except TimeoutError:
+            log.warning("%s: the kernel's stdin did not take this client's connection within %.0f s",
+                        self.label, timeout)
+            return False
+        finally:
+            group.remove_all()
+            self._close_monitor()
+
+    def _close_monitor(self) -> None:
+        monitor, self._stdin_monitor = self._stdin_monitor, None
+        if monitor is not None:
+            stdin = self._sockets.get("stdin")
+            if stdin is not None and not stdin.closed:
+                stdin.disable_monitor()
+            monitor.close(linger=0)
+
     async def _close_sockets(self) -> None:
+        self._close_monitor()
         task, self._pump_task = self._pump_task, None
         if self._group is not None:
             self._group.remove_all()
