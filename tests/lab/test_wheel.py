@@ -1,5 +1,6 @@
 """carme + carme-lab from their wheels in a clean venv: no tornado, traitlets (beyond what
-jupyter_core itself needs), jupyter_server or jupyter_client, and `carme serve` shows /lab."""
+jupyter_core itself needs), jupyter_server or jupyter_client, and `carme serve` shows /lab with
+carme's own labextension."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.lab.conftest import page_config
 from tests.processes import CarmeServe
 from tests.wheels import Wheelhouse, clean_venv, run, uv_env
 
@@ -45,3 +47,7 @@ def test_clean_venv_from_wheels(tmp_path: Path, wheels: Wheelhouse, carme_serve:
         assert '"appVersion": "4.6.5"' in response.text
         assert client.get("/static/lab/main.580360276a959490.js").status_code == 200
         assert client.get("/", follow_redirects=False).headers["location"] == "/lab"
+        # carme's own labextension came in the wheel and loads as a prebuilt one.
+        config = page_config(response.text)
+        (ours,) = [ext for ext in config["federated_extensions"] if ext["name"] == "@carme/jupyterlab"]
+        assert client.get(f"/lab/extensions/@carme/jupyterlab/{ours['load']}").status_code == 200
