@@ -36,10 +36,14 @@ class DashboardPreview extends MainAreaWidget<IFrame> {
     this.title.closable = true;
   }
 
-  /** Render the dashboard again (the server runs the notebook as it is on disk now). */
-  reload(): void {
-    const frame = this.content.node.querySelector('iframe');
-    frame?.contentWindow?.location.reload();
+  /**
+   * Render the dashboard of the notebook saved at `savedAt`. A dashboard page is one visit per
+   * browser, notebook and query string, and a reload finds the visit already rendered: the
+   * time of the save in the query makes it a new visit, which runs the notebook as saved (the
+   * previous visit's kernel ends after the server's grace period).
+   */
+  render(savedAt: string): void {
+    this.content.url = `${dashboardUrl(this.path)}?saved=${encodeURIComponent(savedAt)}`;
   }
 }
 
@@ -73,10 +77,10 @@ function activate(app: JupyterFrontEnd, notebooks: INotebookTracker, browsers: I
     app.shell.activateById(preview.id);
   };
 
-  // A notebook saved here (or renamed) renders its preview again.
+  // A notebook saved here renders its preview again.
   app.serviceManager.contents.fileChanged.connect((_, change: Contents.IChangedArgs) => {
     if (change.type === 'save' && change.newValue?.path) {
-      previews.get(change.newValue.path)?.reload();
+      previews.get(change.newValue.path)?.render(change.newValue.last_modified ?? String(Date.now()));
     }
   });
 
