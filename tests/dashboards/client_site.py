@@ -100,6 +100,15 @@ class ClientSite:
         self.token = token
         self.static = StaticFiles(directory=check_client())
         self.labextensions = StaticFiles(directory=LABEXTENSIONS)
+        # The open kernel websockets: their loop and ASGI send, to cut them (drop_websockets).
+        self._sockets: list[tuple[asyncio.AbstractEventLoop, Send]] = []
+
+    def drop_websockets(self) -> int:
+        """Close every open kernel websocket from the server side, as a network drop would; how many."""
+        sockets = list(self._sockets)
+        for loop, send in sockets:
+            asyncio.run_coroutine_threadsafe(send({"type": "websocket.close", "code": 1012}), loop).result(10)
+        return len(sockets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -117,7 +126,14 @@ class ClientSite:
         elif path.startswith(KERNEL_API_PREFIX):
             inner = path[len("/dashboards"):]
             headers = [*scope["headers"], (b"authorization", f"token {self.token}".encode())]
-            await self.carme({**scope, "path": inner, "raw_path": inner.encode(), "headers": headers}, receive, send)
+            socket = (asyncio.get_running_loop(), send)
+            if scope["type"] == "websocket":
+                self._sockets.append(socket)
+            try:
+                await self.carme({**scope, "path": inner, "raw_path": inner.encode(), "headers": headers}, receive, send)
+            finally:
+                if socket in self._sockets:
+                    self._sockets.remove(socket)
         else:
             await self.carme(scope, receive, send)
 

@@ -73,6 +73,10 @@ export class ConnectionIndicator {
   private show(state: ConnectionState): void {
     this._state = state;
     const element = this.element();
+    if (element?.dataset.state === state) {
+      // Busy/idle changes call this too: the page changes only with the connection.
+      return;
+    }
     if (element) {
       element.dataset.state = state;
       element.title = LABELS[state];
