@@ -18,6 +18,7 @@ from ..tasks import cancel_and_wait
 from .connection import ConnectionInfo, open_socket
 from .message import KernelMessage
 from .session import DigestHistory, Session
+from .zmqio import SocketGroup
 
 log = logging.getLogger("carme.kernels.channels")
 
@@ -70,24 +71,34 @@ class ServerChannels:
                 future.set_result(msg)
 
     async def _read_iopub(self) -> None:
-        sock = self._sockets["iopub"]
-        # One wake-up drains what is queued, through a plain socket on the same handle: zmq.asyncio
-        # makes a future and a loop callback per recv, which cost more than the message itself in
-        # an output flood (every iopub message passes here, relayed to clients or not).
-        drain = zmq.Socket.shadow(sock.underlying)
-        while True:
-            await sock.poll(flags=zmq.POLLIN)
-            for _ in range(256):
+        # Every iopub message of the kernel passes here once (relayed to all its clients from
+        # here), so it is read without zmq.asyncio: through a plain socket on the same handle,
+        # watched by its file descriptor (zmq.asyncio's poll registers and unregisters a reader
+        # and makes a future on every wake-up, more than the message itself costs when the kernel
+        # prints line by line).
+        drain = zmq.Socket.shadow(self._sockets["iopub"].underlying)
+        group = SocketGroup(asyncio.get_running_loop())
+        group.add(drain)
+        try:
+            while True:
+                await group.wait()
+                self._drain_iopub(group, drain)
+                if group.ready:
+                    await asyncio.sleep(0)  # more queued: let clients, other kernels and requests run first
+        finally:
+            group.remove_all()
+
+    def _drain_iopub(self, group: SocketGroup, drain: zmq.Socket) -> None:  # type: ignore[type-arg]
+        for _ in range(256):
+            parts = group.recv(drain)
+            if parts is None:
+                return
+            msg = self.session.deserialize("iopub", parts, self._history)
+            if msg is not None:
                 try:
-                    parts = drain.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                msg = self.session.deserialize("iopub", parts, self._history)
-                if msg is not None:
-                    try:
-                        self._on_iopub(msg)
-                    except Exception:
-                        log.exception("iopub handler failed on %r", msg)
+                    self._on_iopub(msg)
+                except Exception:
+                    log.exception("iopub handler failed on %r", msg)
 
     async def ping(self, timeout: float) -> bool:
         """One heartbeat round trip; False when the kernel does not echo within ``timeout``."""
