@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from results import Result
 
 CARME, ANCHOR, NODELAY, DIRECT = "carme", "jupyter_server", "jupyter_server+nodelay", "direct ZMQ"
-COLUMNS = (DIRECT, CARME, ANCHOR, NODELAY)
+EMBEDDED = "carme embedded"  # the README's embedding snippet run with carme.run
+COLUMNS = (DIRECT, CARME, EMBEDDED, ANCHOR, NODELAY)
 
 Values = dict[str, float | None]
 

@@ -28,12 +28,12 @@ from fixtures import Sizes, make_jupyter_home, make_root  # noqa: E402
 from kernels import KernelPlan, Target, idle_rss  # noqa: E402
 from kernelsuite import run_kernel_suite  # noqa: E402
 from procstat import rss_bytes  # noqa: E402
-from report import ANCHOR, CARME, DIRECT, NODELAY, render  # noqa: E402
+from report import ANCHOR, CARME, DIRECT, EMBEDDED, NODELAY, render  # noqa: E402
 from rest import RestPlan, run_rest  # noqa: E402
 from results import Result  # noqa: E402
 from servers import ServerProc, anchor_version, ensure_anchor, start  # noqa: E402
 
-ALL_TARGETS = (DIRECT, CARME, ANCHOR, NODELAY)
+ALL_TARGETS = (DIRECT, CARME, EMBEDDED, ANCHOR, NODELAY)
 REST_TARGETS = (CARME, ANCHOR)  # TCP_NODELAY on websockets changes nothing for plain HTTP
 
 

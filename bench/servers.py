@@ -114,6 +114,18 @@ def _carme_command(root: Path, port: int) -> list[str]:
     return command
 
 
+# The README's embedding snippet, served with carme.run (the settings of `carme serve`).
+_EMBEDDED = """
+import sys, carme
+app = carme.create_app(sys.argv[1], token=sys.argv[3], extensions=[])
+carme.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def _embedded_command(root: Path, port: int) -> list[str]:
+    return [sys.executable, "-c", _EMBEDDED, str(root), str(port), TOKEN]
+
+
 def _anchor_command(python: Path, root: Path, port: int) -> list[str]:
     # The iopub rate limit is off: with its stock 1000 msg/s it drops most of a burst on purpose,
     # which would make the throughput rows measure the limiter, not the relay.
@@ -125,12 +137,15 @@ def _anchor_command(python: Path, root: Path, port: int) -> list[str]:
 
 def start(label: str, root: Path, env: dict[str, str], logdir: Path, anchor_python: Path | None = None,
           timeout: float = 60) -> ServerProc:
-    """Start ``carme``, ``jupyter_server`` or ``jupyter_server+nodelay`` and wait until /api/status answers."""
+    """Start ``carme``, ``carme embedded``, ``jupyter_server`` or ``jupyter_server+nodelay`` and wait
+    until /api/status answers."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CARME_") and k != "JUPYTER_TOKEN"}
     full_env.update(env)
     if label == "carme":
         command = _carme_command(root, port)
+    elif label == "carme embedded":
+        command = _embedded_command(root, port)
     else:
         assert anchor_python is not None
         command = _anchor_command(anchor_python, root, port)

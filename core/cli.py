@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, config
 from .config import ConfigError
 from .plugins import PluginError, Plugins
+from .running import uvicorn_options
 
 if TYPE_CHECKING:
     import uvicorn
@@ -200,12 +201,8 @@ def make_uvicorn(app: CarmeApp, log_level: str) -> uvicorn.Server:
             # clean stop into an error exit; _run installs carme's own.
             yield
 
-    settings = app.server.settings
-    return Server(uvicorn.Config(app, log_level=log_level.lower(), lifespan="on", access_log=False, log_config=None,
-                                 ws_max_size=settings["websocket_max_message_size"],
-                                 # Browsers always offer permessage-deflate; compressing kernel output
-                                 # costs ~8x the server CPU of relaying it (and jupyter_server does not).
-                                 ws_per_message_deflate=False, timeout_graceful_shutdown=10))
+    return Server(uvicorn.Config(app, log_level=log_level.lower(), access_log=False, log_config=None,
+                                 **uvicorn_options(app)))
 
 
 def _urls(server: Server, ip: str, port: int) -> list[str]:

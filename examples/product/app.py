@@ -9,7 +9,7 @@ lifespan runs carme's, so kernels stop with it.
 
 Run it from the repository root::
 
-    .venv/bin/uvicorn examples.product.app:app --port 8000
+    .venv/bin/python -m examples.product.app      # carme.run: the server settings of `carme serve`
 
 then open http://127.0.0.1:8000/ and sign in as ada (admin), grace (editor) or alan (viewer);
 the password is the name reversed.
@@ -137,7 +137,7 @@ def create_product(notebooks: str | Path, secret: bytes | None = None, extension
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    return Starlette(
+    product = Starlette(
         routes=[
             Route("/", home),
             Route("/signin", signin_page, methods=["GET"]),
@@ -149,6 +149,8 @@ def create_product(notebooks: str | Path, secret: bytes | None = None, extension
         # every kernel is shut down when the product stops.
         lifespan=notebook_app.lifespan,
     )
+    product.state.notebooks = notebook_app  # carme's app, whose settings the server runs with (main)
+    return product
 
 
 def _default_app() -> Starlette:
@@ -156,8 +158,19 @@ def _default_app() -> Starlette:
     return create_product(folder)
 
 
+def main() -> None:
+    """Serve the product with the uvicorn settings carme's kernel websockets need (no websocket
+    compression, carme's message size limit): ``carme.run``."""
+    product = _default_app()
+    carme.run(product, carme_app=product.state.notebooks, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
+
+
 def __getattr__(name: str) -> Starlette:
     # `uvicorn examples.product.app:app` builds the app on first access, not at import.
     if name == "app":
         return _default_app()
     raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    main()
