@@ -9,12 +9,15 @@ directories earlier in ``jupyter_config_path()`` (user) win over later ones (sys
 like ``{"port": 9000, "watch": {"polling": true}, "extensions": {"collab": false}}``.
 
 Environment: ``CARME_PORT=9000``, ``CARME_WATCH__POLLING=true`` (two underscores before the key
-of a section). Values that are not strings are parsed as JSON (``true``, ``[1, 2]``).
+of a section). Values that are not strings are parsed as JSON (``true``, ``[1, 2]``). An unknown
+``CARME_*`` variable is a warning (other programs share the environment); an unknown key anywhere
+else is an error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_config_path
+
+log = logging.getLogger("carme.config")
 
 CONFIG_FILE = "carme_config.json"
 CONFIG_DIR = "carme_config.d"
@@ -100,6 +105,9 @@ class ConfigLayer:
     values: dict[str, Any] = field(default_factory=dict)
     extensions: dict[str, bool] = field(default_factory=dict)
     text: bool = False  # values are unparsed strings (environment, CLI --set)
+    # Unknown keys are warned about, not refused: the environment is shared with other programs
+    # (a script's own CARME_CMD must not stop carme); config files and arguments stay strict.
+    lenient: bool = False
 
 
 def config_files(paths: Iterable[str] | None = None) -> list[Path]:
@@ -147,7 +155,7 @@ def read_file(path: Path) -> ConfigLayer:
 def read_environment(environ: Mapping[str, str] | None = None) -> ConfigLayer:
     """Collect ``CARME_*`` variables: ``CARME_PORT`` -> ``port``, ``CARME_WATCH__POLLING`` -> ``watch.polling``."""
     environ = os.environ if environ is None else environ
-    layer = ConfigLayer("environment", text=True)
+    layer = ConfigLayer("environment", text=True, lenient=True)
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
@@ -235,7 +243,11 @@ def resolve(specs: Mapping[str, Setting], layers: Iterable[ConfigLayer], ignored
                     continue
                 spec = specs.get(key)
                 if spec is None:
-                    raise ConfigError(f"{layer.source} {env_name}: unknown setting {key!r}; {_known(specs)}")
+                    message = f"{layer.source} {env_name}: unknown setting {key!r}; {_known(specs)}"
+                    if not layer.lenient:
+                        raise ConfigError(message)
+                    log.warning("%s (ignored)", message)
+                    continue
                 settings.set(key, spec.parse_text(text, f"{layer.source} {env_name}", key), f"{layer.source} {env_name}")
             elif key in specs:
                 settings.set(key, raw, layer.source)

@@ -3,6 +3,8 @@ and every kind of bad configuration named precisely."""
 
 from __future__ import annotations
 
+import logging
+
 import json
 import os
 import shutil
@@ -196,9 +198,23 @@ def test_bad_environment_value_names_the_variable(root: Path, monkeypatch: pytes
     assert error_of(root) == "environment CARME_PORT: port = 'eighty' is not valid: expected an integer"
 
 
-def test_unknown_environment_variable(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CARME_PROT", "1")
-    assert error_of(root).startswith("environment CARME_PROT: unknown setting 'prot'; expected one of: ")
+def test_unknown_environment_variable_warns_and_goes_on(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # The environment is shared with other programs (a script's own CARME_CMD): warn, start anyway.
+    monkeypatch.setenv("CARME_CMD", "make all")
+    monkeypatch.setenv("CARME_PORT", "9999")
+    with caplog.at_level(logging.WARNING, logger="carme.config"):
+        settings = create_app(str(root)).server.settings
+    assert settings["port"] == 9999
+    warned = [r.getMessage() for r in caplog.records if r.name == "carme.config"]
+    assert warned and warned[0].startswith("environment CARME_CMD: unknown setting 'cmd'; expected one of: ")
+
+
+def test_unknown_key_in_a_file_still_stops_carme_with_the_environment_lenient(
+        config_dir: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARME_CMD", "make all")
+    path = write(config_dir / "carme_config.json", {"cmd": 1})
+    assert error_of(root).startswith(f"{path}: unknown setting 'cmd'")
 
 
 def test_trace_variable_is_not_a_setting(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
