@@ -1,0 +1,79 @@
+"""DashboardsService: everything the dashboards extension runs for one app, made at start-up and
+published as ``server.services["dashboards"]`` (the routes find it there)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carme import __version__ as carme_version
+from carme.config import ConfigError
+
+from .files import FileRules
+from .labextensions import Labextensions
+from .notebooks import load_notebook
+from .page import PageRenderer
+from .runner import VisitRunner
+from .settings import RenderOptions
+from .templates import Templates, search_path
+from .visits import VisitRegistry
+
+if TYPE_CHECKING:
+    from carme.server import Server
+
+log = logging.getLogger("carme.dashboards")
+
+SECTION = "dashboards"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class DashboardsService:
+    """Templates, visits, file rules and labextensions of one app."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        section = server.settings.section(SECTION)
+        self.section: Mapping[str, Any] = section
+        self.templates = Templates(search_path(section["template_paths"]))
+        explicit = {key for key in section if server.settings.source(f"{SECTION}.{key}") != "default"}
+        chain = self.templates.chain(section["template"])  # a missing template or a loop stops start-up here
+        options = RenderOptions.from_settings(section)
+        for template in reversed(chain):  # the base's settings first, the template's own win
+            options = options.with_template_settings(template.settings, explicit, str(template.path / "conf.json"))
+        self.options = options
+        self.pages = PageRenderer(self.templates)
+        self.files = FileRules(section["file_allowlist"], section["file_denylist"])
+        self.labextensions = Labextensions(section["extra_labextensions_path"], section["labextensions_denylist"])
+        self.visits = VisitRegistry(server, section)
+        self.visits.runner = VisitRunner(server, self.visits).start
+        self.app_mode: bool = bool(section["app_mode"])
+        self.notebook: str = str(section["notebook"]).strip("/")
+        self.header_envs: list[str] = [str(h) for h in section["http_header_envs"]]
+        self.version = carme_version
+        if self.notebook and not self.app_mode:
+            raise ConfigError("dashboards.notebook is for app mode (`carme dashboard NOTEBOOK`); "
+                              "set dashboards.app_mode too, or leave it empty")
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.labextensions.scan)
+        log.info("dashboards: template %r (%s), %d labextensions for widgets", self.options.template,
+                 self.options.theme, len(self.labextensions.found))
+        preheat = list(self.section["pool_notebooks"])
+        if self.app_mode and self.notebook and self.notebook not in preheat and self.visits.pool_size > 0:
+            preheat.append(self.notebook)
+        for path in preheat:
+            try:
+                notebook = await load_notebook(self.server, str(path).strip("/"), self.section["kernel_name"])
+            except Exception as exc:
+                raise ConfigError(f"dashboards.pool_notebooks: cannot load {path!r}: {exc}") from None
+            self.visits.preheat(notebook)
+
+    async def stop(self) -> None:
+        await self.visits.close()
+
+    def serves(self, path: str) -> bool:
+        """Whether ``path`` may be rendered: any notebook, but in single-notebook app mode only that one."""
+        return not (self.app_mode and self.notebook) or path == self.notebook

@@ -1,0 +1,112 @@
+"""The ``dashboards.*`` settings (named after Voila's where they mean the same) and the checked
+configuration of one render (the settings, with a template's ``conf.json`` filling in the ones
+nobody set)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from carme.config import ConfigError, Setting
+
+# Voila's defaults: images may be served next to a notebook, notebooks and scripts never.
+DEFAULT_FILE_ALLOWLIST = [r".*\.(png|jpg|jpeg|gif|svg|webp)"]
+DEFAULT_FILE_DENYLIST = [r".*\.(ipynb|py)"]
+THEMES = ("light", "dark")
+
+
+def declared() -> list[Setting]:
+    """The settings of the ``dashboards`` section."""
+    return [
+        # What a page shows.
+        Setting("strip_sources", bool, True, "Keep code out of the page and off the visitor's websocket "
+                "(false shows each code cell's source above its outputs)"),
+        Setting("show_tracebacks", bool, False, "Show the error and traceback of a failed cell "
+                "(default: a generic message, and stderr output is dropped, as Voila)"),
+        Setting("template", str, "lab", "Page template: a folder name on the template path"),
+        Setting("theme", str, "light", "Page theme", choices=THEMES),
+        Setting("template_paths", list, [], "More folders of templates, searched before the Jupyter data "
+                "path's dashboards/templates and the built-in ones"),
+        # How a notebook runs.
+        Setting("kernel_name", str, None, "Kernelspec for every dashboard (default: the notebook's own, "
+                "else one of its language, else default_kernel_name)", nullable=True),
+        Setting("cell_timeout", float, None, "Seconds a cell may run before the kernel is interrupted and the "
+                "run ends with a timeout error (null: no limit)", nullable=True),
+        Setting("allow_errors", bool, False, "Go on running cells after one fails (nbclient's allow_errors)"),
+        Setting("http_header_envs", list, [], "Request headers put in the kernel's environment as HTTP_<NAME>, "
+                "as Voila does (e.g. ['Accept-Language'])"),
+        # Kernel lifetimes.
+        Setting("grace_period", float, 30.0, "Seconds a visit's kernel lives on once its page has no websocket "
+                "(a reload within this time gets the same kernel back)"),
+        Setting("connect_timeout", float, 60.0, "Seconds after its render a page has to open its websocket; "
+                "a kernel never connected to is shut down then"),
+        Setting("max_kernels", int, 0, "Most live dashboard kernels (visits and pooled); past it a visitor "
+                "waits in the queue or gets a 503 'busy' page (0: no limit)"),
+        Setting("queue_size", int, 0, "Visitors who may wait for a kernel when max_kernels is reached, shown "
+                "their place in the queue (0: no queue, the busy page at once)"),
+        Setting("pool_size", int, 0, "Preheated kernels kept ready per notebook, refilled in the background "
+                "(a pool starts on a notebook's first visit, or at start-up for pool_notebooks)"),
+        Setting("pool_notebooks", list, [], "Notebooks (paths under the root) whose pools fill at start-up"),
+        # Files and assets.
+        Setting("file_allowlist", list, DEFAULT_FILE_ALLOWLIST, "Regular expressions: files under the root "
+                "served at dashboards/files/ must match one (whole path, case-insensitive)"),
+        Setting("file_denylist", list, DEFAULT_FILE_DENYLIST, "Regular expressions: and match none of these "
+                "(notebooks are never served, whatever the lists say)"),
+        Setting("extra_labextensions_path", list, [], "More folders of prebuilt labextensions (widget "
+                "libraries), searched before the Jupyter data path's labextensions"),
+        Setting("labextensions_denylist", list, [], "Labextensions never offered to dashboard pages, by name"),
+        # App mode (`carme dashboard`).
+        Setting("app_mode", bool, False, "Serve only dashboards: their pages, assets and visitors' own kernel "
+                "websockets; no JupyterLab, no contents or kernels API (set by `carme dashboard`)"),
+        Setting("notebook", str, "", "In app mode, the one notebook served at / (a path under the root; "
+                "empty: the tree of the root)"),
+    ]
+
+
+# Settings a template's conf.json may set (when no config file, variable or flag did).
+TEMPLATE_SETTINGS = ("strip_sources", "show_tracebacks", "theme", "allow_errors", "cell_timeout")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What one render needs to know: the settings after the template's conf.json."""
+
+    template: str = "lab"
+    theme: str = "light"
+    strip_sources: bool = True
+    show_tracebacks: bool = False
+    allow_errors: bool = False
+    cell_timeout: float | None = None
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, Any]) -> RenderOptions:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in section.items() if key in names})
+
+    def with_template_settings(self, conf: Mapping[str, Any], explicit: set[str], where: str) -> RenderOptions:
+        """Apply a template's ``settings`` for the keys nobody set explicitly; bad ones are errors."""
+        changes: dict[str, Any] = {}
+        for key, value in conf.items():
+            if key not in TEMPLATE_SETTINGS:
+                raise ConfigError(f"{where}: settings.{key} cannot be set by a template; "
+                                  f"expected one of {', '.join(TEMPLATE_SETTINGS)}")
+            spec = {s.name: s for s in declared()}[key]
+            value = spec.coerce(value, where, f"settings.{key}")
+            if key not in explicit:
+                changes[key] = value
+        return replace(self, **changes) if changes else self
+
+
+def compile_patterns(patterns: list[Any], key: str) -> list[re.Pattern[str]]:
+    """The regular expressions of an allow/deny list; a bad one is a ConfigError naming it."""
+    compiled = []
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise ConfigError(f"dashboards.{key}: {pattern!r} is not a string")
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            raise ConfigError(f"dashboards.{key}: {pattern!r} is not a valid regular expression: {exc}") from None
+    return compiled

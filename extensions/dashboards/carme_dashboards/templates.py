@@ -1,0 +1,139 @@
+"""Page templates: folders of jinja2 files found on a search path, each extending a base.
+
+A template is a folder ``<name>/`` holding ``page.html`` (a dashboard), ``tree.html`` (a folder
+listing), ``busy.html`` (the 503 page when every kernel is taken) and ``error.html`` (404 and
+other errors), any of which it may leave to its base; ``static/`` for its assets (served at
+``dashboards/templates/<name>/static/``); and ``conf.json``::
+
+    {"base_template": "lab", "settings": {"theme": "dark"}, "resources": {"logo": "logo.svg"}}
+
+``base_template`` names the folder it extends (default ``base``, the root of every chain);
+``settings`` fills in dashboards settings nobody set (see :data:`.settings.TEMPLATE_SETTINGS`);
+``resources`` is handed to the templates as ``resources``. Templates are searched in the
+``dashboards.template_paths`` setting, then ``<jupyter data path>/carme/dashboards/templates``,
+then the built-in ones; the first folder of a name wins.
+
+File lookup goes down the chain (the template's own files first, then its base's); a file of a
+given template is also reachable by ``<name>/<file>``, which is how a template extends its base's
+page: ``{% extends "lab/page.html" %}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jupyter_core.paths import jupyter_path
+
+from carme.config import ConfigError
+
+log = logging.getLogger("carme.dashboards.templates")
+
+BUILTIN_DIR = Path(__file__).parent / "templates"
+ROOT_TEMPLATE = "base"
+CONF_FILE = "conf.json"
+
+
+@dataclass(frozen=True)
+class Template:
+    """One template folder and what its conf.json says."""
+
+    name: str
+    path: Path
+    base: str | None
+    settings: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+def search_path(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """Folders holding template folders, first wins: settings, Jupyter data path, built-ins."""
+    return [*(Path(p).expanduser() for p in extra),
+            *(Path(p) for p in jupyter_path("carme", "dashboards", "templates")), BUILTIN_DIR]
+
+
+def _read_conf(folder: Path, name: str) -> Template:
+    conf_path = folder / CONF_FILE
+    conf: Any = {}
+    if conf_path.is_file():
+        try:
+            conf = json.loads(conf_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{conf_path}: cannot read the template settings: {exc}") from None
+    if not isinstance(conf, dict):
+        raise ConfigError(f"{conf_path}: expected a JSON object")
+    base = conf.get("base_template", None if name == ROOT_TEMPLATE else ROOT_TEMPLATE)
+    for key, kind in (("base_template", str), ("settings", dict), ("resources", dict)):
+        if key in conf and not isinstance(conf[key], kind):
+            raise ConfigError(f"{conf_path}: {key} must be a {'string' if kind is str else 'JSON object'}")
+    return Template(name, folder, base, dict(conf.get("settings") or {}), dict(conf.get("resources") or {}))
+
+
+class Templates:
+    """Finds templates and builds the jinja2 environment of each (cached per name)."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = roots
+        self._environments: dict[str, tuple[list[Template], jinja2.Environment]] = {}
+
+    def find(self, name: str) -> Template:
+        """The first folder called ``name`` on the search path; ConfigError listing what exists."""
+        if not name or "/" in name or name.startswith("."):
+            raise ConfigError(f"dashboards.template: {name!r} is not a template name")
+        for root in self.roots:
+            folder = root / name
+            if folder.is_dir():
+                return _read_conf(folder, name)
+        raise ConfigError(f"dashboards.template: no template {name!r} in {', '.join(map(str, self.roots))}; "
+                          f"found: {', '.join(self.available()) or 'none'}")
+
+    def available(self) -> list[str]:
+        names = {child.name for root in self.roots if root.is_dir() for child in root.iterdir() if child.is_dir()}
+        return sorted(n for n in names if not n.startswith((".", "_")))
+
+    def chain(self, name: str) -> list[Template]:
+        """``name``, its base, its base's base ... down to ``base``; a cycle is a ConfigError."""
+        chain: list[Template] = []
+        current: str | None = name
+        while current is not None:
+            if any(t.name == current for t in chain):
+                raise ConfigError(f"dashboards.template: the base_template chain of {name!r} loops: "
+                                  + " -> ".join([*(t.name for t in chain), current]))
+            template = self.find(current)
+            chain.append(template)
+            current = template.base
+        return chain
+
+    def environment(self, name: str) -> tuple[list[Template], jinja2.Environment]:
+        """The chain of ``name`` and its jinja2 environment (async, autoescaped)."""
+        cached = self._environments.get(name)
+        if cached is None:
+            chain = self.chain(name)
+            loader = jinja2.ChoiceLoader([
+                *(jinja2.FileSystemLoader(t.path) for t in chain),
+                jinja2.PrefixLoader({t.name: jinja2.FileSystemLoader(t.path) for t in chain}),
+            ])
+            env = jinja2.Environment(loader=loader, enable_async=True, autoescape=True,
+                                     trim_blocks=True, lstrip_blocks=True)
+            cached = self._environments[name] = (chain, env)
+        return cached
+
+    def static_file(self, name: str, relative: str) -> Path | None:
+        """A file of ``name``'s ``static/`` folder (or of a base's), never outside those folders."""
+        parts = [p for p in relative.split("/") if p]
+        if not parts or any(p in ("..", ".") or p.startswith(".") or "\\" in p for p in parts):
+            return None
+        try:
+            chain = self.chain(name)
+        except ConfigError:
+            return None
+        for template in chain:
+            static = (template.path / "static").resolve()
+            candidate = static.joinpath(*parts).resolve()
+            if static in candidate.parents and candidate.is_file():
+                return candidate
+        return None
