@@ -208,7 +208,9 @@ def make_uvicorn(app: CarmeApp, log_level: str) -> uvicorn.Server:
 def _urls(server: Server, ip: str, port: int) -> list[str]:
     settings = server.settings
     base = settings["base_url"].strip("/")
-    frontend = "lab" in server.plugins.extensions and server.plugins.extensions["lab"].enabled
+    # The front page: lab's, or whatever default_url was set to (`carme dashboard` sets "/").
+    frontend = (("lab" in server.plugins.extensions and server.plugins.extensions["lab"].enabled)
+                or settings.source("default_url") != "default")
     landing = "/" + (base + "/" if base else "") + (settings["default_url"].lstrip("/") if frontend else "api/status")
     query = f"?token={server.auth.token}" if server.auth.enabled else ""
     if ip in ("127.0.0.1", "localhost"):

@@ -40,5 +40,6 @@ def carme_register_settings() -> list[Setting]:
         Setting("port", int, 8888, "Port `carme serve` listens on (0 picks a free one)"),
         Setting("base_url", str, "/", "URL prefix of every route"),
         Setting("open_browser", bool, True, "`carme serve` opens a browser"),
-        Setting("default_url", str, "/lab", "Where / redirects when an extension serves a frontend"),
+        Setting("default_url", str, "/lab", "Where / redirects when an extension serves a frontend, and the "
+                "URL carme serve prints (when set, or when lab is on)"),
     ]
