@@ -31,8 +31,12 @@ import orjson
 log = logging.getLogger("carme.kernels.policy")
 
 COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
-# What a widget page needs to send: comms, their discovery, kernel_info and answers to input().
-DASHBOARD_CLIENT_TYPES = COMM_TYPES | {"comm_info_request", "kernel_info_request", "input_reply"}
+# What a widget page needs to send: comms, their discovery, kernel_info, answers to input(), and
+# subshells (JupyterLab sends each comm target's messages on a subshell of its own, so widgets
+# answer while a cell runs; a subshell runs no code that is not sent to it, and no
+# execute_request is let through).
+DASHBOARD_CLIENT_TYPES = COMM_TYPES | {"comm_info_request", "kernel_info_request", "input_reply",
+                                       "create_subshell_request", "delete_subshell_request", "list_subshell_request"}
 # What a user who may only watch a kernel sends: no execute, inspect, complete or stdin.
 READ_ONLY_CLIENT_TYPES = frozenset({"comm_info_request", "kernel_info_request"})
 UNANSWERED = frozenset({"debug_request"})  # refused without an error reply (see answers_to_refused)

@@ -30,6 +30,7 @@ from carme.errors import ApiError, refuse_websocket
 from carme.jsonutil import JSONResponse, isoformat, utcnow
 from carme.kernels.policy import MessagePolicy
 
+from .client import SCRIPT, STYLE, THEMES
 from .files import file_response
 from .notebooks import is_notebook_path, load_notebook
 from .page import script_json
@@ -90,14 +91,17 @@ def request_environ(request: Request, header_envs: list[str]) -> dict[str, str]:
 # -- pages ----------------------------------------------------------------------------------------
 
 
-def _common(service: DashboardsService) -> dict[str, Any]:
-    return {"theme": service.options.theme, "version": service.version}
+def _common(service: DashboardsService, base: str) -> dict[str, Any]:
+    """What every page gets: the theme, the version and the client's files."""
+    client = base + "dashboards/static/client/"
+    return {"theme": service.options.theme, "version": service.version, "client_js": client + SCRIPT,
+            "client_css": client + STYLE, "theme_css": client + THEMES[service.options.theme]}
 
 
 async def error_page(request: Request, status: int, message: str, reason: str) -> HTMLResponse:
     service = service_of(request)
     body = await service.pages.render(service.options.template, "error.html", base_path(request.scope),
-                                      {**_common(service), "status": status, "reason": reason, "message": message})
+                                      {**_common(service, base_path(request.scope)), "status": status, "reason": reason, "message": message})
     return HTMLResponse(body, status_code=status)
 
 
@@ -124,18 +128,16 @@ async def dashboard(request: Request, path: str) -> Response:
         visit = service.visits.open(key, notebook, request_environ(request, service.header_envs), options)
     except Busy:
         body = await service.pages.render(options.template, "busy.html", base,
-                                          {**_common(service), "title": _title(path)})
+                                          {**_common(service, base), "title": _title(path)})
         return HTMLResponse(body, status_code=503, headers={"Retry-After": "30", **NO_STORE})
     context = {
-        **_common(service),
+        **_common(service, base),
         "title": _title(path),
         "notebook_path": path,
         "kernel_id": visit.kernel_id,
         "cell_count": len(notebook.notebook.cells),
         "strip_sources": options.strip_sources,
         "page_config": script_json(page_config(service, base, visit)),
-        "client_js": base + "dashboards/static/client/dashboard.js",
-        "client_css": base + "dashboards/static/client/dashboard.css",
     }
 
     async def body() -> Any:
@@ -206,7 +208,7 @@ async def tree_page(request: Request, path: str) -> Response:
     for i, part in enumerate(parts):
         crumbs.append({"name": part, "url": base + "dashboards/tree/" + quote("/".join(parts[: i + 1]))})
     body = await service.pages.render(service.options.template, "tree.html", base,
-                                      {**_common(service), "title": path or "Dashboards", "path": path,
+                                      {**_common(service, base), "title": path or "Dashboards", "path": path,
                                        "entries": entries, "breadcrumbs": crumbs})
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
