@@ -154,9 +154,9 @@ def start(label: str, root: Path, env: dict[str, str], logdir: Path, anchor_pyth
 
 
 def launch(label: str, command: list[str], port: int, env: dict[str, str], logdir: Path, root: Path,
-           timeout: float = 60) -> ServerProc:
+           timeout: float = 60, ready_path: str = "/api/status") -> ServerProc:
     """Run a server command listening on ``port``, its output in ``logdir/<label>.log``; wait until
-    /api/status answers."""
+    ``ready_path`` answers 200."""
     logdir.mkdir(parents=True, exist_ok=True)
     log = logdir / f"{label}.log"
     with log.open("wb") as out:
@@ -168,11 +168,11 @@ def launch(label: str, command: list[str], port: int, env: dict[str, str], logdi
             if proc.poll() is not None:
                 raise RuntimeError(f"{label} exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
             try:
-                if client.get(server.url + "/api/status").status_code == 200:
+                if client.get(server.url + ready_path).status_code == 200:
                     return server
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 server.stop()
-                raise RuntimeError(f"{label} did not answer /api/status within {timeout} s; log in {log}")
+                raise RuntimeError(f"{label} did not answer {ready_path} within {timeout} s; log in {log}")
             time.sleep(0.05)

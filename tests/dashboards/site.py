@@ -8,7 +8,6 @@ import contextlib
 import json
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from carme import create_app
-from tests.conftest import TOKEN
-from tests.serving import Served, serve
+from tests.serving import AUTH, TOKEN, Served, serve
 
 SENTINEL = "SOURCE-SENTINEL-91c2"  # in a comment of every code cell: must never reach the browser
 CONFIG = re.compile(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S)
@@ -74,8 +72,7 @@ CORE_KEYS = {"kernel_info_timeout", "cull_idle_timeout", "default_url"}
 
 def http(served: Served, prefix: str = "/", cookies: dict[str, str] | None = None) -> httpx.Client:
     """A client of ``served`` with the token header (as a visitor who logged in)."""
-    return httpx.Client(base_url=served.url + prefix, headers={"Authorization": f"token {TOKEN}"}, timeout=60,
-                        cookies=cookies)
+    return httpx.Client(base_url=served.url + prefix, headers=AUTH, timeout=60, cookies=cookies)
 
 
 @dataclass
@@ -120,16 +117,6 @@ class Page:
 def page(client: httpx.Client, url: str) -> Iterator[Page]:
     with client.stream("GET", url) as response:
         yield Page(response)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Poll ``condition`` until it is truthy (a bound on waiting, not a claim about speed)."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 def cells(html: str) -> dict[int, str]:

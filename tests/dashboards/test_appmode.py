@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TOKEN
 from tests.dashboards.site import SENTINEL, cells, dashboards, http, write_notebook
 from tests.processes import Process
+from tests.serving import TOKEN
 
 CORE_PATHS = ["lab", "api/contents", "api/contents/nb.ipynb", "api/kernels", "api/sessions", "api/kernelspecs",
               "api/status", "files/nb.ipynb", "api/events/subscribe", "terminals"]

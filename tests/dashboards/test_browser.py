@@ -18,9 +18,9 @@ import pytest
 
 from carme import create_app
 from tests.browser import browsing
-from tests.conftest import TOKEN
-from tests.dashboards.site import SENTINEL, kernel_ids, wait_until, write_notebook
-from tests.serving import Served, serve
+from tests.dashboards.site import SENTINEL, kernel_ids, write_notebook
+from tests.polling import wait_until
+from tests.serving import TOKEN, Served, serve
 
 CELLS: list[str | tuple[str, str]] = [
     ("markdown", "# Dashboard heading\n\nThe notebook's *prose*."),

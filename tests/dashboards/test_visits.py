@@ -12,8 +12,8 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.dashboards.site import (SENTINEL, cells, dashboards, gate_code, http, kernel_ids, page, wait_until,
-                                   write_notebook)
+from tests.dashboards.site import SENTINEL, cells, dashboards, gate_code, http, kernel_ids, page, write_notebook
+from tests.polling import await_until, wait_until
 from tests.kernels.wsclient import Client
 from tests.serving import Served
 
@@ -55,13 +55,13 @@ async def test_the_grace_period_frees_a_kernel_once_its_page_is_gone(root: Path)
         kernel_id = str(config_of(client.get("dashboards/render/nb.ipynb").text)["kernelId"])
         visit = served.app.server.services["dashboards"].visits.by_kernel[kernel_id]
         socket = await visitor_socket(served, client, kernel_id)
-        await asyncio.to_thread(wait_until, lambda: visit.sockets == 1 and visit.pages == 0, what="only the socket")
+        await await_until(lambda: visit.sockets == 1 and visit.pages == 0, what="only the socket")
         assert visit.timer is None  # a connected page keeps its kernel, however long
         await socket.close()
-        await asyncio.to_thread(wait_until, lambda: kernel_id not in kernel_ids(served), what="the kernel to go")
+        await await_until(lambda: kernel_id not in kernel_ids(served), what="the kernel to go")
         again = config_of(client.get("dashboards/render/nb.ipynb").text)["kernelId"]
         assert again != kernel_id  # after the grace period a reload gets a new kernel
-        await asyncio.to_thread(wait_until, lambda: again in kernel_ids(served), what="the new kernel")
+        await await_until(lambda: again in kernel_ids(served), what="the new kernel")
 
 
 def test_a_page_that_never_connects_frees_its_kernel(root: Path) -> None:
