@@ -29,17 +29,21 @@ def test_shell_arrives_before_the_kernel_and_cells_as_they_finish(root: Path, ju
         assert "first 42" in cells(p.text)[1] and 2 not in cells(p.text)  # ... the gated one still running
         cell_gate.touch()
         html = p.finish()
-    assert "<h1>Title</h1>" in cells(html)[0]
+    assert ">Title</h1>" in cells(html)[0]
     assert "last" in cells(html)[3]
     assert '<div id="carme-finished" data-status="ok">' in html
     assert SENTINEL not in html
 
 
 def test_sources_shown_only_when_not_stripped(root: Path) -> None:
-    write_notebook(root / "nb.ipynb", "x = 1")
+    write_notebook(root / "sub" / "nb.ipynb", "x = 1",
+                   ("markdown", "[next](../next.ipynb#top) and ![chart](img/chart.png) and [web](https://example.org)"))
     with dashboards(root, strip_sources=False) as served, http(served) as client:
-        html = client.get("dashboards/render/nb.ipynb").text
+        html = client.get("dashboards/render/sub/nb.ipynb").text
     assert SENTINEL in cells(html)[0] and 'class="carme-source"' in html
+    links = cells(html)[1]  # relative links of markdown go where they are served
+    assert 'href="/dashboards/render/next.ipynb#top"' in links
+    assert 'src="/dashboards/files/sub/img/chart.png"' in links and 'href="https://example.org"' in links
 
 
 def test_a_failed_cell_stops_the_run_and_shows_where(root: Path) -> None:

@@ -25,6 +25,7 @@ from .templates import Templates
 
 log = logging.getLogger("carme.dashboards.page")
 
+PAGES = ("page.html", "tree.html", "busy.html", "error.html")
 KEEPALIVE = 10.0  # seconds without an event before a byte is sent anyway (proxies time out idle responses)
 
 
@@ -68,6 +69,12 @@ class PageRenderer:
         for item in reversed(chain):  # a template's resources override its base's
             resources.update(item.resources)
         return {**self.urls(template, base_url), "template": template, "resources": resources, **context}
+
+    def compile(self, template: str) -> None:
+        """Load and compile the template's pages now (blocking: call it off the event loop)."""
+        _chain, env = self.templates.environment(template)
+        for name in PAGES:
+            env.get_template(name)
 
     async def render(self, template: str, name: str, base_url: str, context: Mapping[str, Any]) -> str:
         """A whole page (tree, busy, error) at once."""

@@ -125,7 +125,7 @@ async def dashboard(request: Request, path: str) -> Response:
     key = VisitKey(browser, path, request.scope.get("query_string", b"").decode("latin-1"))
     options = service.options
     try:
-        visit = service.visits.open(key, notebook, request_environ(request, service.header_envs), options)
+        visit = service.visits.open(key, notebook, request_environ(request, service.header_envs), options, base)
     except Busy:
         body = await service.pages.render(options.template, "busy.html", base,
                                           {**_common(service, base), "title": _title(path)})

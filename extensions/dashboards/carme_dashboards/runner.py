@@ -4,13 +4,15 @@ the notebook cell by cell, appending each cell's HTML to the visit's page log as
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
+import posixpath
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 from nbformat import NotebookNode
 
 from .executor import RAISES_TAG, CellResult, NotebookExecutor
+from .markdown import UrlRewriter
 from .render import OutputRenderer
 from .slots import Busy
 from .stream import CellEvent, Finished, ProgressEvent, QueueEvent, UpdateEvent
@@ -28,6 +30,23 @@ SERVER_SOFTWARE = "carme-dashboards"
 def environ_code(env: dict[str, str]) -> str:
     """Python that puts ``env`` into a running kernel's ``os.environ`` (a pooled kernel's request)."""
     return f"import os as _carme_os\n_carme_os.environ.update({dict(env)!r})\ndel _carme_os\n"
+
+
+def relative_urls(base_url: str, notebook_path: str) -> UrlRewriter:
+    """Relative links and images of a notebook's markdown, as served: notebooks to their
+    dashboard, other files to ``dashboards/files/`` (where the allow/deny lists apply)."""
+    folder = posixpath.dirname(notebook_path)
+
+    def rewrite(url: str) -> str | None:
+        parts = urlsplit(url)
+        target = posixpath.normpath(posixpath.join(folder, parts.path)) if parts.path else notebook_path
+        if target.startswith("../") or target == "..":
+            return None  # outside the root: left as written, it cannot be served anyway
+        kind = "render" if target.endswith(".ipynb") else "files"
+        rest = ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else "")
+        return f"{base_url}dashboards/{kind}/{quote(target)}{rest}"
+
+    return rewrite
 
 
 def _tags(cell: NotebookNode) -> tuple[str, ...]:
@@ -93,7 +112,8 @@ class VisitRunner:
 
     async def _cells(self, visit: Visit, executor: NotebookExecutor, total: int) -> Finished:
         options = visit.options
-        renderer = OutputRenderer(show_tracebacks=options.show_tracebacks)
+        renderer = OutputRenderer(options.show_tracebacks,
+                                  rewrite_url=relative_urls(visit.base_url, visit.notebook.path))
         notebook = visit.notebook.notebook
         outcome = Finished("ok")
         async for result in executor.execute(notebook, timeout=options.cell_timeout, allow_errors=options.allow_errors):
@@ -125,10 +145,8 @@ class VisitRunner:
             body = ""
         else:
             body = renderer.render_outputs(result.outputs)
+        body += renderer.render_cell_error(result.error)
         error = result.error.kind if result.error is not None else None
-        if error in ("timeout", "dead"):
-            message = "This cell ran past the time limit." if error == "timeout" else "The kernel died while this cell ran."
-            body += f'<div class="carme-cell-message">{html.escape(message)}</div>'
         return CellEvent(result.index, kind, body, source, error, _tags(cell))
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from carme import __version__ as carme_version
 from carme.config import ConfigError
 
+from .client import ClientMissingError, check_client
 from .files import FileRules
 from .labextensions import Labextensions
 from .notebooks import load_notebook
@@ -58,7 +59,12 @@ class DashboardsService:
                               "set dashboards.app_mode too, or leave it empty")
 
     async def start(self) -> None:
+        try:
+            check_client()
+        except ClientMissingError as exc:
+            log.warning("%s; dashboard pages will render without widgets or math", exc)
         await asyncio.to_thread(self.labextensions.scan)
+        await asyncio.to_thread(self.pages.compile, self.options.template)  # not on the first visitor's time
         log.info("dashboards: template %r (%s), %d labextensions for widgets", self.options.template,
                  self.options.theme, len(self.labextensions.found))
         preheat = list(self.section["pool_notebooks"])

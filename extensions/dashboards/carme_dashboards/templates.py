@@ -14,8 +14,8 @@ other errors), any of which it may leave to its base; ``static/`` for its assets
 then the built-in ones; the first folder of a name wins.
 
 File lookup goes down the chain (the template's own files first, then its base's); a file of a
-given template is also reachable by ``<name>/<file>``, which is how a template extends its base's
-page: ``{% extends "lab/page.html" %}``.
+given template (or, when it has none, of the nearest of its bases) is also reachable by
+``<name>/<file>``, which is how a template extends its base's page: ``{% extends "lab/page.html" %}``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,28 @@ def _read_conf(folder: Path, name: str) -> Template:
     return Template(name, folder, base, dict(conf.get("settings") or {}), dict(conf.get("resources") or {}))
 
 
+class ChainLoader(jinja2.BaseLoader):
+    """Files of a template chain: ``page.html`` from the first template of the chain that has it;
+    ``lab/page.html`` from ``lab`` or, if ``lab`` has none, from the first of its bases that does."""
+
+    def __init__(self, chain: list[Template]) -> None:
+        self.chain = chain
+        self.loaders = [jinja2.FileSystemLoader(t.path) for t in chain]
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Any]:
+        start = 0
+        prefix, _, rest = template.partition("/")
+        names = [t.name for t in self.chain]
+        if rest and prefix in names:
+            start, template = names.index(prefix), rest
+        for loader in self.loaders[start:]:
+            try:
+                return loader.get_source(environment, template)
+            except jinja2.TemplateNotFound:
+                continue
+        raise jinja2.TemplateNotFound(template)
+
+
 class Templates:
     """Finds templates and builds the jinja2 environment of each (cached per name)."""
 
@@ -113,11 +135,7 @@ class Templates:
         cached = self._environments.get(name)
         if cached is None:
             chain = self.chain(name)
-            loader = jinja2.ChoiceLoader([
-                *(jinja2.FileSystemLoader(t.path) for t in chain),
-                jinja2.PrefixLoader({t.name: jinja2.FileSystemLoader(t.path) for t in chain}),
-            ])
-            env = jinja2.Environment(loader=loader, enable_async=True, autoescape=True,
+            env = jinja2.Environment(loader=ChainLoader(chain), enable_async=True, autoescape=True,
                                      trim_blocks=True, lstrip_blocks=True)
             cached = self._environments[name] = (chain, env)
         return cached

@@ -49,8 +49,9 @@ class Visit:
     """One visitor's run of one notebook: its kernel, its page log and its connections."""
 
     def __init__(self, key: VisitKey, kernel_id: str, notebook: LoadedNotebook, env: dict[str, str],
-                 options: RenderOptions, pooled: Kernel | None, holds_slot: bool) -> None:
+                 options: RenderOptions, base_url: str, pooled: Kernel | None, holds_slot: bool) -> None:
         self.key = key
+        self.base_url = base_url
         self.kernel_id = kernel_id
         self.notebook = notebook
         self.env = env
@@ -103,7 +104,8 @@ class VisitRegistry:
             return None
         return visit
 
-    def open(self, key: VisitKey, notebook: LoadedNotebook, env: dict[str, str], options: RenderOptions) -> Visit:
+    def open(self, key: VisitKey, notebook: LoadedNotebook, env: dict[str, str], options: RenderOptions,
+             base_url: str) -> Visit:
         """The visit of ``key``: the live one, or a new one that starts running now (on a pooled
         kernel, a free slot, or a place in the queue). Raises :class:`Busy` when none is left."""
         if self.closing:
@@ -114,11 +116,11 @@ class VisitRegistry:
         pool = self._pool_for(notebook)
         kernel = pool.claim(notebook.kernel_name) if pool is not None else None
         if kernel is not None:
-            visit = Visit(key, kernel.id, notebook, env, options, kernel, holds_slot=True)
+            visit = Visit(key, kernel.id, notebook, env, options, base_url, kernel, holds_slot=True)
         elif self.slots.try_take():
-            visit = Visit(key, str(uuid.uuid4()), notebook, env, options, None, holds_slot=True)
+            visit = Visit(key, str(uuid.uuid4()), notebook, env, options, base_url, None, holds_slot=True)
         elif self.slots.can_queue():
-            visit = Visit(key, str(uuid.uuid4()), notebook, env, options, None, holds_slot=False)
+            visit = Visit(key, str(uuid.uuid4()), notebook, env, options, base_url, None, holds_slot=False)
         else:
             raise Busy()
         if pool is not None:
