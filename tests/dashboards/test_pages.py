@@ -5,9 +5,12 @@ tree page, error pages. Real ipykernel kernels, real uvicorn; gates instead of t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from tests.dashboards.site import (SENTINEL, cells, dashboards, gate_code, held_kernelspec, http, page,
+from carme import create_app, hookimpl
+from tests.dashboards.site import (SENTINEL, cells, dashboards, gate_code, held_kernelspec, http, kernel_ids, page,
                                    write_notebook)
+from tests.serving import TOKEN, serve
 
 
 def test_shell_arrives_before_the_kernel_and_cells_as_they_finish(root: Path, jupyter_env: Path) -> None:
@@ -144,3 +147,27 @@ def test_authentication_applies_but_assets_are_public(root: Path) -> None:
             assert client.get(url, headers={"Authorization": ""}).status_code == 200
         assert client.get("dashboards/api/kernels/x", headers={"Authorization": "", "Accept": "text/html"}
                           ).status_code == 403
+
+
+class Viewer:
+    """A product's rule: dashboards may be opened, kernels not run, and nothing under private/."""
+
+    name = "viewer"
+
+    @hookimpl
+    def carme_permission(self, server: Any, user: Any, action: str, resource: str, path: str | None) -> bool | None:
+        if resource == "kernels" and action == "execute":
+            return False
+        return False if path is not None and path.startswith("private") else None
+
+
+def test_permissions_are_checked_per_dashboard(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "print('allowed')")
+    write_notebook(root / "private" / "nb.ipynb", "print('secret')")
+    app = create_app(str(root), token=TOKEN, extensions=["dashboards"], config_files=False, plugins=[Viewer()])
+    with serve(app) as served, http(served) as client:
+        assert "allowed" in client.get("dashboards/render/nb.ipynb").text  # no execute on kernels needed
+        denied = client.get("dashboards/render/private/nb.ipynb")
+        assert denied.status_code == 403 and denied.json()["resource"] == "contents"
+        assert client.get("dashboards/tree/private").status_code == 403
+        assert len(kernel_ids(served)) == 1  # the denied page started no kernel

@@ -9,10 +9,10 @@
   the page client, template assets and widget libraries (public: no user data);
 - in app mode, ``/``: the one notebook, or the tree of the root.
 
-Permissions: every page needs ``read`` on ``dashboards`` and ``read`` on the ``contents`` it shows
-(a viewer who may read a notebook may open its dashboard: the code that runs is the notebook's,
-not the visitor's); the visitor's kernel endpoints need ``read`` on ``dashboards`` only, since the
-visit cookie already ties them to a page the visitor was allowed to open.
+Permissions: a dashboard (its page, its kernel's model and websocket) needs ``execute`` on
+``dashboards`` (running dashboards, which is not running code of one's own: a viewer may have
+it without ``execute`` on ``kernels``); the tree and files need ``read`` on ``dashboards``; and
+every page needs ``read`` on the ``contents`` it shows.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def _title(path: str) -> str:
     return name[: -len(".ipynb")] if name.endswith(".ipynb") else name
 
 
-@authorized("read", "dashboards")
+@authorized("execute", "dashboards")
 @authorized("read", "contents", path="path")
 async def render(request: Request) -> Response:
     return await dashboard(request, normalize(request.path_params["path"]))
@@ -223,7 +223,7 @@ async def tree_page(request: Request, path: str) -> Response:
     return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
 
-@authorized("read", "dashboards")
+@authorized("execute", "dashboards")
 @authorized("read", "contents")
 async def app_root(request: Request) -> Response:
     """``/`` in app mode: the one notebook, or the tree of the root."""
@@ -261,7 +261,7 @@ def _visit_of(conn: HTTPConnection, kernel_id: str) -> Visit | None:
     return service_of(conn).visits.for_kernel(kernel_id, browser) if browser else None
 
 
-@authorized("read", "dashboards")
+@authorized("execute", "dashboards")
 async def kernel_model(request: Request) -> Response:
     """The model of the visit's kernel (``starting`` until it is up); 404 for any other kernel."""
     kernel_id = request.path_params["kernel_id"]
@@ -320,7 +320,7 @@ def routes(app_mode: bool) -> list[BaseRoute]:
         Route("/dashboards/render/{path:path}", render, methods=["GET"]),
         Route("/dashboards/files/{path:path}", files, methods=["GET", "HEAD"]),
         Route("/dashboards/api/kernels/{kernel_id}", kernel_model, methods=["GET"]),
-        WebSocketRoute("/dashboards/api/kernels/{kernel_id}/channels", authorized("read", "dashboards")(VisitorSocket())),
+        WebSocketRoute("/dashboards/api/kernels/{kernel_id}/channels", authorized("execute", "dashboards")(VisitorSocket())),
         Route("/dashboards/templates/{name}/static/{path:path}", template_static, methods=["GET", "HEAD"]),
         Route("/dashboards/labextensions/{path:path}", labextension_file, methods=["GET", "HEAD"]),
         Mount("/dashboards/static", StaticFiles(directory=STATIC_DIR, check_dir=False)),
