@@ -228,7 +228,8 @@ def _ratio(num: Column | None, den: Column | None, pick: Callable[[Column], list
 
 
 async def main_async(args: argparse.Namespace) -> str:
-    voila = ensure_anchor(VOILA_VENV, VOILA_REQUIREMENTS)
+    targets = [t.strip() for t in args.targets.split(",")]
+    voila = ensure_anchor(VOILA_VENV, VOILA_REQUIREMENTS) if any(t.startswith("voila") for t in targets) else Path()
     work = Path(tempfile.mkdtemp(prefix="carme-dash-bench-"))
     env = make_jupyter_home(work / "home")
     notebook = work / "root" / "dashboard.ipynb"
@@ -239,6 +240,8 @@ async def main_async(args: argparse.Namespace) -> str:
     servers: dict[str, ServerProc] = {}
     try:
         for label, pool in ((CARME, 0), (CARME_POOL, 2), (VOILA, 0), (VOILA_POOL, 2)):
+            if label not in targets:
+                continue
             servers[label] = start(label, notebook, full_env, work / "logs", voila, pool, carme_settings)
         await asyncio.sleep(args.settle)  # pools fill
         _log("one visit at a time")
@@ -247,15 +250,16 @@ async def main_async(args: argparse.Namespace) -> str:
         for server in servers.values():
             server.stop()
     crowds: dict[str, Crowd] = {}
-    for label in (CARME, VOILA):
+    for label in (label for label in (CARME, VOILA) if label in targets):
         server = start(label, notebook, full_env, work / "logs", voila, 0, carme_settings)
         try:
             _log(f"{args.visitors} visitors at once on {label}")
             crowds[label] = await crowd(server, args.visitors, args.leave_wait)
         finally:
             server.stop()
-    versions = subprocess.run([str(voila), "-c", "import voila, jupyter_server; print(voila.__version__,"
-                                            " jupyter_server.__version__)"], capture_output=True, text=True).stdout.split()
+    probe = "import voila, jupyter_server; print(voila.__version__, jupyter_server.__version__)"
+    versions = subprocess.run([str(voila), "-c", probe], capture_output=True, text=True).stdout.split() \
+        if voila != Path() else []
     header = (f"Dashboards bench: carme vs Voila {versions[0] if versions else '?'} (jupyter_server "
               f"{versions[1] if len(versions) > 1 else '?'}), {len(CELLS)}-cell notebook, {args.rounds} rounds, "
               f"load average {open('/proc/loadavg').read().split()[0]} at the end")
@@ -268,6 +272,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--visitors", type=int, default=50)
     parser.add_argument("--settle", type=float, default=6.0, help="seconds for pools to refill between rounds")
+    parser.add_argument("--targets", default=",".join((CARME, CARME_POOL, VOILA, VOILA_POOL)),
+                        help="comma-separated columns to run (voila ones install Voila into its venv)")
     parser.add_argument("--leave-wait", type=float, default=15.0,
                         help="seconds after the visitors leave before kernels are counted")
     args = parser.parse_args()

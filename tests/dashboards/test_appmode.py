@@ -35,7 +35,8 @@ def test_one_notebook_app_serves_only_its_dashboard(root: Path) -> None:
         assert client.get("dashboards/tree").status_code == 404
         assert client.get("pic.png", follow_redirects=False).headers["location"] == "/dashboards/files/pic.png"
         assert client.get("pic.png", follow_redirects=True).content == b"\x89PNG\r\n\x1a\n"
-        assert client.get("nb.ipynb", follow_redirects=True).status_code == 404  # redirected to files, where notebooks never are
+        # redirected to files, where notebooks never are
+        assert client.get("nb.ipynb", follow_redirects=True).status_code == 404
 
 
 def test_folder_app_lists_and_renders_its_notebooks(root: Path) -> None:

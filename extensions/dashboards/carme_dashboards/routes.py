@@ -106,8 +106,9 @@ def _common(service: DashboardsService, base: str) -> dict[str, Any]:
 
 async def error_page(request: Request, status: int, message: str, reason: str) -> HTMLResponse:
     service = service_of(request)
-    body = await service.pages.render(service.options.template, "error.html", base_path(request.scope),
-                                      {**_common(service, base_path(request.scope)), "status": status, "reason": reason, "message": message})
+    base = base_path(request.scope)
+    context = {**_common(service, base), "status": status, "reason": reason, "message": message}
+    body = await service.pages.render(service.options.template, "error.html", base, context)
     return HTMLResponse(body, status_code=status)
 
 
@@ -293,7 +294,8 @@ class VisitorSocket:
             await visit.ready.wait()
             if visit.kernel is None or visit.error is not None:
                 await receive()
-                await refuse_websocket(scope, send, 503, f"Kernel {kernel_id} is not available: {visit.error or 'not started'}")
+                await refuse_websocket(scope, send, 503,
+                                       f"Kernel {kernel_id} is not available: {visit.error or 'not started'}")
                 return
             policy = MessagePolicy.restricted(
                 f"dashboard visitor of kernel {kernel_id}", private_sessions={visit.executor_session},
@@ -320,7 +322,8 @@ def routes(app_mode: bool) -> list[BaseRoute]:
         Route("/dashboards/render/{path:path}", render, methods=["GET"]),
         Route("/dashboards/files/{path:path}", files, methods=["GET", "HEAD"]),
         Route("/dashboards/api/kernels/{kernel_id}", kernel_model, methods=["GET"]),
-        WebSocketRoute("/dashboards/api/kernels/{kernel_id}/channels", authorized("execute", "dashboards")(VisitorSocket())),
+        WebSocketRoute("/dashboards/api/kernels/{kernel_id}/channels",
+                       authorized("execute", "dashboards")(VisitorSocket())),
         Route("/dashboards/templates/{name}/static/{path:path}", template_static, methods=["GET", "HEAD"]),
         Route("/dashboards/labextensions/{path:path}", labextension_file, methods=["GET", "HEAD"]),
         Mount("/dashboards/static", StaticFiles(directory=STATIC_DIR, check_dir=False)),
