@@ -51,6 +51,8 @@ class Flow:
         self.prefix = prefix
         self.shots = shots
         self.count = 0
+        self.requests: list[str] = []  # every URL the page asked for, in order
+        page.on("request", lambda r: self.requests.append(r.url))
         self.api = httpx.Client(base_url=served.url + prefix, headers={"Authorization": f"token {TOKEN}"},
                                 timeout=30)
 
@@ -111,8 +113,6 @@ def open_lab(flow: Flow) -> None:
     flow.page.wait_for_selector(".jp-Launcher")
     assert "token" not in flow.page.url
     flow.shot("launcher")
-    # JupyterLab asks once whether to fetch Jupyter news; answering saves a user setting.
-    flow.page.locator(".jp-toast-button", has_text="No").click()
 
 
 def new_notebook_runs(flow: Flow) -> None:

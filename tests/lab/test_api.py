@@ -111,6 +111,26 @@ def test_overrides_json(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
         assert page_config(c.get("/lab").text)["appSettingsDir"] == str(app_dir.resolve() / "settings")
 
 
+NOTIFICATION = "@jupyterlab/apputils-extension:notification"
+
+
+def test_no_news_or_update_check_from_the_internet_unless_turned_on(lab: httpx.Client) -> None:
+    # JupyterLab asks on first load whether to fetch Jupyter news ("none"); a product server
+    # makes no request to another origin unless someone turns it on.
+    props = lab.get(f"/lab/api/settings/{NOTIFICATION}").json()["schema"]["properties"]
+    assert props["fetchNews"]["default"] == "false"
+    assert props["checkForUpdates"]["default"] is False
+
+
+def test_admin_overrides_win_over_carme_defaults(root: Path, tmp_path: Path, jupyter_env: Path) -> None:
+    app_dir = _app_dir_with_overrides(tmp_path, {NOTIFICATION: {"fetchNews": "true"}})
+    app = create_app(str(root), token=TOKEN, extensions=["lab"], settings={"lab.app_dir": str(app_dir)})
+    with serve(app) as running, running.client() as c:
+        props = c.get(f"/lab/api/settings/{NOTIFICATION}").json()["schema"]["properties"]
+        assert props["fetchNews"]["default"] == "true"
+        assert props["checkForUpdates"]["default"] is False  # carme's default for what the admin left alone
+
+
 def test_workspaces(lab: httpx.Client, jupyter_env: Path) -> None:
     assert lab.get("/lab/api/workspaces").json() == {"workspaces": {"ids": [], "values": []}}
     assert lab.get("/lab/api/workspaces/default").json() == {"data": {}, "metadata": {"id": "default"}}

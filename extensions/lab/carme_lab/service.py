@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carme.lab")
 
+# carme's own settings defaults, below every admin override file.
+CARME_DEFAULTS = Path(__file__).resolve().parent / "default_overrides.json"
 RESCAN_INTERVAL = 1.0  # seconds between rescans triggered by an unknown labextension name
 # JupyterLab's real-time collaboration frontend (pip packages jupyter-docprovider and
 # jupyter-collaboration-ui) only works against a server speaking the collaboration protocol, and it
@@ -84,8 +86,10 @@ class LabService:
         self.themes_files = CachedStaticFiles(themes)
 
     def _override_files(self) -> list[Path]:
-        """Settings overrides, lowest precedence first."""
-        files = [d / "labconfig" / "default_settings_overrides.json" for d in reversed(self.paths.config_path)]
+        """Settings overrides, lowest precedence first: carme's own defaults (no request to the
+        internet for Jupyter news or update checks unless someone turns them on), then the admin's."""
+        files = [CARME_DEFAULTS]
+        files += [d / "labconfig" / "default_settings_overrides.json" for d in reversed(self.paths.config_path)]
         settings_dir = self.paths.app_settings_dir
         files += sorted((settings_dir / "overrides.d").glob("*.json")) if (settings_dir / "overrides.d").is_dir() else []
         return files + [settings_dir / "overrides.json5", settings_dir / "overrides.json"]
