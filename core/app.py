@@ -17,7 +17,7 @@ from . import config
 from .api.permissions import declared, walk
 from .auth import Authenticator, AuthMiddleware, PathSet
 from .authorization import DENIED_EVENT, Authorizer
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, refuse_websocket
 from .events import EventBus
 from .extension_state import ExtensionStates
 from .plugins import PluginError, Plugins
@@ -184,9 +184,23 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
     app.router.lifespan_context = app.lifespan
+    for router in (app.router, inner.router):
+        router.default = _websocket_not_found(router.default)
     app.server = server
     app.state.server = server
     return app
+
+
+def _websocket_not_found(default: ASGIApp) -> ASGIApp:
+    """A websocket to a path nothing serves is refused with 404 JSON, as an HTTP request is
+    (Starlette closes it, which a client sees as 403: the same as being refused entry)."""
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await refuse_websocket(scope, send, 404, f"Not Found: {scope['path']}", "Not Found")
+        else:
+            await default(scope, receive, send)
+
+    return not_found
 
 
 def undeclared_routes(routes: list[BaseRoute], public: list[str]) -> list[str]:

@@ -1,0 +1,307 @@
+"""One terminal: its pty process, the browsers attached to it, and the flow of bytes between them.
+
+Transport-agnostic: a browser is a :class:`Sink` (send a text frame, close), so the websocket
+endpoint only adapts ASGI to it. Messages are terminado's JSON arrays.
+
+Flow control, both ways:
+
+- Output: the pty is read on the event loop (64 KiB at a time, so a flooding program shares the
+  loop fairly with everything else). Each browser has its own queue of output not yet sent, sent
+  as one ``stdout`` message per turn of its sender (a burst becomes a few large messages, not
+  thousands of small ones). When a browser's queue holds ``client_buffer_chars``, the terminal
+  stops reading the pty until every queue is below half of it: the kernel's pty buffer fills and
+  the program writing blocks, so a slow browser makes the terminal wait and the server never
+  holds more than that per browser. (The sends themselves wait on the websocket's own flow
+  control, so a browser that does not read fills its queue.)
+- Input: written to the pty without a thread; when the pty does not take it (a program not
+  reading its input while a big paste arrives), the rest waits for the fd to be writable, and the
+  websocket is not read again until it has gone below ``INPUT_LIMIT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal, Protocol
+
+from carme.jsonutil import dumps, isoformat, utcnow
+
+from .process import PtyProcess, set_size
+from .replay import ReplayBuffer
+
+log = logging.getLogger("carme.terminals")
+
+READ_SIZE = 65536  # terminado's read size too
+INPUT_LIMIT = 1 << 20
+SETUP = '["setup",{}]'
+DISCONNECT = '["disconnect",1]'
+DEFAULT_SIZE = (24, 80)
+
+State = Literal["running", "ending", "ended"]
+
+
+class Sink(Protocol):
+    """Where a browser's messages go: a websocket, as the endpoint adapts it."""
+
+    async def send(self, frame: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+def stdout_message(text: str) -> str:
+    return dumps(["stdout", text]).decode()
+
+
+class Attachment:
+    """One browser on a terminal: the output waiting for it and the task sending it."""
+
+    def __init__(self, terminal: Terminal, sink: Sink) -> None:
+        self.terminal = terminal
+        self.sink = sink
+        self.size: tuple[int, int] | None = None
+        self.pending = 0  # characters queued or being sent
+        self._chunks: list[str] = []
+        self._wake = asyncio.Event()
+        self._ending = False
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, text: str) -> None:
+        self._chunks.append(text)
+        self.pending += len(text)
+        self._wake.set()
+
+    def end(self) -> None:
+        """The terminal is gone: send what is queued, then ``disconnect``, then close."""
+        self._ending = True
+        self._wake.set()
+
+    async def run(self, replay: str) -> None:
+        sink = self.sink
+        try:
+            await sink.send(SETUP)  # JupyterLab drops everything before it
+            if replay:
+                await sink.send(stdout_message(replay))
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._chunks:
+                    text = "".join(self._chunks)
+                    self._chunks.clear()
+                    await sink.send(stdout_message(text))
+                    self.pending -= len(text)
+                    self.terminal.drained()
+                if self._ending and not self._chunks:
+                    await sink.send(DISCONNECT)
+                    await sink.close(1000, "the terminal's process exited")
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the websocket is gone; the endpoint detaches it
+            log.debug("terminal %s: a browser's websocket failed: %r", self.terminal.name, exc)
+            self._chunks.clear()
+            self.pending = 0
+            self.terminal.drained()
+
+
+class Terminal:
+    """A named terminal: ``process`` on its pty, any number of attached browsers.
+
+    ``on_end`` is called once when the terminal has ended (its program exited or it was deleted).
+    ``on_activity`` on input and output (the server's activity clock).
+    """
+
+    def __init__(self, name: str, process: PtyProcess, *, replay_chars: int, client_buffer_chars: int,
+                 on_end: Callable[[Terminal], None], on_activity: Callable[[], None] = lambda: None) -> None:
+        self.name = name
+        self.process = process
+        self.replay = ReplayBuffer(replay_chars)
+        self.high_water = client_buffer_chars
+        self.clients: set[Attachment] = set()
+        self.last_activity: datetime = utcnow()
+        self.state: State = "running"
+        self.paused = False  # not reading the pty: a browser's queue is full
+        self.bytes_read = 0
+        self.size = DEFAULT_SIZE
+        self._on_end = on_end
+        self._on_activity = on_activity
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._loop = asyncio.get_running_loop()
+        self._input = bytearray()
+        self._writing = False
+        self._input_room = asyncio.Event()
+        self._eof = False
+
+    def start(self) -> None:
+        self._loop.add_reader(self.process.fd, self._readable)
+        self.process.on_exit(self._exited)
+
+    def model(self) -> dict[str, str]:
+        """The REST model, as jupyter_server_terminals: name and last activity."""
+        return {"name": self.name, "last_activity": isoformat(self.last_activity)}
+
+    def _touch(self) -> None:
+        self.last_activity = utcnow()
+        self._on_activity()
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.process.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: no process holds the pty any more
+            data = b""
+        if not data:
+            self._at_eof()
+            return
+        self._output(data)
+        if not self.paused and any(client.pending >= self.high_water for client in self.clients):
+            self.paused = True
+            self._loop.remove_reader(self.process.fd)
+
+    def _output(self, data: bytes) -> None:
+        self.bytes_read += len(data)
+        text = self._decoder.decode(data)
+        if not text:
+            return
+        self.replay.append(text)
+        self._touch()
+        for client in self.clients:
+            client.push(text)
+
+    def drained(self) -> None:
+        """A browser's queue shrank (or it left): read the pty again once every queue is low."""
+        if self.paused and self.state == "running" and all(c.pending < self.high_water // 2 for c in self.clients):
+            self.paused = False
+            self._loop.add_reader(self.process.fd, self._readable)
+
+    def _at_eof(self) -> None:
+        self._eof = True
+        self._loop.remove_reader(self.process.fd)
+        if self.process.exited and self.state == "running":
+            self._end()
+
+    def _exited(self, returncode: int) -> None:
+        log.info("terminal %s: %s exited with %s", self.name, self.process.proc.args, returncode)
+        if self.state == "ended":
+            return
+        # What the program wrote last is still in the pty: deliver it before the disconnect.
+        while not self._eof and self.process.fd >= 0:
+            try:
+                data = os.read(self.process.fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                break
+            self._output(data)
+        if self.state == "running":  # else terminate() ends it once the whole session is gone
+            self._end()
+
+    def _end(self) -> None:
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self.process.fd)
+        if self._writing:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(self.process.fd)
+        self.process.close()
+        tail = self._decoder.decode(b"", final=True)
+        for client in self.clients:
+            if tail:
+                client.push(tail)
+            client.end()
+        self._input.clear()
+        self._input_room.set()
+        self._on_end(self)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    async def write(self, text: str) -> None:
+        """Type ``text`` into the terminal; returns once the pending input is below INPUT_LIMIT."""
+        if self.state != "running":
+            return
+        self._touch()
+        self._input += text.encode("utf-8", errors="replace")
+        self._flush()
+        while len(self._input) >= INPUT_LIMIT and self.state == "running":
+            self._input_room.clear()
+            await self._input_room.wait()
+
+    def _flush(self) -> None:
+        while self._input and self.process.fd >= 0:
+            try:
+                written = os.write(self.process.fd, self._input)
+            except BlockingIOError:
+                break
+            except OSError:  # the pty is gone; the exit handling ends the terminal
+                self._input.clear()
+                break
+            del self._input[:written]
+        if self._input and not self._writing:
+            self._writing = True
+            self._loop.add_writer(self.process.fd, self._flush)
+        elif not self._input and self._writing:
+            self._writing = False
+            self._loop.remove_writer(self.process.fd)
+        if len(self._input) < INPUT_LIMIT:
+            self._input_room.set()
+
+    # -- browsers ------------------------------------------------------------------------------
+
+    def attach(self, sink: Sink) -> Attachment:
+        """Add a browser: it gets ``setup``, the recent output, then everything new (nothing is
+        lost or repeated between the two: the snapshot and the registration happen together)."""
+        client = Attachment(self, sink)
+        replay = self.replay.text()
+        self.clients.add(client)
+        client.task = asyncio.ensure_future(client.run(replay))
+        if self.state != "running":
+            client.end()
+        return client
+
+    async def detach(self, client: Attachment) -> None:
+        self.clients.discard(client)
+        if client.task is not None and not client.task.done():
+            client.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await client.task
+        self._apply_size()
+        self.drained()
+
+    def resize(self, client: Attachment, rows: int, cols: int) -> None:
+        """A browser's size; the pty takes the smallest rows and columns of all (as terminado)."""
+        client.size = (rows, cols)
+        self._apply_size()
+
+    def _apply_size(self) -> None:
+        sizes = [client.size for client in self.clients if client.size is not None]
+        if not sizes or self.state != "running":
+            return
+        size = (min(rows for rows, _ in sizes), min(cols for _, cols in sizes))
+        if size != self.size:
+            self.size = size
+            with contextlib.suppress(OSError):
+                set_size(self.process.fd, *size)
+
+    # -- ending --------------------------------------------------------------------------------
+
+    async def terminate(self) -> None:
+        """End the terminal's whole session (see :mod:`carme_terminals.process`) and the terminal."""
+        if self.state == "ended":
+            return
+        self.state = "ending"
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self.process.fd)
+        await self.process.kill_session()
+        self.process.poll()
+        self._end()
