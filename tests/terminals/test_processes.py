@@ -67,6 +67,20 @@ def age(terminal: Any) -> None:
     terminal.last_activity -= timedelta(hours=2)
 
 
+async def culled(manager: Any, name: str, also: tuple[str, ...] = ()) -> None:
+    """Age terminal ``name`` (and ``also``) until the culler has taken it (aged again on each
+    look: a prompt printed late counts as activity)."""
+    def gone() -> bool:
+        for other in also:
+            age(manager.get(other))
+        terminal = manager.terminals.get(name)
+        if terminal is not None:
+            age(terminal)
+        return terminal is None
+
+    await await_until(gone, f"terminal {name} to be culled")
+
+
 async def test_culling_leaves_no_process(root: Path, new_terminal: Any) -> None:
     async with serving(root, **CULLING) as served:
         manager = manager_of(served)
@@ -75,16 +89,13 @@ async def test_culling_leaves_no_process(root: Path, new_terminal: Any) -> None:
         pids = await start_jobs(served, quiet)
         async with TermClient.open(served, watched) as term:
             await term.wait_message("setup")
-            age(manager.get(quiet))
-            age(manager.get(watched))
-            await await_until(lambda: quiet not in manager.terminals, "the inactive terminal to be culled")
+            await culled(manager, quiet, also=(watched,))
             assert [pid for pid in pids if pid_alive(pid)] == []
             # Inactive as well, but a browser is attached: kept (terminals.cull_connected is off).
             assert watched in manager.terminals
             await term.type("echo still-$((1+1))\r")
             await term.wait_output(r"still-2\r\n")
-            age(manager.get(watched))
-        await await_until(lambda: watched not in manager.terminals, "the detached terminal to be culled")
+        await culled(manager, watched)
 
 
 async def test_culling_connected_terminals_when_asked(root: Path, new_terminal: Any) -> None:
@@ -92,7 +103,7 @@ async def test_culling_connected_terminals_when_asked(root: Path, new_terminal: 
         name = (await new_terminal(served))["name"]
         async with TermClient.open(served, name) as term:
             await term.wait_message("setup")
-            age(manager_of(served).get(name))
+            await culled(manager_of(served), name)
             assert await term.wait_message("disconnect") == ["disconnect", 1]
         assert name not in manager_of(served).terminals
 

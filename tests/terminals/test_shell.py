@@ -38,6 +38,9 @@ async def test_the_pty_takes_the_smallest_browser_and_grows_when_it_leaves(root:
         model = await new_terminal(served)
         async with TermClient.open(served, model["name"]) as big:
             await big.send("set_size", 40, 120, 0, 0)
+            await big.type("stty size\r")
+            await big.wait_output(r"[\r\n]40 120\r\n")
+            big.output = ""
             async with TermClient.open(served, model["name"]) as small:
                 await small.wait_message("setup")
                 await small.send("set_size", 10, 150, 0, 0)
