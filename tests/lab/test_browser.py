@@ -117,3 +117,12 @@ def test_lab_under_a_prefix_in_chromium(chromium: Any, root: Path) -> None:
         flow.page.wait_for_selector(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)")
         assert flow.api.get("api/contents/Untitled.ipynb").json()["content"]["cells"][0]["outputs"][0]["data"] \
             == {"text/plain": "2"}
+
+
+def test_unknown_lab_path_shows_jupyterlabs_not_found_dialog(chromium: Any, lab_server: Served) -> None:
+    expected = [(r"^404 GET .*/lab/no/such/page", "the unknown page this test opens"),
+                (r"^Failed to load resource: .* 404", "Chromium's console line for that page")]
+    with browsing(chromium, lab_server, "/", "not-found", expected=expected) as flow:
+        flow.page.goto(f"{lab_server.url}/lab/no/such/page?token={TOKEN}")
+        flow.page.locator(".jp-Dialog", has_text="Path Not Found").wait_for()
+        flow.shot("not-found")

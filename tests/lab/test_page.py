@@ -62,7 +62,12 @@ def test_page_routes(lab: httpx.Client) -> None:
     assert config["mode"] == "single-document" and config["treePath"] == "a.ipynb"
     slash = lab.get("/lab/", follow_redirects=False)
     assert slash.status_code == 307 and slash.headers["location"].endswith("/lab")
-    assert lab.get("/lab/nonsense").status_code == 404
+    # An unknown page is JupyterLab's own not-found page (as jupyterlab_server), an unknown API a JSON 404.
+    missing = lab.get("/lab/nonsense/deeper")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert page_config(missing.text)["notFoundUrl"] == "/lab/nonsense/deeper"
+    api = lab.get("/lab/api/nonsense")
+    assert api.status_code == 404 and api.json()["message"] == "Not found: /lab/api/nonsense"
 
 
 def test_redirects(lab: httpx.Client) -> None:

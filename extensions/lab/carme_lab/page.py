@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from carme.api.permissions import authenticated, authorized
 from carme.api.server import API_VERSION
 from carme.auth import base_path
+from carme.errors import ApiError
 from carme.plugins import await_maybe
 
 from .manager import METADATA as MANAGER_METADATA
@@ -112,22 +113,44 @@ async def extended_page_config(server: Server, request: Request, config: dict[st
     return config
 
 
+async def _render(request: Request, mode: str, tree_path: str, extra: dict[str, Any] | None = None,
+                  status: int = 200) -> Response:
+    service = _service(request)
+    await service.refresh()
+    service.page_count += 1
+    base = base_path(request.scope)
+    config = build_page_config(service, base, mode=mode, workspace=request.path_params.get("workspace", "default"),
+                               tree_path=tree_path)
+    config.update(extra or {})
+    config = await extended_page_config(service.server, request, config)
+    html = service.template().render(page_config=config, base_url=base, ws_url="", custom_css=False)
+    # The auth middleware sets the _xsrf cookie JupyterLab reads for every authenticated client.
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+
+
 def _page(mode: str) -> Any:
     @authorized("read", "lab")
     async def endpoint(request: Request) -> Response:
-        service = _service(request)
-        await service.refresh()
-        service.page_count += 1
-        base = base_path(request.scope)
-        config = build_page_config(service, base, mode=mode,
-                                   workspace=request.path_params.get("workspace", "default"),
-                                   tree_path=request.path_params.get("path", ""))
-        config = await extended_page_config(service.server, request, config)
-        html = service.template().render(page_config=config, base_url=base, ws_url="", custom_css=False)
-        # The auth middleware sets the _xsrf cookie JupyterLab reads for every authenticated client.
-        return HTMLResponse(html, headers={"cache-control": "no-store"})
+        return await _render(request, mode, request.path_params.get("path", ""))
 
     return endpoint
+
+
+@authorized("read", "lab")
+async def _not_found(request: Request) -> Response:
+    """Any other /lab/... page: JupyterLab's own not-found page (its page with ``notFoundUrl``,
+    answered 404, as jupyterlab_server does); an unknown /lab/api/... stays a JSON 404."""
+    path = request.path_params["path"]
+    if not path:  # /lab/ is /lab (what the router answered before this fallback existed)
+        return RedirectResponse(str(request.url.replace(path=request.url.path.rstrip("/"))), status_code=307)
+    if path.startswith("api/"):
+        raise ApiError(404, f"Not found: {request.url.path}", "not found")
+    return await _render(request, "multiple-document", "", {"notFoundUrl": request.url.path}, status=404)
+
+
+def not_found_route() -> BaseRoute:
+    """The fallback for unknown /lab/... paths: register it after every other /lab route."""
+    return Route("/lab/{path:path}", _not_found, methods=["GET"])
 
 
 def _redirect(target: str) -> Any:

@@ -14,7 +14,7 @@ from . import hookspecs
 from .api import api_routes
 from .config_api import ConfigSections, config_routes
 from .manager import Manager, manager_routes
-from .page import page_routes
+from .page import not_found_route, page_routes
 from .paths import LabPaths
 from .service import LabService
 from .static import CachedStaticFiles, LabextensionFiles, LabStatic
@@ -62,6 +62,7 @@ def carme_register_routes(server: Server) -> list[BaseRoute]:
         Mount("/lab/api/themes", LabStatic(lambda service: service.themes_files)),
         Mount("/lab/extensions", LabextensionFiles()),
         Mount("/static/favicons", CachedStaticFiles([FAVICONS], follow_symlink=False)),
+        not_found_route(),  # last: every other /lab/... route above wins
     ]
 
 
