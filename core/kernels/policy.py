@@ -32,9 +32,8 @@ log = logging.getLogger("carme.kernels.policy")
 
 COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 # What a widget page needs to send: comms, their discovery, kernel_info, answers to input(), and
-# subshells (JupyterLab sends each comm target's messages on a subshell of its own, so widgets
-# answer while a cell runs; a subshell runs no code that is not sent to it, and no
-# execute_request is let through).
+# subshells (JupyterLab sends each comm target's messages on a subshell of its own; a subshell
+# runs no code that is not sent to it, and no execute_request is let through).
 DASHBOARD_CLIENT_TYPES = COMM_TYPES | {"comm_info_request", "kernel_info_request", "input_reply",
                                        "create_subshell_request", "delete_subshell_request", "list_subshell_request"}
 # What a user who may only watch a kernel sends: no execute, inspect, complete or stdin.
@@ -52,15 +51,29 @@ class MessagePolicy:
     private_sessions: frozenset[str] = frozenset()
     shared_types: frozenset[str] = COMM_TYPES | {"status"}
     refusal: str | None = None  # answered to a refused request; None: dropped silently
+    # When set, kernel_info_request is answered with this (what the kernel said at start) instead of
+    # waiting behind a running cell: a page can then connect, and open its widget subshells, while
+    # the server's own executor keeps the kernel's main shell busy.
+    kernel_info: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     # Told the type of a refused message (as often as it is logged), to publish it for audit.
     on_refused: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
     _refused: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def restricted(cls, name: str, *, private_sessions: Iterable[str] = (), hide: Iterable[str] = (),
-                   client_types: Iterable[str] = DASHBOARD_CLIENT_TYPES) -> MessagePolicy:
+                   client_types: Iterable[str] = DASHBOARD_CLIENT_TYPES,
+                   kernel_info: dict[str, Any] | None = None) -> MessagePolicy:
         """A policy for a page that only talks to widgets: ``hide`` adds to ``execute_input``."""
-        return cls(name, frozenset(client_types), frozenset({"execute_input", *hide}), frozenset(private_sessions))
+        return cls(name, frozenset(client_types), frozenset({"execute_input", *hide}), frozenset(private_sessions),
+                   kernel_info=kernel_info)
+
+    def answers_locally(self, channel: str, request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        """What the server answers itself instead of forwarding ``request``, as (channel, msg_type,
+        content): a kernel_info_request from ``kernel_info`` (with busy and idle, as a kernel does)."""
+        if self.kernel_info is None or request.get("msg_type") != "kernel_info_request":
+            return []
+        return [("iopub", "status", {"execution_state": "busy"}), (channel, "kernel_info_reply", self.kernel_info),
+                ("iopub", "status", {"execution_state": "idle"})]
 
     @classmethod
     def read_only(cls, name: str, *, comms: bool = False,

@@ -254,7 +254,11 @@ class ClientRelay:
             header = _header(parts[0])
             if not self.policy.allows_from_client(header):
                 if self.policy.refusal is not None:
-                    self._refuse(name, header, self.policy)
+                    self._answer(header, self.policy.answers_to_refused(name, header))
+                return
+            local = self.policy.answers_locally(name, header)
+            if local:
+                self._answer(header, local)
                 return
         sock = self._sockets.get(name)
         if sock is None or self._group is None:
@@ -378,9 +382,10 @@ class ClientRelay:
                 return
         await sink.send(message.frame(self.v1))
 
-    def _refuse(self, channel: str, request: dict[str, Any], policy: MessagePolicy) -> None:
-        """Answer a refused request to this client alone, with what the policy says."""
-        for on, kind, answer in policy.answers_to_refused(channel, request):
+    def _answer(self, request: dict[str, Any], answers: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Answer a request to this client alone, with what the policy says (refused, or answered
+        by the server)."""
+        for on, kind, answer in answers:
             msg = self.session.msg(on, kind, answer, parent=request, synthetic=True)
             self.post(Outgoing(on.encode("ascii"), msg.frames, msg.header))
 

@@ -162,3 +162,4 @@ def test_a_reload_reconnects_to_the_same_kernel_and_widgets(chromium: Any, noteb
         page.locator(".widget-html").get_by_text("square=16").wait_for()
         assert kernel_ids(served) == {kernel_id}
         flow.shot("after-reload")
+

@@ -42,13 +42,18 @@ class RestrictedRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.server is not None
-        policy = MessagePolicy.restricted("test visitor", private_sessions={PRIVATE}, hide={"error"})
-        await self.server.kernel_websockets.serve(scope, receive, send, scope["path_params"]["kernel_id"], policy)
+        kernel_id = scope["path_params"]["kernel_id"]
+        # /cached/...: kernel_info answered from what the kernel said at start
+        cached = self.server.kernels.get(kernel_id).kernel_info if scope["path"].startswith("/cached/") else None
+        policy = MessagePolicy.restricted("test visitor", private_sessions={PRIVATE}, hide={"error"},
+                                          kernel_info=cached)
+        await self.server.kernel_websockets.serve(scope, receive, send, kernel_id, policy)
 
     @hookimpl
     def carme_register_routes(self, server: Server) -> list[BaseRoute]:
         self.server = server
-        return [WebSocketRoute("/restricted/{kernel_id}/channels", self)]
+        return [WebSocketRoute("/restricted/{kernel_id}/channels", self),
+                WebSocketRoute("/cached/{kernel_id}/channels", self)]
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +153,27 @@ async def test_replay_after_reconnect_is_filtered(server: Served, kernel: str) -
         assert SENTINEL not in text_of(seen)  # ... without the execute_input that carried the source
     finally:
         await back.close()
+
+
+async def test_kernel_info_answered_from_the_start_while_a_cell_runs(server: Served, kernel: str,
+                                                                     tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    owner = await Client.open(server.ws_url, kernel)
+    visitor = await Client.open(server.ws_url, kernel, kernels_path="cached")
+    try:
+        busy = await owner.send("shell", "execute_request", {
+            "code": f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)",
+            "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False})
+        await owner.until(lambda m: m.parent_id == busy and m.msg_type == "execute_input")  # the cell runs
+        info = await visitor.send("shell", "kernel_info_request", {})
+        seen = await visitor.until(lambda m: m.parent_id == info and m.content.get("execution_state") == "idle")
+        mine = [m for m in seen if m.parent_id == info]
+        assert [m.msg_type for m in mine] == ["status", "kernel_info_reply", "status"]
+        assert mine[1].content["language_info"]["name"] == "python"
+        assert not gate.exists()  # answered while the cell still runs
+        gate.touch()
+        _, reply = await owner.collect(busy)
+        assert reply.content["status"] == "ok"
+    finally:
+        await owner.close()
+        await visitor.close()
