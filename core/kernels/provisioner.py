@@ -93,15 +93,18 @@ class LocalProvisioner:
         self.connection_file = self.runtime_dir / f"kernel-{kernel_id}.json"
         argv = self._argv(spec, self.connection_file, self.ipykernel_no_drop)
         full_env = self._env(spec, env)
+        # As jupyter_client: the notebook's path in the connection file too (``jupyter_session``),
+        # for tools that find a kernel's notebook from its connection file.
+        extra = {"jupyter_session": env["JPY_SESSION_NAME"]} if env.get("JPY_SESSION_NAME") else {}
         if reuse is None:
             if self.info is not None:
                 self.ports.release(self.info)
             with self.ports.holding() as ports:  # held until just before the spawn
                 self.info = new_connection_info(ports, self.ports.ip, key, spec.name)
-                await asyncio.to_thread(write_connection_file, self.connection_file, self.info)
+                await asyncio.to_thread(write_connection_file, self.connection_file, self.info | extra)
         else:
             self.info = reuse
-            await asyncio.to_thread(write_connection_file, self.connection_file, self.info)
+            await asyncio.to_thread(write_connection_file, self.connection_file, self.info | extra)
         try:
             self.process = self._spawn(argv, cwd, full_env)  # not in a thread: a cancel must not lose it
         except OSError as exc:

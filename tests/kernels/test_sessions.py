@@ -3,6 +3,7 @@ delete, and bad input."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -27,6 +28,9 @@ def test_jupyterlab_placeholder_path_then_patch_flow(http: httpx.Client, kserved
     kernel = server.kernels.get(kernel_id)
     assert kernel.cwd == server.root_dir / "dir"
     assert kernel.env["JPY_SESSION_NAME"] == str(server.root_dir / "dir" / "nb.ipynb")
+    # as jupyter_client writes it: the notebook's path in the connection file
+    connection = json.loads(kernel.provisioner.connection_file.read_text())
+    assert connection["jupyter_session"] == str(server.root_dir / "dir" / "nb.ipynb")
     try:
         again = http.post("/api/sessions", json={"path": placeholder, "type": "notebook", "kernel": {"name": "python3"}})
         assert again.status_code == 201 and again.json()["id"] == session_id
