@@ -20,11 +20,11 @@ import orjson
 import zmq
 import zmq.asyncio
 
+from .message import CHANNELS, REQUEST_CHANNELS
 from .session import SIGNATURE_SCHEME
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
-CHANNEL_PORTS = {"shell": "shell_port", "iopub": "iopub_port", "stdin": "stdin_port",
-                 "control": "control_port", "hb": "hb_port"}
+CHANNEL_PORTS = {name: f"{name}_port" for name in (*CHANNELS, "hb")}
 
 ConnectionInfo = dict[str, Any]
 
@@ -90,7 +90,7 @@ def open_socket(context: zmq.asyncio.Context, info: ConnectionInfo, channel: str
         sock.setsockopt(zmq.SUBSCRIBE, b"")
     elif channel == "hb":
         sock = context.socket(zmq.REQ)
-    elif channel in ("shell", "control", "stdin"):
+    elif channel in REQUEST_CHANNELS:
         sock = context.socket(zmq.DEALER)
         if identity:
             sock.setsockopt(zmq.IDENTITY, identity)

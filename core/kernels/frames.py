@@ -26,12 +26,14 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Sequence
+
 import orjson
+
+from .message import CHANNELS
 
 log = logging.getLogger("carme.kernels.frames")
 
 V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
-CHANNELS = frozenset(("shell", "control", "stdin", "iopub"))
 DEFAULT_CHANNEL = "shell"
 
 _U64 = struct.Struct("<Q")

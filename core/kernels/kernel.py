@@ -58,20 +58,14 @@ from ..listeners import Listeners
 from ..tasks import cancel_and_wait
 from .channels import ServerChannels
 from .connection import ConnectionInfo, open_socket
-from .message import KernelMessage
+from .message import UNTRACKED_MESSAGE_TYPES, KernelMessage
 from .provisioner import KernelLaunchError, Provisioner
 from .session import Session, new_key
 from .specs import KernelSpec
 
 log = logging.getLogger("carme.kernels.kernel")
 
-# Messages that do not count as user activity (jupyter_server's untracked_message_types).
-UNTRACKED_MESSAGE_TYPES = frozenset({
-    "comm_info_request", "comm_info_reply", "kernel_info_request", "kernel_info_reply", "shutdown_request",
-    "shutdown_reply", "interrupt_request", "interrupt_reply", "debug_request", "debug_reply", "stream",
-    "display_data", "update_display_data", "execute_input", "execute_result", "error", "status",
-    "clear_output", "debug_event", "input_request", "input_reply",
-})
+UNTRACKED = frozenset(UNTRACKED_MESSAGE_TYPES)
 START_ATTEMPTS = 3  # launches with fresh ports when a kernel dies at start (a port was taken)
 
 MessageCallback = Callable[[KernelMessage], None]
@@ -370,13 +364,13 @@ class Kernel:
     def _on_iopub(self, msg: KernelMessage) -> None:
         self._iopub_seen.set()
         msg_type = msg.msg_type
-        parent_type = msg.parent_msg_type if msg_type in UNTRACKED_MESSAGE_TYPES else None
-        if msg_type not in UNTRACKED_MESSAGE_TYPES or parent_type not in UNTRACKED_MESSAGE_TYPES:
+        parent_type = msg.parent_msg_type if msg_type in UNTRACKED else None
+        if msg_type not in UNTRACKED or parent_type not in UNTRACKED:
             self.last_activity = utcnow()
         if msg_type == "status":
             state = msg.content.get("execution_state")
             if isinstance(state, str):
-                if parent_type not in UNTRACKED_MESSAGE_TYPES:
+                if parent_type not in UNTRACKED:
                     self.execution_state = state
                 elif self.execution_state == "starting" and state != "starting":
                     self.execution_state = "idle"

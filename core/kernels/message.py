@@ -16,7 +16,20 @@ from typing import Any
 
 import orjson
 
-CHANNELS = ("shell", "control", "stdin", "iopub")
+# The channels a client talks to a kernel on (the heartbeat is the server's alone): the ones it
+# sends requests on (a DEALER each, replies come back to it alone), and iopub.
+REQUEST_CHANNELS = ("shell", "control", "stdin")
+CHANNELS = ("iopub", *REQUEST_CHANNELS)
+COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
+# Messages that are not user activity, and whose status messages do not change a kernel's
+# busy/idle state: jupyter_server's untracked_message_types, in its order (lab's page config
+# hands the list to the frontend).
+UNTRACKED_MESSAGE_TYPES = (
+    "comm_info_request", "comm_info_reply", "kernel_info_request", "kernel_info_reply", "shutdown_request",
+    "shutdown_reply", "interrupt_request", "interrupt_reply", "debug_request", "debug_reply", "stream",
+    "display_data", "update_display_data", "execute_input", "execute_result", "error", "status",
+    "clear_output", "debug_event", "input_request", "input_reply",
+)
 
 
 class KernelMessage:

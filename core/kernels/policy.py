@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
+from .message import COMM_TYPES
+
 log = logging.getLogger("carme.kernels.policy")
 
-COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 # What a widget page needs to send: comms, their discovery, kernel_info, answers to input(), and
 # subshells (JupyterLab sends each comm target's messages on a subshell of its own; a subshell
 # runs no code that is not sent to it, and no execute_request is let through).

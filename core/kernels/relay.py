@@ -32,6 +32,7 @@ import zmq
 
 from ..tasks import cancel_and_wait
 from .frames import decode_client_frame, encode_legacy, encode_v1
+from .message import REQUEST_CHANNELS
 from .policy import MessagePolicy
 from .ratelimit import IOPubRateLimiter, RateLimits
 from .session import DELIMITER, Session
@@ -39,7 +40,6 @@ from .zmqio import SocketGroup
 
 log = logging.getLogger("carme.kernels.relay")
 
-REQUEST_CHANNELS = ("shell", "control", "stdin")
 HANDSHAKE = int(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 BATCH = 64  # messages read from one socket before looking at the others
 SEND_BATCH = 256  # messages written to a sink before letting other clients and requests run

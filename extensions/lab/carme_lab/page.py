@@ -21,6 +21,7 @@ from carme.api.permissions import authenticated, authorized
 from carme.api.server import API_VERSION
 from carme.auth import base_path
 from carme.errors import ApiError
+from carme.kernels.message import UNTRACKED_MESSAGE_TYPES
 from carme.plugins import await_maybe
 
 from .manager import METADATA as MANAGER_METADATA
@@ -31,14 +32,6 @@ if TYPE_CHECKING:
     from .service import LabService
 
 APP_URL = "/lab"
-# Message types whose status messages do not change a kernel's busy/idle state in the UI;
-# jupyter_server sends the same list.
-UNTRACKED_MESSAGE_TYPES = [
-    "comm_info_request", "comm_info_reply", "kernel_info_request", "kernel_info_reply",
-    "shutdown_request", "shutdown_reply", "interrupt_request", "interrupt_reply", "debug_request",
-    "debug_reply", "stream", "display_data", "update_display_data", "execute_input", "execute_result",
-    "error", "status", "clear_output", "debug_event", "input_request", "input_reply",
-]
 _URLS = {
     "app": "lab", "static": "static/lab", "labextensions": "lab/extensions", "settings": "lab/api/settings",
     "workspacesApi": "lab/api/workspaces", "translationsApi": "lab/api/translations", "themes": "lab/api/themes",
@@ -89,7 +82,7 @@ def build_page_config(service: LabService, base: str, *, mode: str, workspace: s
         "notebookStartsKernel": True,
         "allow_hidden_files": bool(server.settings.get("allow_hidden", False)),
         "delete_to_trash": bool(server.settings.get("delete_to_trash", False)),
-        "untracked_message_types": UNTRACKED_MESSAGE_TYPES,
+        "untracked_message_types": list(UNTRACKED_MESSAGE_TYPES),
         "extensionManager": dict(MANAGER_METADATA),
         # carme's labextension turns each of its features off when the server extension it needs
         # does not run.

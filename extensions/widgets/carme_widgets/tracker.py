@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from carme.kernels.message import COMM_TYPES
+
 from .comms import Comm, CommMessage
 from .state import BufferPathError, WidgetStore
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carme.widgets")
 
-COMM_TYPES = frozenset(("comm_open", "comm_msg", "comm_close"))
 TargetHandler = Callable[[Comm, CommMessage], Awaitable[None] | None]
 
 
