@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import refuse_websocket
 from ..kernels.clients import ClientRegistry, KernelClients
-from ..kernels.connection import channel_url
+from ..kernels.connection import channel_url, open_socket
 from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
 from ..kernels.policy import MessagePolicy
 from ..kernels.ratelimit import RateLimits
@@ -86,7 +86,6 @@ class KernelWebsockets:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.registry = ClientRegistry()
-        self._context: zmq.Context[Any] | None = None  # the relay's own ZMQ I/O thread, made on first use
         self._tasks: set[asyncio.Future[Any]] = set()
 
     # -- settings ---------------------------------------------------------------------------
@@ -105,16 +104,14 @@ class KernelWebsockets:
     # -- kernels ----------------------------------------------------------------------------
 
     def _open_socket(self, kernel: Kernel, channel: str, identity: bytes | None) -> tuple[zmq.Socket[Any], str]:
-        if self._context is None:
-            self._context = zmq.Context()
-        # Request sockets only (shell, control, stdin): iopub is read once, by the kernel.
-        sock = self._context.socket(zmq.DEALER)
-        if identity:
-            sock.setsockopt(zmq.IDENTITY, identity)
-        # Unlimited receive queue: replies wait here while the client is slow, never dropped.
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.LINGER, 0)
-        return sock, channel_url(kernel.connection_info, channel)
+        # Request sockets only (shell, control, stdin): iopub is read once, by the kernel. Plain
+        # sockets (the relay watches their file descriptors) on the kernels' context, left for the
+        # relay to connect, with an unlimited receive queue: replies wait there while the client
+        # is slow, never dropped.
+        info = kernel.connection_info
+        sock = open_socket(self.server.kernels.context, info, channel, identity, socket_class=zmq.Socket, rcvhwm=0,
+                           connect=False)
+        return sock, channel_url(info, channel)
 
     def clients_of(self, kernel: Kernel) -> KernelClients:
         def make() -> KernelClients:
@@ -144,9 +141,6 @@ class KernelWebsockets:
 
     async def close(self) -> None:
         await self.registry.close()
-        if self._context is not None:
-            self._context.destroy(linger=0)
-            self._context = None
 
     # -- the endpoint -----------------------------------------------------------------------
 

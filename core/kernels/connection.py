@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import orjson
 import zmq
@@ -27,6 +27,7 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 CHANNEL_PORTS = {name: f"{name}_port" for name in (*CHANNELS, "hb")}
 
 ConnectionInfo = dict[str, Any]
+S = TypeVar("S", bound="zmq.Socket[Any]")
 
 
 class PortPool:
@@ -82,20 +83,41 @@ def channel_url(info: ConnectionInfo, channel: str) -> str:
     return f"tcp://{info['ip']}:{port}"
 
 
-def open_socket(context: zmq.asyncio.Context, info: ConnectionInfo, channel: str,
-                identity: bytes | None = None) -> zmq.asyncio.Socket:
-    """A connected client socket: DEALER (shell/control/stdin), SUB to everything (iopub), REQ (hb)."""
+@overload
+def open_socket(context: zmq.asyncio.Context, info: ConnectionInfo, channel: str, identity: bytes | None = None,
+                *, socket_class: None = None, rcvhwm: int | None = None,
+                connect: bool = True) -> zmq.asyncio.Socket: ...
+
+
+@overload
+def open_socket(context: zmq.asyncio.Context, info: ConnectionInfo, channel: str, identity: bytes | None = None,
+                *, socket_class: type[S], rcvhwm: int | None = None, connect: bool = True) -> S: ...
+
+
+def open_socket(context: zmq.asyncio.Context, info: ConnectionInfo, channel: str, identity: bytes | None = None,
+                *, socket_class: type[zmq.Socket[Any]] | None = None, rcvhwm: int | None = None,
+                connect: bool = True) -> Any:
+    """A connected client socket: DEALER (shell/control/stdin), SUB to everything (iopub), REQ (hb).
+
+    A ``zmq.asyncio`` socket unless ``socket_class`` asks for another (``zmq.Socket``: plain,
+    for a reader that watches its file descriptor); ``rcvhwm`` replaces ZMQ's receive high-water
+    mark (0: unlimited); ``connect=False`` leaves the connecting (to :func:`channel_url`) to the
+    caller, who may watch the socket first. Made on ``context``, so destroying the context closes it.
+    """
     if channel == "iopub":
-        sock = context.socket(zmq.SUB)
+        sock = context.socket(zmq.SUB, socket_class=socket_class)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
     elif channel == "hb":
-        sock = context.socket(zmq.REQ)
+        sock = context.socket(zmq.REQ, socket_class=socket_class)
     elif channel in REQUEST_CHANNELS:
-        sock = context.socket(zmq.DEALER)
+        sock = context.socket(zmq.DEALER, socket_class=socket_class)
         if identity:
             sock.setsockopt(zmq.IDENTITY, identity)
     else:
         raise ValueError(f"unknown kernel channel {channel!r}")
+    if rcvhwm is not None:
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(channel_url(info, channel))
+    if connect:
+        sock.connect(channel_url(info, channel))
     return sock

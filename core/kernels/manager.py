@@ -74,7 +74,10 @@ class KernelManager:
             restart_limit=settings["restart_limit"], poll_interval=settings["kernel_poll_interval"],
             heartbeat_timeout=settings["kernel_heartbeat_timeout"],
         )
-        self.context = zmq.asyncio.Context()
+        # The one ZMQ context of the kernels: the server's own channels and every websocket client's
+        # relay sockets. Two I/O threads, so a flood on the clients' sockets does not hold up the
+        # server's heartbeats and replies.
+        self.context = zmq.asyncio.Context(io_threads=2)
         self.ports = PortPool()
         self.runtime_dir = Path(jupyter_runtime_dir())
         self._kernels: dict[str, Kernel] = {}

@@ -36,7 +36,7 @@ from .message import REQUEST_CHANNELS
 from .policy import MessagePolicy
 from .ratelimit import IOPubRateLimiter, RateLimits
 from .session import DELIMITER, Session
-from .zmqio import SocketGroup
+from .zmqio import SocketGroup, monitor_socket
 
 log = logging.getLogger("carme.kernels.relay")
 
@@ -140,7 +140,7 @@ class ClientRelay:
             if name == "stdin":
                 # The kernel sends first on stdin (input_request), to this identity: a ROUTER drops
                 # a message for a peer whose handshake is not done yet. See :meth:`wait_connected`.
-                self._stdin_monitor = sock.get_monitor_socket(HANDSHAKE)
+                self._stdin_monitor = monitor_socket(sock, HANDSHAKE)
             sock.connect(url)
             self._sockets[name] = sock
             self._group.add(sock)

@@ -29,6 +29,17 @@ FD = int(zmq.FD)
 Socket = zmq.Socket[Any]
 
 
+def monitor_socket(sock: Socket, events: int) -> Socket:
+    """A plain PAIR socket receiving ``sock``'s monitor ``events`` (close it, and call
+    ``sock.disable_monitor()``, when done). pyzmq's ``get_monitor_socket`` makes it with the
+    class of the context, an asyncio one when the context is ``zmq.asyncio``'s."""
+    address = f"inproc://monitor.s-{sock.FD}"
+    sock.monitor(address, events)
+    pair = sock.context.socket(zmq.PAIR, socket_class=zmq.Socket)
+    pair.connect(address)
+    return pair
+
+
 class SocketGroup:
     """Sockets that one task reads; :meth:`wait` returns when one of them may have a message."""
 
