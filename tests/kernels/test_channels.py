@@ -7,6 +7,7 @@ that restart, flood or limit get their own.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,6 +348,49 @@ async def test_kill_9_is_seen_as_restarting(server: Served) -> None:
         iopub, reply = await client.execute("print('back')")  # same websocket after the restart
         assert stdout(iopub) == "back\n" and reply.content["status"] == "ok"
     finally:
+        await client.close()
+
+
+async def test_restart_on_new_ports_rewires_the_clients(server: Served) -> None:
+    """The kernel dies and its old shell port is taken before the restart: it comes back on new
+    ports, and the same websocket runs code on it (its request sockets were re-opened)."""
+    kernel_id = start_kernel(server)
+    kernel = server.app.server.kernels.get(kernel_id)
+    client = await Client.open(server.ws_url, kernel_id)
+    old = dict(kernel.connection_info)
+    blocker = socket.socket()
+    # The dead kernel's side of its connections lingers in TIME_WAIT on that port; a listener
+    # with SO_REUSEADDR may still bind it, and then the kernel's own bind fails.
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken: list[int] = []
+
+    def take_the_shell_port(event: str) -> None:
+        # Called in the server's loop after the process died, before the relaunch on the same ports.
+        if event == "restarting" and not taken:
+            blocker.bind((old["ip"], old["shell_port"]))
+            blocker.listen()
+            taken.append(old["shell_port"])
+
+    remove = kernel.on_lifecycle(take_the_shell_port)
+    try:
+        _, reply = await client.execute("pass")
+        assert reply.content["status"] == "ok"
+        os.kill(kernel.pid, 9)
+        await await_until(lambda: kernel_model(server, kernel_id)["execution_state"] == "idle"
+                          and kernel.connection_info.get("shell_port") != old["shell_port"], "back on new ports")
+        assert taken == [old["shell_port"]]
+        iopub, reply = await client.execute("print('moved')")  # the same websocket
+        assert stdout(iopub) == "moved\n" and reply.content["status"] == "ok"
+        msg_id = await client.send("shell", "execute_request", {
+            "code": "print('hi', input('who? '))", "silent": False, "store_history": False,
+            "user_expressions": {}, "allow_stdin": True})
+        await client.until(lambda m: m.channel == "stdin" and m.msg_type == "input_request")
+        await client.send("stdin", "input_reply", {"value": "moved"})
+        iopub, reply = await client.collect(msg_id)
+        assert "hi moved\n" in stdout(iopub)
+    finally:
+        remove()
+        blocker.close()
         await client.close()
 
 
