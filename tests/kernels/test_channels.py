@@ -178,9 +178,9 @@ async def print_while_away(served: Served, kernel_id: str, folder: Path, *texts:
 
     Returns (session id, msg_id of the cell); the output is then waiting in the server.
     """
-    go, done = folder / "go", folder / "done"
+    go = folder / "go"
     code = (f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
-            f"for text in {list(texts)!r}: print(text, flush=True)\nopen({str(done)!r}, 'w').close()")
+            f"for text in {list(texts)!r}: print(text, flush=True)")
     client = await Client.open(served.ws_url, kernel_id)
     msg_id = await client.send("shell", "execute_request", {"code": code, "silent": False, "store_history": False,
                                                             "user_expressions": {}, "allow_stdin": False})
@@ -188,7 +188,10 @@ async def print_while_away(served: Served, kernel_id: str, folder: Path, *texts:
     await client.close()
     await wait_disconnected(served, kernel_id)
     go.touch()
-    await await_until(done.exists, "the cell to print")
+    # The server has read the cell's output once it has read its idle status (iopub is in order):
+    # the kernel having printed is not enough, its messages may still be on their way.
+    await await_until(lambda: kernel_model(served, kernel_id)["execution_state"] == "idle",
+                      "the server to have read the cell's output")
     return client.session_id, msg_id
 
 
