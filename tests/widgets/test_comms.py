@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -28,13 +29,20 @@ async def kernel_value(probe: LoopProbe, kernel_id: str, expr: str, expected: st
                       check=lambda out: out.strip() == expected)
 
 
+async def send_then_recv(comm: Any, data: dict[str, Any], buffers: list[bytes]) -> CommMessage:
+    """Send on ``comm`` and pull the kernel's answer. recv queues only from its first call, so it
+    is started before the send: the answer may come back before a recv called afterwards."""
+    answer = asyncio.ensure_future(comm.recv(timeout=30))  # runs (and makes its queue) before any reader
+    await comm.send(data, buffers=buffers)
+    return await answer
+
+
 async def test_server_opens_a_comm_to_a_kernel_target(probe: LoopProbe, kernel_id: str) -> None:
     await probe.execute(kernel_id, KERNEL_ECHO_TARGET)
     widgets = probe.widgets
     comm = await probe.call(widgets.open_comm(kernel_id, "carme.test.echo", data={"hello": "kernel"}))
     assert widgets.comm(kernel_id, comm.comm_id) is comm
-    await probe.call(comm.send({"n": 2}, buffers=[b"\x00binary\xff"]))
-    reply: CommMessage = await probe.call(comm.recv(timeout=30))
+    reply = await probe.call(send_then_recv(comm, {"n": 2}, [b"\x00binary\xff"]))
     assert reply.data == {"echo": {"n": 2}}
     assert reply.buffers == [b"\x00binary\xff"]
     await kernel_value(probe, kernel_id, "log['open']", "{'hello': 'kernel'}")
