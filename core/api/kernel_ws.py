@@ -118,7 +118,8 @@ class KernelWebsockets:
             clients = KernelClients(kernel.id, kernel.session,
                                     lambda channel, identity: self._open_socket(kernel, channel, identity),
                                     self.options(kernel), kernel.subscribe,
-                                    self.server.settings["buffer_offline_messages"], kernel.client_message)
+                                    self.server.settings["buffer_offline_messages"], kernel.client_message,
+                                    kernel.on_send_to_client)
             info = dict(kernel.connection_info)
 
             def on_lifecycle(event: str) -> None:

@@ -42,7 +42,9 @@ class KernelClients:
 
     def __init__(self, kernel_id: str, session: Session, open_socket: SocketOpener, options: RelayOptions,
                  subscribe: Subscribe, buffer_offline: bool = True,
-                 observe: Callable[[str, list[bytes]], None] | None = None) -> None:
+                 observe: Callable[[str, list[bytes]], None] | None = None,
+                 subscribe_direct: Callable[[Callable[[str, KernelMessage], None]], Callable[[], None]] | None = None,
+                 ) -> None:
         self.kernel_id = kernel_id
         self.observe = observe
         self.session = session
@@ -52,7 +54,15 @@ class KernelClients:
         self.clients: dict[str, ClientRelay] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
-        self._unsubscribe = subscribe(self.fan_out)
+        self._removers = [subscribe(self.fan_out)]
+        if subscribe_direct is not None:  # Kernel.on_send_to_client
+            self._removers.append(subscribe_direct(self.send_to))
+
+    def send_to(self, session_id: str, msg: KernelMessage) -> None:
+        """A message made by the server for the client ``session_id`` alone (none: dropped)."""
+        client = self.clients.get(session_id)
+        if client is not None:
+            client.post(Outgoing(msg.channel.encode("ascii"), msg.frames, msg.header))
 
     def fan_out(self, msg: KernelMessage) -> None:
         """One iopub message of the kernel (verified by its reader) to every client: queued for
@@ -129,7 +139,8 @@ class KernelClients:
     async def close(self, code: int = 1000, reason: str = "kernel shut down", flush: float = 1.0) -> None:
         """Close every client's websocket and sockets (the kernel is gone), after up to ``flush``
         seconds for the messages still queued for connected clients."""
-        self._unsubscribe()
+        for remove in self._removers:
+            remove()
         clients, self.clients = list(self.clients.values()), {}
         for client in clients:
             sink = client.sink

@@ -25,6 +25,8 @@ The API other parts of carme use (the websocket relay, extensions such as widget
   message a websocket client sends to the kernel (shell, control, stdin), after the relay
   forwarded it (widgets sees frontend-side widget updates this way). Costs the relay nothing
   while nobody subscribes.
+- ``kernel.send_to_client(session, msg)``: a server-made message to one websocket client only
+  (by its session id), e.g. an answer in the kernel's place.
 - ``kernel.on_lifecycle(callback) -> unsubscribe``: ``callback(event)`` with ``"restarting"``,
   ``"restarted"``, ``"dead"`` (gave up restarting) or ``"shutdown"``.
 - ``await kernel.wait_ready()``: returns once the kernel answers kernel_info (after a start or
@@ -123,6 +125,7 @@ class Kernel:
         self._subscribers: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: a message subscriber")
         self._inbound: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: an inbound subscriber")
         self._lifecycle: Listeners[[str]] = Listeners(log, f"kernel {kernel_id}: a lifecycle listener")
+        self._to_client: Listeners[[str, KernelMessage]] = Listeners(log, f"kernel {kernel_id}: a client answerer")
         self._client_sockets: weakref.WeakSet[zmq.asyncio.Socket] = weakref.WeakSet()
         self._lock = asyncio.Lock()  # one of start / restart / auto-restart / shutdown at a time
         self._ready = asyncio.Event()
@@ -154,6 +157,17 @@ class Kernel:
     def subscribe_inbound(self, callback: MessageCallback) -> Callable[[], None]:
         """Call ``callback(msg)`` for every message a client sends; returns the unsubscribe function."""
         return self._inbound.add(callback)
+
+    def send_to_client(self, session: str, msg: KernelMessage) -> None:
+        """Deliver ``msg`` (made by the server, e.g. with ``kernel.session.msg``) to the websocket
+        client whose session id is ``session`` only, as if the kernel had sent it; nothing
+        happens when no such client is connected or away. Widgets answers ``request_states``
+        from its copy this way while the kernel is busy."""
+        self._to_client.notify(session, msg)
+
+    def on_send_to_client(self, callback: Callable[[str, KernelMessage], None]) -> Callable[[], None]:
+        """``callback(session, msg)`` for :meth:`send_to_client` (the relay's clients register)."""
+        return self._to_client.add(callback)
 
     def client_message(self, channel: str, parts: list[bytes]) -> None:
         """The relay forwarded ``parts`` from a client on ``channel``: tell inbound subscribers."""

@@ -195,3 +195,40 @@ async def test_automatic_restart_clears_state_and_tracks_the_new_kernel(client: 
     new = await frontend.wait_for(lambda m: comm_open_of("IntSliderModel")(m) and m.content["comm_id"] != old)
     state = await models_where(client, kernel_id, lambda s: new.content["comm_id"] in s)
     assert old not in state and state[new.content["comm_id"]]["state"]["value"] == 4
+
+
+async def test_a_page_loading_while_the_kernel_is_busy_gets_the_widgets_at_once(
+        client: httpx.Client, kernel_id: str, served: Any, frontend: Client) -> None:
+    """ipywidgets' control comm: a page asks for every widget's state on load; while a long cell
+    runs, the server answers that page from its copy (the kernel's shell is queued behind the cell)."""
+    await frontend.run("import ipywidgets as w\nbusy_slider = w.IntSlider(value=5)\n"
+                       "busy_img = w.Image(value=b'\\x89PNG\\x00busy', format='png')")
+    slider_id = (await frontend.wait_for(comm_open_of("IntSliderModel"))).content["comm_id"]
+    img_id = (await frontend.wait_for(comm_open_of("ImageModel"))).content["comm_id"]
+    await models_where(client, kernel_id, lambda s: slider_id in s and img_id in s)
+    running = await frontend.send("shell", "execute_request", {
+        "code": "import time\nfor _ in range(600): time.sleep(0.1)", "silent": False, "store_history": False,
+        "user_expressions": {}, "allow_stdin": False})
+    await frontend.wait_for(lambda m: m.msg_type == "status" and m.parent_id == running
+                            and m.content["execution_state"] == "busy")
+    page = await Client.open(served.ws_url, kernel_id)
+    try:
+        control = "control-" + os.urandom(4).hex()
+        await page.send("shell", "comm_open", {"comm_id": control, "target_name": "jupyter.widget.control",
+                                               "data": {}})
+        await page.comm_msg(control, {"method": "request_states"})
+        answer = await page.wait_for(lambda m: m.msg_type == "comm_msg" and m.content["comm_id"] == control)
+        assert client.get(f"/api/kernels/{kernel_id}").json()["execution_state"] == "busy"  # still in the cell
+        data = answer.content["data"]
+        assert data["method"] == "update_states"
+        assert data["states"][slider_id]["model_name"] == "IntSliderModel"
+        assert data["states"][slider_id]["state"]["value"] == 5
+        assert data["buffer_paths"] == [[img_id, "state", "value"]]
+        assert answer.buffers == [b"\x89PNG\x00busy"]
+        # only the asking page: the other client got no such answer
+        assert not [m for m in frontend.received if m.msg_type == "comm_msg" and m.content.get("comm_id") == control]
+    finally:
+        await page.close()
+        assert client.post(f"/api/kernels/{kernel_id}/interrupt").status_code == 204
+        await frontend.wait_for(lambda m: m.msg_type == "status" and m.parent_id == running
+                                and m.content["execution_state"] == "idle")

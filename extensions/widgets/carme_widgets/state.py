@@ -254,6 +254,19 @@ class WidgetStore:
                 self._share_strings(state)
                 self.models[model_id] = WidgetModel(model_id, state)
 
+    def is_control(self, comm_id: str) -> bool:
+        """Whether ``comm_id`` is an open ``jupyter.widget.control`` comm."""
+        return comm_id in self._control
+
+    def update_states(self) -> tuple[dict[str, Any], list[bytes]]:
+        """The control comm's ``update_states`` answer to ``request_states``, as ipywidgets sends
+        it: (data, buffers); ``buffer_paths`` are [model id, "state", ...] into ``states``."""
+        full = {model.model_id: {"model_name": model.model_name, "model_module": model.model_module,
+                                 "model_module_version": model.model_module_version, "state": model.state}
+                for model in self.models.values()}
+        states, paths, buffers = remove_buffers(full)
+        return {"method": "update_states", "states": states, "buffer_paths": paths}, buffers
+
     def export(self) -> dict[str, Any]:
         """Every live model in the widget-state format, version 2.0 (buffers base64-encoded)."""
         return {

@@ -69,6 +69,23 @@ class KernelWidgets:
             return
         if channel == "iopub" and (self.comms or self._targets):
             self._dispatch(msg, msg_type, content.get("comm_id"), content.get("target_name"))
+        elif channel == "shell" and msg_type == "comm_msg":
+            self._answer_request_states(msg, content)
+
+    def _answer_request_states(self, msg: KernelMessage, content: dict[str, Any]) -> None:
+        """A page asks for every widget's state (ipywidgets' control comm, on load): while the
+        kernel is busy its shell waits behind the running cell, so answer that page at once from
+        the server's copy. The kernel answers too once idle; the page has closed the comm by then."""
+        data = content.get("data")
+        comm_id = content.get("comm_id")
+        if (self.kernel.execution_state != "busy" or not isinstance(data, dict)
+                or data.get("method") != "request_states" or not isinstance(comm_id, str)
+                or not self.store.is_control(comm_id)):
+            return
+        states, buffers = self.store.update_states()
+        answer = self.kernel.session.msg("iopub", "comm_msg", {"comm_id": comm_id, "data": states},
+                                         parent=msg, buffers=buffers, synthetic=True)
+        self.kernel.send_to_client(msg.session, answer)
 
     # -- server-side comms ------------------------------------------------------------------
 
