@@ -133,3 +133,30 @@ def test_features_stay_away_without_their_server_extensions(chromium: Any, lab_s
         page.locator(".jp-FileBrowser [data-command='filebrowser:refresh']").click()
         page.locator(LISTING.format("outside.txt")).wait_for()
 
+
+def test_dashboard_preview_renders_again_on_save(chromium: Any, serve_app: Callable[..., Served], root: Path) -> None:
+    (root / "app.ipynb").write_text(notebook('print("before the edit")'))
+    served = serve_app(extensions={"collab": False})
+    with browsing(chromium, served, "/", "carme-dashboard-preview") as flow:
+        page = flow.page
+        open_lab(flow)
+        page.locator(LISTING.format("app.ipynb")).click(button="right")
+        page.locator(".lm-Menu").get_by_text("Open dashboard in a new browser tab").wait_for()
+        page.keyboard.press("Escape")
+        page.locator(LISTING.format("app.ipynb")).dblclick()
+        flow.wait_kernel("Idle")
+        flow.toolbar("carme-dashboard").click()
+        preview = page.frame_locator(".carme-DashboardPreview iframe")
+        preview.locator("#carme-cells").get_by_text("before the edit").wait_for()
+        preview.locator("#carme-finished[data-status='ok']").wait_for(state="attached")
+        flow.shot("preview")
+
+        editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").first
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.type('print("after the edit")')
+        page.keyboard.press("Control+s")
+        preview.locator("#carme-cells").get_by_text("after the edit").wait_for()
+        assert preview.locator("#carme-cells").get_by_text("before the edit").count() == 0
+        preview.locator("#carme-finished[data-status='ok']").wait_for(state="attached")
+        flow.shot("preview-after-save")
