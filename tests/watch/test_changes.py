@@ -133,6 +133,27 @@ def test_added_folder_reports_what_is_inside(tmp_path: Path) -> None:
     assert changes == [Change("new", "added"), Change("new/deeper", "added"), Change("new/deeper/f.txt", "added")]
 
 
+def test_known_paths_pair_an_external_move_by_inode(tmp_path: Path) -> None:
+    from carme_watch.known import KnownPaths
+
+    (tmp_path / "a.txt").write_text("moved")
+    (tmp_path / "gone.txt").write_text("deleted")
+    known = KnownPaths(tmp_path, PathFilter(DEFAULT_IGNORE, allow_hidden=False))
+    known.scan()
+    (tmp_path / "a.txt").rename(tmp_path / "b.txt")
+    (tmp_path / "gone.txt").unlink()
+    (tmp_path / "fresh.txt").write_text("new")
+    batch = known.apply([Change("a.txt", "deleted"), Change("gone.txt", "deleted"), Change("b.txt", "added"),
+                         Change("fresh.txt", "added")])
+    assert known.fold_moves(batch) == [Change("gone.txt", "deleted"), Change("b.txt", "moved", old_path="a.txt"),
+                                       Change("fresh.txt", "added")]
+    # an API rename is already one moved change (source api): left as it is
+    (tmp_path / "b.txt").rename(tmp_path / "c.txt")
+    batch = known.apply([Change("b.txt", "deleted"), Change("c.txt", "added")])
+    api = [Change("c.txt", "moved", "api", old_path="b.txt")]
+    assert known.fold_moves(api) == api
+
+
 def test_known_paths_relabel_replaced_files(tmp_path: Path) -> None:
     from carme_watch.known import KnownPaths
 

@@ -25,9 +25,9 @@ class Change:
     """One change of a file or folder under the served root.
 
     ``path`` is relative to the root, ``/``-separated, as the contents API names it. ``change`` is
-    ``added``, ``modified``, ``deleted`` or ``moved`` (then ``old_path`` is where it was; moves
-    outside carme's contents API arrive as ``deleted`` + ``added``, since the OS backends do not
-    pair them reliably). ``source`` is ``api`` when the change was made through carme's contents
+    ``added``, ``modified``, ``deleted`` or ``moved`` (then ``old_path`` is where it was; a move
+    outside carme's contents API, which the OS backends report as deleted + added, is paired by
+    the file's inode when both halves arrive in one batch). ``source`` is ``api`` when the change was made through carme's contents
     API, else ``external`` (an editor, git, a kernel writing a file, ...).
     """
 

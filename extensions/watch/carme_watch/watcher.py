@@ -245,7 +245,7 @@ class Watcher:
             return raw, _identity(cfg.root)
         changes = self.known.apply(coalesce(raw, cfg.root, self.filter))
         if changes:
-            changes = tag(changes, self.api_writes.snapshot(), cfg.root)
+            changes = self.known.fold_moves(tag(changes, self.api_writes.snapshot(), cfg.root))
         return changes, _identity(cfg.root)
 
     async def _dispatch(self, changes: list[Change]) -> None:
