@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from ..api import contents as contents_api
 from ..api.limits import BodyLimitMiddleware
+from ..memory import ReleaseMemoryMiddleware
 from ..config import Setting
 from ..contents.filemanager import FileContentsManager
 from ..contents.manager import ContentsManager
@@ -97,4 +98,5 @@ def carme_register_api_paths(server: Server) -> list[str]:
 
 @hookimpl
 def carme_register_middleware(server: Server) -> list[Middleware]:
-    return [Middleware(BodyLimitMiddleware, limit=server.settings["max_body_size"])]
+    return [Middleware(BodyLimitMiddleware, limit=server.settings["max_body_size"]),
+            Middleware(ReleaseMemoryMiddleware)]
