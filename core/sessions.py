@@ -36,7 +36,10 @@ class KernelGone(RuntimeError):
 
 
 @dataclass
-class Session:
+class SessionRecord:
+    """One session: the notebook, console or file at ``path`` and the kernel serving it (a
+    :class:`~carme.kernels.session.Session` is something else: a kernel's message signer)."""
+
     id: str
     path: str
     name: str | None
@@ -49,15 +52,15 @@ class SessionManager:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self._sessions: dict[str, Session] = {}
-        self._creating: dict[str, asyncio.Future[Session]] = {}  # path -> session being created
+        self._sessions: dict[str, SessionRecord] = {}
+        self._creating: dict[str, asyncio.Future[SessionRecord]] = {}  # path -> session being created
 
     def __len__(self) -> int:
         return len(self._alive())
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _alive(self) -> list[Session]:
+    def _alive(self) -> list[SessionRecord]:
         """Sessions whose kernel still runs; the others are forgotten (as jupyter_server does)."""
         kernels = self.server.kernels
         for session in list(self._sessions.values()):
@@ -65,7 +68,7 @@ class SessionManager:
                 del self._sessions[session.id]
         return list(self._sessions.values())
 
-    def model(self, session: Session) -> dict[str, Any]:
+    def model(self, session: SessionRecord) -> dict[str, Any]:
         kernel = self.server.kernels.get(session.kernel_id)
         model: dict[str, Any] = {"id": session.id, "path": session.path, "name": session.name, "type": session.type,
                                  "kernel": kernel.model()}
@@ -76,14 +79,14 @@ class SessionManager:
     def list(self) -> list[dict[str, Any]]:
         return [self.model(session) for session in self._alive()]
 
-    def get(self, session_id: str) -> Session:
+    def get(self, session_id: str) -> SessionRecord:
         """The live session of ``session_id``; NoSuchSession when unknown or its kernel is gone."""
         session = self._sessions.get(session_id)
         if session is None or session not in self._alive():
             raise NoSuchSession(session_id)
         return session
 
-    def find_by_path(self, path: str) -> Session | None:
+    def find_by_path(self, path: str) -> SessionRecord | None:
         return next((s for s in self._alive() if s.path == path), None)
 
     # -- changing ---------------------------------------------------------------------------
@@ -100,7 +103,7 @@ class SessionManager:
         return await self.server.kernels.start_kernel(kernel_name, path, env=env, kernel_id=kernel_id)
 
     async def create(self, path: str, name: str | None = None, type: str | None = None,
-                     kernel_name: str | None = None, kernel_id: str | None = None) -> Session:
+                     kernel_name: str | None = None, kernel_id: str | None = None) -> SessionRecord:
         """The session of ``path``: the existing one, or a new one with the kernel ``kernel_id``
         (when it runs) or a new kernel of ``kernel_name``. Errors of the kernel start propagate."""
         existing = self.find_by_path(path)
@@ -109,13 +112,13 @@ class SessionManager:
         pending = self._creating.get(path)
         if pending is not None:  # the same path is being created by another request: share it
             return await asyncio.shield(pending)
-        future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[SessionRecord] = asyncio.get_running_loop().create_future()
         self._creating[path] = future
         try:
             if kernel_id is None or kernel_id not in self.server.kernels:
                 # A kernel id that does not run yet names the new kernel (as jupyter_server does).
                 kernel_id = (await self.start_kernel_for(path, name, kernel_name, kernel_id)).id
-            session = Session(str(uuid.uuid4()), path, name, type, kernel_id)
+            session = SessionRecord(str(uuid.uuid4()), path, name, type, kernel_id)
             self._sessions[session.id] = session
             future.set_result(session)
             return session
@@ -127,7 +130,8 @@ class SessionManager:
             del self._creating[path]
 
     async def update(self, session_id: str, path: str | None = None, name: str | None = None,
-                     type: str | None = None, kernel_id: str | None = None, kernel_name: str | None = None) -> Session:
+                     type: str | None = None, kernel_id: str | None = None,
+                     kernel_name: str | None = None) -> SessionRecord:
         """Rename, retype, or move the session to another kernel (by id, or a new one by name);
         a replaced kernel is shut down. KeyError (NoSuchKernel) for an unknown ``kernel_id``."""
         session = self.get(session_id)

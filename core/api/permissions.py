@@ -132,10 +132,7 @@ def _declare(endpoint: Any, permissions: tuple[Permission, ...]) -> Any:
         except Forbidden as exc:
             if not isinstance(conn, WebSocket):
                 raise  # the app's handler answers 403 JSON
-            if "websocket.http.response" in conn.scope.get("extensions", {}):
-                await conn.send_denial_response(error_response(403, exc.message, exc.reason, exc.fields))
-            else:
-                await conn.close(1008)
+            await refuse_websocket(conn.scope, conn.send, 403, exc.message, exc.reason, exc.fields)
             return None
         return await inner(conn)
 

@@ -15,14 +15,14 @@ from ..jsonutil import JSONResponse
 from ..kernels.kernel import KernelStartError
 from ..kernels.manager import KernelIdConflict, NoSuchKernel
 from ..kernels.specs import NoSuchKernelSpec
-from ..sessions import KernelGone, NoSuchSession, Session
+from ..sessions import KernelGone, NoSuchSession, SessionRecord
 from .kernels import ID_RE
 from .permissions import authorized
 from .server import server_of
 from .util import bad_request, json_body
 
 
-def session_of(request: Request) -> Session:
+def session_of(request: Request) -> SessionRecord:
     session_id = request.path_params["session_id"]
     try:
         if not ID_RE.match(session_id):
