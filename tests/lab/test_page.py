@@ -183,3 +183,21 @@ def test_lab_disabled_serves_no_page(served: Served) -> None:
     with httpx.Client(base_url=served.url, timeout=60) as client:
         assert client.get("/lab", params={"token": TOKEN}).status_code == 404
         assert client.get(f"/static/lab/{MAIN_JS}").status_code in (403, 404)
+
+
+def test_static_text_assets_go_out_gzipped_and_cached_for_a_year(lab_server: Served) -> None:
+    from carme_lab.paths import find_app_dir
+
+    on_disk = (find_app_dir() / "static" / MAIN_JS).read_bytes()
+    with httpx.Client(base_url=lab_server.url, timeout=60) as anon:
+        zipped = anon.get(f"/static/lab/{MAIN_JS}", headers={"accept-encoding": "gzip"})
+        assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["vary"] == "Accept-Encoding"
+        assert int(zipped.headers["content-length"]) < len(on_disk) / 2
+        assert zipped.content == on_disk  # decoded by httpx
+        assert zipped.headers["cache-control"] == "public, max-age=31536000, immutable"  # a hashed name
+        assert zipped.headers["content-type"].startswith("text/javascript")
+        again = anon.get(f"/static/lab/{MAIN_JS}", headers={"accept-encoding": "gzip"})
+        assert again.content == on_disk and again.headers["etag"] == zipped.headers["etag"]
+        plain = anon.get(f"/static/lab/{MAIN_JS}", headers={"accept-encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == on_disk
+        assert zipped.headers["etag"] == "W/" + plain.headers["etag"]

@@ -5,10 +5,16 @@ carrying ``?v=<hash>`` never change under the same URL, so they are cached for a
 other file is revalidated (``no-cache`` plus the ETag / Last-Modified that StaticFiles sends), so
 an upgraded labextension is picked up on the next reload. Path traversal is refused by
 StaticFiles' ``commonpath`` check.
+
+Text assets (JavaScript, CSS, JSON, SVG, ...) go out gzip-compressed to clients that accept it
+(JupyterLab's bundle is ~4x smaller so): compressed once, off the event loop, and kept in memory
+per file version (path, size, mtime) up to ``GZIP_CACHE_BYTES``; the ETag is the file's, weak.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import get_route_path
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -34,13 +40,52 @@ def is_versioned(path: str, query_string: bytes) -> bool:
     return bool(_HASHED_NAME.search(path.rsplit("/", 1)[-1])) or b"v=" in query_string
 
 
+GZIP_CACHE_BYTES = 64 * 1024 * 1024
+GZIP_MIN_SIZE = 1024
+_COMPRESSIBLE = (".js", ".mjs", ".css", ".json", ".svg", ".html", ".map", ".txt", ".md", ".xml", ".ttf", ".eot")
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"accept-encoding":
+            return b"gzip" in value
+    return False
+
+
 class CachedStaticFiles(StaticFiles):
     """StaticFiles over one or more folders (the first that has a file wins), with caching
-    headers chosen by :func:`is_versioned`."""
+    headers chosen by :func:`is_versioned`, and gzip for text assets."""
 
     def __init__(self, directories: Sequence[Path], follow_symlink: bool = True) -> None:
         super().__init__(directory=directories[0], check_dir=False, follow_symlink=follow_symlink)
         self.all_directories = [str(d) for d in directories]
+        self._gzipped: dict[tuple[str, int, int], bytes] = {}
+        self._gzipped_bytes = 0
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if (not isinstance(response, FileResponse) or response.status_code != 200 or not _accepts_gzip(scope)
+                or response.stat_result is None or response.stat_result.st_size < GZIP_MIN_SIZE
+                or not str(response.path).endswith(_COMPRESSIBLE)):
+            return response
+        stat = response.stat_result
+        key = (str(response.path), stat.st_size, stat.st_mtime_ns)
+        body = self._gzipped.get(key)
+        if body is None:
+            body = await asyncio.to_thread(_gzip_file, str(response.path))
+            if self._gzipped_bytes + len(body) > GZIP_CACHE_BYTES:
+                self._gzipped.clear()  # a new version of the frontend: start over
+                self._gzipped_bytes = 0
+            self._gzipped[key] = body
+            self._gzipped_bytes += len(body)
+        headers = {name: value for name, value in response.headers.items()
+                   if name not in ("content-length", "etag", "content-type")}
+        etag = response.headers.get("etag")
+        if etag:
+            headers["etag"] = "W/" + etag  # the same content, encoded: a weak validator
+        headers["content-encoding"] = "gzip"
+        headers["vary"] = "Accept-Encoding"
+        return Response(body, headers=headers, media_type=response.media_type)
 
     def file_response(self, full_path: str | os.PathLike[str], stat_result: os.stat_result, scope: Scope,
                       status_code: int = 200) -> Response:
@@ -48,6 +93,11 @@ class CachedStaticFiles(StaticFiles):
         response.headers["cache-control"] = (
             IMMUTABLE if is_versioned(str(full_path), scope.get("query_string", b"")) else REVALIDATE)
         return response
+
+
+def _gzip_file(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return gzip.compress(handle.read(), compresslevel=6, mtime=0)
 
 
 def relative_path(scope: Scope) -> str:
