@@ -378,16 +378,21 @@ class Kernel:
     def _on_iopub(self, msg: KernelMessage) -> None:
         self._iopub_seen.set()
         msg_type = msg.msg_type
+        state = msg.content.get("execution_state") if msg_type == "status" else None
+        if state == "starting" or msg_type == "iopub_welcome":
+            # News of the kernel's own start (or of a new subscriber), not work: ipykernel can publish
+            # its parentless "starting" status late, after later messages of a running cell. Taken as
+            # activity it would keep the culler from an idle kernel; as the state, hide a busy one.
+            self._deliver(msg)
+            return
         parent_type = msg.parent_msg_type if msg_type in UNTRACKED else None
         if msg_type not in UNTRACKED or parent_type not in UNTRACKED:
             self.last_activity = utcnow()
-        if msg_type == "status":
-            state = msg.content.get("execution_state")
-            if isinstance(state, str):
-                if parent_type not in UNTRACKED:
-                    self.execution_state = state
-                elif self.execution_state == "starting" and state != "starting":
-                    self.execution_state = "idle"
+        if isinstance(state, str):
+            if parent_type not in UNTRACKED:
+                self.execution_state = state
+            elif self.execution_state == "starting":
+                self.execution_state = "idle"
         self._deliver(msg)
 
     def _deliver(self, msg: KernelMessage) -> None:

@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,35 @@ async def test_last_activity_counts_user_work_not_housekeeping(kernel: Kernel) -
         assert kernel.last_activity == before and kernel.execution_state == "idle"
         await execute(kernel, "pass")
         assert kernel.last_activity > before
+    finally:
+        sock.close(linger=0)
+        collector.unsubscribe()
+
+
+async def test_a_late_starting_status_is_neither_activity_nor_the_state(kernel: Kernel, tmp_path: Path) -> None:
+    """ipykernel can publish its parentless "starting" status late, after messages of a running
+    cell: the kernel stays busy and idle since its last real work (or the culler spares it)."""
+    collector = Collector(kernel)
+    sock = kernel.connect("shell", b"late-starting")
+    go = tmp_path / "go"
+    code = (f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            "k = get_ipython().kernel\n"
+            "k.session.send(k.iopub_socket, 'status', {'execution_state': 'starting'}, parent={}, "
+            "ident=k._topic('status'))\n"
+            f"while os.path.exists({str(go)!r}): time.sleep(0.01)")
+    try:
+        request = kernel.session.msg("shell", "execute_request", {"code": code, "silent": False})
+        await sock.send_multipart(kernel.session.serialize(request))
+        await await_until(lambda: kernel.execution_state == "busy" and collector.of_type("execute_input", request.msg_id),
+                          what="the cell to start")
+        long_ago = kernel.last_activity - timedelta(seconds=120)
+        kernel.last_activity = long_ago
+        go.touch()
+        await await_until(lambda: [m for m in collector.of_type("status") if not m.parent_msg_id
+                                   and m.content["execution_state"] == "starting"], what="the late starting status")
+        assert kernel.last_activity == long_ago and kernel.execution_state == "busy"
+        go.unlink()
+        assert (await recv_reply(kernel, sock, request.msg_id)).content["status"] == "ok"
     finally:
         sock.close(linger=0)
         collector.unsubscribe()
