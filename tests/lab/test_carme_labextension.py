@@ -16,7 +16,7 @@ from tests.lab.conftest import page_config
 from tests.serving import Served
 
 # carme-lab's own labextension; the others (collab's frontend, the dashboards) stay out of these tests.
-OFF = {"collab": False, "dashboards": False}
+OFF = {"collab": False, "dashboards": False, "terminals": False}
 LISTING = ".jp-DirListing-item[title^='Name: {}']"
 
 
