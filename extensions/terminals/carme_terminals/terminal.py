@@ -68,9 +68,12 @@ class Attachment:
         self._chunks: list[str] = []
         self._wake = asyncio.Event()
         self._ending = False
+        self.gone = False  # its websocket failed: nothing more is queued for it
         self.task: asyncio.Task[None] | None = None
 
     def push(self, text: str) -> None:
+        if self.gone:
+            return
         self._chunks.append(text)
         self.pending += len(text)
         self._wake.set()
@@ -103,6 +106,7 @@ class Attachment:
             raise
         except Exception as exc:  # the websocket is gone; the endpoint detaches it
             log.debug("terminal %s: a browser's websocket failed: %r", self.terminal.name, exc)
+            self.gone = True
             self._chunks.clear()
             self.pending = 0
             self.terminal.drained()
