@@ -4,11 +4,13 @@ to the notebook only through the allow/deny lists; templates from user folders."
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from pathlib import Path
 
 import httpx
+import nbformat
 
 from tests.dashboards.site import SENTINEL, cells, dashboards, http, write_notebook
 from tests.processes import Process
@@ -73,17 +75,21 @@ def test_a_user_template_extends_the_default(root: Path, tmp_path: Path) -> None
     (mine / "static").mkdir(parents=True)
     (mine / "conf.json").write_text(json.dumps({"base_template": "lab", "settings": {"theme": "dark"},
                                                 "resources": {"motto": "Made with care"}}))
-    (mine / "page.html").write_text(
+    (mine / "page.html").write_text(  # as the README's example: a cell tagged "hide" is left out
         '{% extends "lab/page.html" %}\n'
-        '{% block cell %}<section class="carme-cell mine" data-cell-index="{{ event.index }}">'
-        '{{ event.html | safe }}</section>{% endblock %}\n'
+        '{% block cell %}{% if "hide" not in event.tags %}<div class="mine">{{ super() }}</div>{% endif %}'
+        '{% endblock %}\n'
         '{% block footer %}<footer>{{ resources.motto }}</footer>{% endblock %}\n')
     (mine / "static" / "mine.css").write_text("body { color: red; }")
-    write_notebook(root / "nb.ipynb", "print('templated')")
+    notebook = write_notebook(root / "nb.ipynb", "print('templated')", "print('hidden one')")
+    nb = nbformat.read(notebook, 4)
+    nb.cells[1].metadata["tags"] = ["hide"]
+    nbformat.write(nb, notebook)
     with dashboards(root, template="mine", template_paths=[str(tmp_path / "templates")]) as served, \
             http(served) as client:
         html = client.get("dashboards/render/nb.ipynb").text
-        assert '<section class="carme-cell mine" data-cell-index="0">' in html and "templated" in html
+        assert re.search(r'<div class="mine">\s*<section class="carme-cell carme-cell-code" data-cell-index="0">', html)
+        assert "templated" in html and "hidden one" not in html
         assert '<html lang="en" data-theme="dark">' in html  # the template's settings ...
         assert "<footer>Made with care</footer>" in html
         assert client.get("dashboards/templates/mine/static/mine.css").text == "body { color: red; }"
