@@ -52,6 +52,8 @@ class MessagePolicy:
     private_sessions: frozenset[str] = frozenset()
     shared_types: frozenset[str] = COMM_TYPES | {"status"}
     refusal: str | None = None  # answered to a refused request; None: dropped silently
+    # Stream names never delivered ("stderr": warnings and logs quote source lines).
+    hidden_streams: frozenset[str] = frozenset()
     # When set, kernel_info_request is answered with this (what the kernel said at start) instead of
     # waiting behind a running cell: a page can then connect, and open its widget subshells, while
     # the server's own executor keeps the kernel's main shell busy.
@@ -63,10 +65,11 @@ class MessagePolicy:
     @classmethod
     def restricted(cls, name: str, *, private_sessions: Iterable[str] = (), hide: Iterable[str] = (),
                    client_types: Iterable[str] = DASHBOARD_CLIENT_TYPES,
-                   kernel_info: dict[str, Any] | None = None) -> MessagePolicy:
-        """A policy for a page that only talks to widgets: ``hide`` adds to ``execute_input``."""
+                   kernel_info: dict[str, Any] | None = None, hide_streams: Iterable[str] = ()) -> MessagePolicy:
+        """A policy for a page that only talks to widgets: ``hide`` adds to ``execute_input``,
+        ``hide_streams`` names streams (``stderr``) that never reach the page."""
         return cls(name, frozenset(client_types), frozenset({"execute_input", *hide}), frozenset(private_sessions),
-                   kernel_info=kernel_info)
+                   kernel_info=kernel_info, hidden_streams=frozenset(hide_streams))
 
     def answers_locally(self, channel: str, request: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         """What the server answers itself instead of forwarding ``request``, as (channel, msg_type,
@@ -120,10 +123,13 @@ class MessagePolicy:
                     ("iopub", "status", {"execution_state": "idle"})]
         return answers
 
-    def allows_to_client(self, header: dict[str, Any], parent_header: bytes) -> bool:
-        """Whether a kernel message may be delivered (``parent_header`` as its raw JSON frame)."""
+    def allows_to_client(self, header: dict[str, Any], parent_header: bytes, content: bytes = b"") -> bool:
+        """Whether a kernel message may be delivered (``parent_header`` and ``content`` as their
+        raw JSON frames; the content is parsed only for a stream when streams are hidden)."""
         msg_type = header.get("msg_type")
         if msg_type in self.hidden_types:
+            return False
+        if msg_type == "stream" and self.hidden_streams and _stream_name(content) in self.hidden_streams:
             return False
         if not self.private_sessions or msg_type in self.shared_types or not parent_header:
             return True
@@ -132,3 +138,11 @@ class MessagePolicy:
         except orjson.JSONDecodeError:
             return False
         return not (isinstance(parent, dict) and parent.get("session") in self.private_sessions)
+
+
+def _stream_name(content: bytes) -> str | None:
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return value.get("name") if isinstance(value, dict) else None

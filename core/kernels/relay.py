@@ -369,7 +369,7 @@ class ClientRelay:
 
     async def _send(self, sink: Sink, message: Outgoing) -> None:
         policy = self.policy
-        if policy is not None and not policy.allows_to_client(message.header, message.parts[1]):
+        if policy is not None and not policy.allows_to_client(message.header, message.parts[1], message.parts[3]):
             return
         if message.wire == b"iopub" and self._limiter.limits.enabled:
             parts = message.parts

@@ -46,7 +46,7 @@ class RestrictedRoute:
         # /cached/...: kernel_info answered from what the kernel said at start
         cached = self.server.kernels.get(kernel_id).kernel_info if scope["path"].startswith("/cached/") else None
         policy = MessagePolicy.restricted("test visitor", private_sessions={PRIVATE}, hide={"error"},
-                                          kernel_info=cached)
+                                          kernel_info=cached, hide_streams={"stderr"})
         await self.server.kernel_websockets.serve(scope, receive, send, kernel_id, policy)
 
     @hookimpl
@@ -104,11 +104,12 @@ async def test_restricted_client_sees_output_but_never_source(server: Served, ke
     visitor = await restricted(server, kernel)
     owner = await Client.open(server.ws_url, kernel)
     try:
-        iopub, _ = await owner.execute(f"print('visible')  # {SENTINEL}")
+        iopub, _ = await owner.execute(f"import sys; print('quoted', file=sys.stderr); print('visible')  # {SENTINEL}")
         assert SENTINEL in text_of(iopub)  # the full-access client does see its execute_input
         seen = await visitor.until(lambda m: m.msg_type == "stream")
         seen += await round_trip(visitor)
         assert "visible" in text_of(seen)
+        assert "quoted" in text_of(iopub) and "quoted" not in text_of(seen)  # stderr hidden from the visitor
         assert SENTINEL not in text_of(seen)
         assert "execute_input" not in {m.msg_type for m in seen}
     finally:

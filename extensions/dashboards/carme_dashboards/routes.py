@@ -301,6 +301,7 @@ class VisitorSocket:
                 f"dashboard visitor of kernel {kernel_id}", private_sessions={visit.executor_session},
                 # tracebacks quote source lines: a visitor sees none unless the settings show them
                 hide=() if visit.options.show_tracebacks else ("error",),
+                hide_streams=() if visit.options.show_tracebacks else ("stderr",),
                 # the executor keeps the main shell busy during the run: the page must not wait on it
                 kernel_info=visit.kernel.kernel_info or None)
             await service.server.kernel_websockets.serve(scope, receive, send, kernel_id, policy)
