@@ -129,7 +129,7 @@ class MessagePolicy:
         msg_type = header.get("msg_type")
         if msg_type in self.hidden_types:
             return False
-        if msg_type == "stream" and self.hidden_streams and _stream_name(content) in self.hidden_streams:
+        if msg_type == "stream" and self.hidden_streams and content_field(content, "name") in self.hidden_streams:
             return False
         if not self.private_sessions or msg_type in self.shared_types or not parent_header:
             return True
@@ -140,9 +140,10 @@ class MessagePolicy:
         return not (isinstance(parent, dict) and parent.get("session") in self.private_sessions)
 
 
-def _stream_name(content: bytes) -> str | None:
+def content_field(content: bytes, key: str) -> Any:
+    """One top-level field of a message's raw JSON content (None when absent or malformed)."""
     try:
         value = orjson.loads(content)
     except orjson.JSONDecodeError:
         return None
-    return value.get("name") if isinstance(value, dict) else None
+    return value.get(key) if isinstance(value, dict) else None

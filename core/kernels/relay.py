@@ -33,7 +33,7 @@ import zmq
 from ..tasks import cancel_and_wait
 from .frames import decode_client_frame, encode_legacy, encode_v1
 from .message import REQUEST_CHANNELS
-from .policy import MessagePolicy
+from .policy import MessagePolicy, content_field
 from .ratelimit import IOPubRateLimiter, RateLimits
 from .session import DELIMITER, Session
 from .zmqio import SocketGroup, monitor_socket
@@ -374,7 +374,7 @@ class ClientRelay:
         if message.wire == b"iopub" and self._limiter.limits.enabled:
             parts = message.parts
             msg_type = message.header.get("msg_type", "")
-            idle = msg_type == "status" and b'"idle"' in parts[3] and _state(parts[3]) == "idle"
+            idle = msg_type == "status" and b'"idle"' in parts[3] and content_field(parts[3], "execution_state") == "idle"
             allowed, notice = self._limiter.check(msg_type, message.size, idle)
             if notice is not None:
                 await sink.send(self._notice(notice, parts[1]).frame(self.v1))
@@ -410,11 +410,3 @@ async def close_sink(sink: Sink, code: int, reason: str) -> None:
         await sink.close(code, reason)
     except Exception:
         log.exception("closing a client websocket with %d (%s) failed", code, reason)
-
-
-def _state(content: bytes) -> str | None:
-    try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    return value.get("execution_state") if isinstance(value, dict) else None
