@@ -29,6 +29,7 @@ from ..errors import refuse_websocket
 from ..kernels.clients import ClientRegistry, KernelClients
 from ..kernels.connection import channel_url, open_socket
 from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
+from ..kernels.kernel import KernelDeadError
 from ..kernels.policy import MessagePolicy
 from ..kernels.ratelimit import RateLimits
 from ..kernels.relay import RelayOptions, SinkClosed
@@ -181,7 +182,7 @@ class KernelWebsockets:
             return
         try:
             await kernel.wait_ready()
-        except Exception as exc:
+        except KernelDeadError as exc:  # it died, or was shut down, while starting
             await deny(scope, send, 500, f"Kernel {kernel_id} is not available: {exc}")
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
