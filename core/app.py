@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -77,18 +78,27 @@ def collect_routes(plugins: Plugins, server: Server) -> list[BaseRoute]:
 
 
 def load_plugins(layers: list[config.ConfigLayer], extra: Iterable[object] = (), only: Iterable[str] | None = None,
-                 explicit: Iterable[str] = ()) -> tuple[Plugins, config.Settings]:
+                 explicit: Iterable[str] = (), environ: Mapping[str, str] | None = None,
+                 ) -> tuple[Plugins, config.Settings]:
     """The plugin manager (built-ins, extra plugins, enabled extensions) and the resolved settings.
 
     ``explicit`` names extensions the caller asked for by name: an unknown one is an error
     listing the installed ones (names in config files are not checked: an uninstalled
-    extension's old config must not stop the server).
+    extension's old config must not stop the server). ``environ`` (default ``os.environ``) is
+    handed to :func:`carme.hooks.carme_extra_settings`.
     """
     plugin_set = Plugins()
     plugin_set.register_builtins()
     for plugin in extra:
         plugin_set.register(plugin)
     plugin_set.load_extensions(config.extension_states(layers), only)
+    derived = config.overrides_layer("extension settings", {
+        key: value for _name, answer in plugin_set.each("carme_extra_settings", environ=os.environ if environ is None else environ)
+        for key, value in answer.items()})
+    if derived.values:
+        # Over the environment layer (read_layers puts it after the files), under the command line.
+        after = next((i + 1 for i, layer in enumerate(layers) if layer.source == "environment"), 0)
+        layers = [*layers[:after], derived, *layers[after:]]
     unknown = sorted(set(explicit) - set(plugin_set.extensions))
     if unknown:
         raise config.ConfigError(f"unknown extension(s) {', '.join(unknown)}; installed: "
@@ -151,7 +161,7 @@ def create_app(
     layers.append(config.overrides_layer("create_app", overrides, explicit_extensions))
     # Asking for an extension that is not installed is an error; turning one off is not.
     wanted = [*(name for name, on in explicit_extensions.items() if on), *(only or []), *_cli_extensions]
-    plugin_set, resolved = load_plugins(layers, plugins, only, explicit=wanted)
+    plugin_set, resolved = load_plugins(layers, plugins, only, explicit=wanted, environ=environ)
     server = Server(resolved, plugin_set)
     # /api/extensions re-reads the config files; the other layers of this run stay as they were.
     server.services["extensions"] = ExtensionStates(plugin_set, layers[file_count:], only=only,

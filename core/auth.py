@@ -219,9 +219,11 @@ async def identify(server: Server, conn: HTTPConnection) -> AuthResult:
         # No secret exists, so there is nothing for an XSRF token to protect; the Origin check
         # still keeps other web sites out (a page cannot hide its Origin).
         return AuthResult(auth.anonymous, check_xsrf=False)
-    user = await server.plugins.first("carme_user_from_connection", server=server, connection=conn)
-    if user is not None:
-        return AuthResult(user)
+    found = await server.plugins.first("carme_user_from_connection", server=server, connection=conn)
+    if isinstance(found, AuthResult):
+        return found
+    if found is not None:
+        return AuthResult(found)
     token = auth.token_from(conn)
     cookie = conn.cookies.get(auth.cookie_name(conn))
     if auth.token_matches(token):

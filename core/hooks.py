@@ -38,7 +38,7 @@ refused at registration, since a wrapper would only ever wrap one plugin's call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
     from starlette.routing import BaseRoute
 
-    from .auth import User
+    from .auth import AuthResult, User
     from .cli import Command
     from .config import Setting
     from .contents.manager import ContentsManager
@@ -145,6 +145,20 @@ def carme_register_middleware(server: Server) -> list[Middleware]:
     """
 
 
+@hookspec
+def carme_extra_settings(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """Settings this plugin derives from the process's surroundings, by dotted name.
+
+    Called once while the configuration is read, after :func:`carme_register_settings`, with the
+    environment carme reads (``os.environ``, or create_app's ``environ``). Return a dict of
+    setting name -> value (any plugin's settings, the core's included), or None. The answers form
+    one layer over config files and ``CARME_*`` variables, under the command line and create_app
+    arguments (later plugins win). The hub extension turns a JupyterHub spawner's ``JUPYTERHUB_*``
+    variables into ``base_url``, ``ip``, ``port`` and its own settings this way, so ``carme serve``
+    started by a hub serves where the hub expects it.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Command line: called once by the ``carme`` command, before any app exists.
 # --------------------------------------------------------------------------------------------
@@ -218,7 +232,8 @@ def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | 
 
 
 @hookspec(firstresult=True)
-def carme_user_from_connection(server: Server, connection: HTTPConnection) -> Awaitable[User | None] | User | None:
+def carme_user_from_connection(server: Server, connection: HTTPConnection) -> (
+        Awaitable[User | AuthResult | None] | User | AuthResult | None):
     """Identify who makes a request or opens a websocket (``connection``). May be awaitable.
 
     Called for every request and websocket that is not public, before the token is looked at
@@ -226,7 +241,10 @@ def carme_user_from_connection(server: Server, connection: HTTPConnection) -> Aw
     leave the decision to the next plugin; the built-in token and login cookie answer last.
     Raise ``carme.errors.ApiError(403, ...)`` to refuse outright. An identity from this hook is
     treated like a cookie (ambient): unsafe requests need the ``_xsrf`` cookie echoed in
-    ``X-XSRFToken`` and other origins are refused. Browsers that nobody identifies are sent to
+    ``X-XSRFToken`` and other origins are refused. Return ``carme.auth.AuthResult(user,
+    by_token=True)`` instead when the credential is one a browser never sends by itself (an
+    ``Authorization`` header): that request skips the Origin and XSRF checks, as one carrying
+    carme's own token does. Browsers that nobody identifies are sent to
     the ``login_url`` setting (an embedding product's own sign-in page) or carme's ``/login``.
     """
 

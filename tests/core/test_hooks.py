@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carme import create_app, hookimpl
 from carme.app import RouteConflictError
-from carme.auth import User
+from carme.auth import AuthResult, User
 from carme.config import Setting
 from carme.errors import ApiError
 from carme.hooks import hookspec
@@ -76,6 +76,31 @@ def test_hook_carme_register_settings(root: Path) -> None:
     app = create_app(str(root), plugins=[Settings()], extensions=[], settings={"tuned": {"depth": 4}})
     assert app.server.settings.section("tuned") == {"depth": 4}
     assert app.server.settings.specs["tuned.depth"].help == "How deep"
+
+
+def test_hook_carme_extra_settings(root: Path) -> None:
+    class Derived:
+        name = "derived"
+
+        @hookimpl
+        def carme_register_settings(self) -> list[Setting]:
+            return [Setting("where", str, "", "Where from")]
+
+        @hookimpl
+        def carme_extra_settings(self, environ: dict[str, str]) -> dict[str, Any] | None:
+            if "SPAWNED_AT" not in environ:
+                return None
+            return {"base_url": environ["SPAWNED_AT"], "derived.where": "spawner", "port": 9001}
+
+    environ = {"SPAWNED_AT": "/user/ann/", "CARME_PORT": "9000"}
+    app = create_app(str(root), plugins=[Derived()], extensions=[], config_files=False, environ=environ,
+                     settings={"derived.where": "caller"})
+    settings = app.server.settings
+    # Over CARME_* variables, under create_app's arguments.
+    assert (settings["base_url"], settings["port"], settings["derived.where"]) == ("/user/ann/", 9001, "caller")
+    assert settings.source("base_url") == "extension settings"
+    plain = create_app(str(root), plugins=[Derived()], extensions=[], config_files=False, environ={})
+    assert plain.server.settings["base_url"] == "/"
 
 
 def test_setting_declared_twice_names_the_plugin(root: Path) -> None:
@@ -312,6 +337,25 @@ def test_plugin_authenticated_unsafe_requests_need_xsrf(root: Path) -> None:
         assert refused.json()["message"] == "'_xsrf' argument missing from POST"
         xsrf = ada.get("/api/me").cookies["_xsrf"]  # set on any authenticated response
         assert ada.post("/api/events", json=event, headers={"X-XSRFToken": xsrf}).status_code == 204
+
+
+def test_plugin_identity_by_token_skips_xsrf(root: Path) -> None:
+    # A credential a browser never sends by itself (a header) is a token: no XSRF echo needed.
+    class BearerAuth:
+        @hookimpl
+        def carme_user_from_connection(self, server: Server, connection: HTTPConnection) -> AuthResult | None:
+            if connection.headers.get("authorization") == "token ada-secret":
+                return AuthResult(User("ada"), by_token=True)
+            return None
+
+    event = {"schema_id": "https://events.jupyter.org/jupyter_server/contents_service/v1", "version": 1,
+             "data": {"action": "save", "path": "a.txt"}}
+    app = create_app(str(root), token=TOKEN, plugins=[BearerAuth()], extensions=[])
+    with serve(app) as served:
+        posted = httpx.post(served.url + "/api/events", json=event, headers={"Authorization": "token ada-secret"})
+        assert posted.status_code == 204
+        assert httpx.post(served.url + "/api/events", json=event,
+                          headers={"Authorization": "token guess"}).status_code == 403
 
 
 def test_authenticate_sees_websockets(root: Path) -> None:

@@ -27,6 +27,7 @@ TESTS = Path(__file__).resolve().parents[1]
 CORE_SIGNATURES = {
     "carme_before_save": "(server: 'Server', path: 'str', model: 'dict[str, Any]') -> 'Awaitable[None] | None'",
     "carme_contents_manager": "(server: 'Server') -> 'ContentsManager | None'",
+    "carme_extra_settings": "(environ: 'Mapping[str, str]') -> 'dict[str, Any] | None'",
     "carme_kernel_provisioner": "(server: 'Server', spec: 'KernelSpec') -> 'Provisioner | None'",
     "carme_on_contents_changed": "(server: 'Server', action: 'str', path: 'str', source_path: 'str | None') -> "
                                  "'Awaitable[None] | None'",
@@ -45,7 +46,7 @@ CORE_SIGNATURES = {
     "carme_shutdown": "(server: 'Server') -> 'Awaitable[None] | None'",
     "carme_startup": "(server: 'Server') -> 'Awaitable[None] | None'",
     "carme_user_from_connection": "(server: 'Server', connection: 'HTTPConnection') -> "
-                                  "'Awaitable[User | None] | User | None'",
+                                  "'Awaitable[User | AuthResult | None] | User | AuthResult | None'",
 }
 
 # The grammar of carme.hooks; a firstresult hook names the thing it returns, every other hook
