@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .events import EventSchema
     from .kernels.kernel import Kernel
     from .kernels.provisioner import Provisioner
-    from .kernels.specs import KernelSpec
+    from .kernels.specs import KernelSpec, KernelSpecManager
     from .server import Server
 
 PROJECT = "carme"
@@ -219,6 +219,17 @@ def carme_contents_manager(server: Server) -> ContentsManager | None:
 
     Called once at start-up. The built-in file-system manager answers last, so an extension that
     returns one replaces it. Return None to leave the choice to others.
+    """
+
+
+@hookspec(firstresult=True)
+def carme_kernel_spec_manager(server: Server) -> KernelSpecManager | None:
+    """Return the kernelspec manager that serves /api/kernelspecs and names the specs kernels start from.
+
+    Called once at start-up. The built-in one (the Jupyter data paths) answers last, so an
+    extension that returns one replaces it: the gateway extension lists the specs of a remote
+    Jupyter Enterprise Gateway. Its methods are called off the event loop (in a worker thread),
+    so they may block on I/O. Return None to leave the choice to others.
     """
 
 

@@ -67,7 +67,7 @@ async def start_kernel(request: Request) -> Response:
     except NoSuchKernelSpec as exc:
         raise bad_request(f"{exc}: no kernelspec of that name is installed") from None
     except KernelStartError as exc:
-        raise ApiError(500, f"Kernel failed to start: {exc}", "Internal Server Error") from None
+        raise ApiError(exc.status, f"Kernel failed to start: {exc}", exc.reason or "Internal Server Error") from None
     response = JSONResponse(kernel.model(), status_code=201)
     response.headers["Location"] = base_path(request.scope) + "api/kernels/" + quote(kernel.id)
     return response
@@ -104,7 +104,8 @@ async def restart_kernel(request: Request) -> Response:
     try:
         await server_of(request).kernels.restart_kernel(kernel.id)
     except (KernelDeadError, KernelStartError, NoSuchKernel) as exc:
-        raise ApiError(500, f"Exception restarting kernel: {exc}", "Internal Server Error") from None
+        status, reason = (exc.status, exc.reason) if isinstance(exc, KernelStartError) else (500, None)
+        raise ApiError(status, f"Exception restarting kernel: {exc}", reason or "Internal Server Error") from None
     return JSONResponse(kernel.model())
 
 

@@ -71,7 +71,10 @@ def kernel_fields(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def not_available(name: str | None, exc: Exception) -> Response:
-    """jupyter_server's 501 for a kernel that cannot be started (JupyterLab shows short_message)."""
+    """jupyter_server's 501 for a kernel that cannot be started (JupyterLab shows short_message);
+    a start refused with a status of its own (a gateway that is down: 503) keeps it."""
+    if isinstance(exc, KernelStartError) and exc.status != 500:
+        raise ApiError(exc.status, f"The '{name}' kernel could not be started: {exc}", exc.reason)
     if isinstance(exc, NoSuchKernelSpec):
         message = (f"The '{name}' kernel is not available. Please pick another suitable kernel instead, "
                    "or install that kernel.")

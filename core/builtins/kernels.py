@@ -65,9 +65,14 @@ def carme_register_settings() -> list[Setting]:
     ]
 
 
+@hookimpl(trylast=True)
+def carme_kernel_spec_manager(server: Server) -> KernelSpecManager:
+    return KernelSpecManager(server.settings["default_kernel_name"])
+
+
 @hookimpl
 def carme_startup(server: Server) -> None:
-    server.kernelspecs = KernelSpecManager(server.settings["default_kernel_name"])
+    server.kernelspecs = server.hook.carme_kernel_spec_manager(server=server)
     server.kernels = KernelManager(server, server.kernelspecs)
 
 

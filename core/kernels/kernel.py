@@ -79,7 +79,14 @@ class KernelDeadError(RuntimeError):
 
 
 class KernelStartError(RuntimeError):
-    """The kernel could not be launched, exited at start, or did not answer kernel_info in time."""
+    """The kernel could not be launched, exited at start, or did not answer kernel_info in time.
+
+    ``status`` and ``reason``: what a client is answered (from :class:`KernelLaunchError`)."""
+
+    def __init__(self, message: str, status: int = 500, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
 
 
 class KernelInfoTimeoutError(KernelStartError):
@@ -278,7 +285,7 @@ class Kernel:
             try:
                 info = await self.provisioner.launch(self.id, self.spec, self.cwd, self.env, self.session.key, reuse)
             except KernelLaunchError as exc:
-                raise KernelStartError(str(exc)) from None
+                raise KernelStartError(str(exc), exc.status, exc.reason) from None
             except Exception as exc:  # a third-party provisioner failed: same outcome for callers
                 raise KernelStartError(f"the provisioner failed: {type(exc).__name__}: {exc}") from exc
             if self._channels is None or self._channels.info != info:

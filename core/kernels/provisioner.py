@@ -30,7 +30,18 @@ PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_i
 
 
 class KernelLaunchError(RuntimeError):
-    """The kernel process could not be started at all (its program is missing, not executable)."""
+    """The kernel could not be started at all (its program is missing, not executable; a remote
+    service refused or is unreachable).
+
+    ``status`` is the HTTP status a client is answered with (500: the server's fault) and
+    ``reason`` its short phrase: a remote provisioner keeps the remote service's 4xx, or says 503
+    when the service is down.
+    """
+
+    def __init__(self, message: str, status: int = 500, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
 
 
 @runtime_checkable

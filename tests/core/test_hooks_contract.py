@@ -29,6 +29,7 @@ CORE_SIGNATURES = {
     "carme_contents_manager": "(server: 'Server') -> 'ContentsManager | None'",
     "carme_extra_settings": "(environ: 'Mapping[str, str]') -> 'dict[str, Any] | None'",
     "carme_kernel_provisioner": "(server: 'Server', spec: 'KernelSpec') -> 'Provisioner | None'",
+    "carme_kernel_spec_manager": "(server: 'Server') -> 'KernelSpecManager | None'",
     "carme_on_contents_changed": "(server: 'Server', action: 'str', path: 'str', source_path: 'str | None') -> "
                                  "'Awaitable[None] | None'",
     "carme_on_kernel_started": "(server: 'Server', kernel: 'Kernel') -> 'Awaitable[None] | None'",

@@ -1,7 +1,9 @@
-"""The kernel hooks: carme_kernel_provisioner, carme_on_kernel_started, carme_on_kernel_stopped."""
+"""The kernel hooks: carme_kernel_provisioner, carme_kernel_spec_manager, carme_on_kernel_started,
+carme_on_kernel_stopped."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from carme.kernels.connection import ConnectionInfo
 from carme.kernels.kernel import Kernel
 from carme.kernels.message import KernelMessage
 from carme.kernels.provisioner import LocalProvisioner
-from carme.kernels.specs import KernelSpec
+from carme.kernels.specs import KernelSpec, KernelSpecManager
 from carme.server import Server
 
 from tests.environment import isolated
@@ -100,3 +102,28 @@ async def test_hook_carme_on_kernel_stopped(setup: Any) -> None:
     other = await server.kernels.start_kernel("python3")  # the shared kernel stays for the other tests
     await server.kernels.shutdown_kernel(other.id)
     assert recorder.stopped == [other.id]
+
+
+class OneSpec:
+    """Kernelspecs from a folder of the test's own, instead of the Jupyter data paths."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @hookimpl
+    def carme_kernel_spec_manager(self, server: Server) -> KernelSpecManager:
+        return KernelSpecManager("echo", dirs=[str(self.folder)])
+
+
+async def test_hook_carme_kernel_spec_manager(tmp_path: Path) -> None:
+    spec = tmp_path / "kernels" / "echo"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text('{"argv": ["echo", "{connection_file}"], "display_name": "Echo"}')
+    app = create_app(str(tmp_path), token="t", extensions=[], config_files=False, plugins=[OneSpec(tmp_path / "kernels")])
+    await app.server.start()
+    try:
+        models = await asyncio.to_thread(app.server.kernelspecs.models)
+        assert models["default"] == "echo" and "echo" in models["kernelspecs"]  # the built-in's default is python3
+        assert app.server.kernels.specs is app.server.kernelspecs  # kernels start from the same specs
+    finally:
+        await app.server.stop()

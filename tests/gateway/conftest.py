@@ -1,0 +1,39 @@
+"""Fixtures of the gateway tests: one real Enterprise Gateway per test session, carme in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.serving import Served, serve_isolated
+
+from .enterprise_gateway import USER, EnterpriseGateway
+
+# Fast monitoring, as the kernel tests have it, and quick reconnects to a lost gateway.
+FAST = {"kernel_poll_interval": 0.2, "kernel_info_timeout": 60.0, "shutdown_wait_time": 4.0}
+TAG = "made-by-carme"
+
+
+def gateway_settings(gateway: EnterpriseGateway, **more: Any) -> dict[str, Any]:
+    return {**FAST, "gateway.url": gateway.url, "gateway.username": USER, "gateway.env": {"KERNEL_TEST_TAG": TAG},
+            "gateway.retry_interval": 0.2, "gateway.retry_max": 3, **more}
+
+
+@pytest.fixture(scope="session")
+def enterprise_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnterpriseGateway]:
+    gateway = EnterpriseGateway(tmp_path_factory.mktemp("enterprise-gateway"))
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def gserved(enterprise_gateway: EnterpriseGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """carme (gateway and widgets extensions) whose kernels run on the session's gateway."""
+    with serve_isolated(tmp_path_factory.mktemp("carme-on-gateway"), extensions=["gateway", "widgets"],
+                        settings=gateway_settings(enterprise_gateway)) as running:
+        yield running

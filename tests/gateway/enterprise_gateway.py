@@ -1,0 +1,99 @@
+"""A real Jupyter Enterprise Gateway on 127.0.0.1 for the tests, run from a throwaway venv of its
+own (``bench/.anchor-gateway-venv``, made with uv on first use, shared with bench/): EG pins its
+own jupyter_server (1.x) and jupyter_client, which must never enter carme's environment.
+
+It launches local ipykernel kernels (its venv has ipykernel and ipywidgets), in an isolated Jupyter
+environment; :meth:`EnterpriseGateway.kill` crashes it (its kernels with it, as pods are lost when a
+real gateway restarts) and :meth:`EnterpriseGateway.start` brings it back on the same port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from bench.servers import HERE as BENCH, ensure_anchor, free_port
+from tests.environment import isolated_environ
+from tests.polling import wait_until
+
+VENV = BENCH / ".anchor-gateway-venv"
+# EG 3.3 runs on jupyter_server 1.24 and jupyter_client 6/7; uv resolves the rest from these.
+REQUIREMENTS = ["jupyter_enterprise_gateway==3.3.0", "ipykernel>=6.29,<7", "ipywidgets>=8.1"]
+USER = "carme-test"  # KERNEL_USERNAME: EG refuses kernels for root, which CI runs as
+START_S = 60.0
+
+
+def children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (the kernels EG launched in sessions of their own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+class EnterpriseGateway:
+    """One EG process (restartable on its port); ``url`` is its base URL."""
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+        self.python = ensure_anchor(VENV, REQUIREMENTS)
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start it and wait until it answers /api."""
+        self.starts += 1
+        log = (self.home / f"eg-{self.starts}.log").open("wb")
+        env = {**isolated_environ(self.home), "EG_KERNEL_LAUNCH_TIMEOUT": "60", **self.extra_env}
+        command = [str(self.python.parent / "jupyter-enterprisegateway"), "--ip=127.0.0.1", f"--port={self.port}",
+                   "--port_retries=0", "--log-level=WARN"]
+        with log:
+            self.proc = subprocess.Popen(command, cwd=self.home, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the gateway exited: {(self.home / f'eg-{self.starts}.log').read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                return httpx.get(f"{self.url}/api", timeout=5).status_code == 200
+            return False
+
+        wait_until(up, "Enterprise Gateway to answer /api", timeout=START_S, interval=0.1)
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL) and its kernels with it: it comes back knowing none of them."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        kernels = children(self.proc.pid)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        for pid in kernels:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop it politely (it shuts its kernels down); SIGKILL if that takes too long."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kernel(self, kernel_id: str) -> httpx.Response:
+        """The gateway's own answer about a kernel (200 with its model, or 404)."""
+        return httpx.get(f"{self.url}/api/kernels/{kernel_id}", timeout=10)
