@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("carme.cli")
 
-PORT_RETRIES = 50  # as jupyter_server: the next ports are tried when the port is taken
 
 
 CORE_COMMANDS = ("serve", "extension", "config")
@@ -60,6 +59,9 @@ class Command:
     help: str
     run: Callable[[argparse.Namespace], int]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    # True: arguments the parser does not know are handed over in ``args.unknown_args`` instead
+    # of being an error (`carme singleuser` gets jupyter_server flags from a hub's Spawner.args).
+    accepts_unknown_args: bool = False
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,10 +171,11 @@ def _is_loopback(ip: str) -> bool:
         return False
 
 
-def bind(ip: str, port: int) -> socket.socket:
-    """A listening socket on ``ip``: ``port``, or one of the next ports when it is taken."""
+def bind(ip: str, port: int, retries: int = 50) -> socket.socket:
+    """A listening socket on ``ip``: ``port``, or one of the next ``retries`` ports when it is
+    taken (as jupyter_server's ``port_retries``)."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    tries = 1 if port == 0 else PORT_RETRIES + 1
+    tries = 1 if port == 0 else retries + 1
     for candidate in range(port, port + tries):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -187,7 +190,8 @@ def bind(ip: str, port: int) -> socket.socket:
         sock.listen(2048)
         sock.set_inheritable(True)
         return sock
-    raise ConfigError(f"ports {port}-{port + tries - 1} on {ip} are all in use; pick another with --port")
+    taken = f"port {port} on {ip} is" if tries == 1 else f"ports {port}-{port + tries - 1} on {ip} are all"
+    raise ConfigError(f"{taken} in use; pick another with --port")
 
 
 def make_uvicorn(app: CarmeApp, log_level: str) -> uvicorn.Server:
@@ -273,7 +277,7 @@ def serve_app(app: CarmeApp, log_level: str = "INFO") -> int:
     if server.auth.allow_remote_access is None:
         # DNS-rebinding defence (jupyter_server's check_host) when only local clients can connect.
         server.auth.allow_remote_access = not _is_loopback(ip)
-    sock = bind("127.0.0.1" if ip == "localhost" else ip, server.settings["port"])
+    sock = bind("127.0.0.1" if ip == "localhost" else ip, server.settings["port"], server.settings["port_retries"])
     uv_server = make_uvicorn(app, log_level)
     with asyncio.Runner(loop_factory=uv_server.config.get_loop_factory()) as runner:
         return runner.run(_run(app, uv_server, sock, server.settings["open_browser"]))
@@ -307,7 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"carme: {exc}", file=sys.stderr)
         return 3
     parser = build_parser(list(extra.values()))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not (args.command in extra and extra[args.command].accepts_unknown_args):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.unknown_args = unknown
     try:
         if args.command in extra:
             return extra[args.command].run(args)

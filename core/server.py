@@ -125,6 +125,12 @@ class Server:
         """Record API activity (for /api/status and idle shutdown)."""
         self.last_activity = utcnow()
 
+    def latest_activity(self) -> datetime:
+        """The newest of the last API activity and every kernel's last message (/api/status's
+        ``last_activity``, as jupyter_server's ``web_app.last_activity()``; a hub's culler reads it)."""
+        kernels = self.services.get("kernels")
+        return max([self.last_activity, *(kernel.last_activity for kernel in kernels or ())])
+
     async def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call a notification hook on every plugin, awaiting async ones; errors are logged."""
         for name in self.plugins.implementers(hook_name):

@@ -35,7 +35,7 @@ async def api_status(request: Request) -> Response:
     return JSONResponse({
         "connections": kernels.connection_count(),
         "kernels": len(kernels),
-        "last_activity": isoformat(server.last_activity),
+        "last_activity": isoformat(server.latest_activity()),
         "started": isoformat(server.started),
     })
 

@@ -1,0 +1,77 @@
+"""Activity reports to the hub, so its idle culler sees a busy server as busy.
+
+The last activity is the newest of the server's (the last authenticated request other than
+/api/status) and every kernel's (the last message it sent). It is POSTed to the hub's activity URL
+at start and then every ``hub.activity_interval`` seconds (±10 %, so a hub's servers do not all
+report at once), only when it is newer than the last report; a failed report is retried with
+backoff for up to a minute, then waits for the next round, as jupyterhub-singleuser does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from carme.jsonutil import isoformat
+
+if TYPE_CHECKING:
+    from carme.server import Server
+
+    from .service import HubService
+
+log = logging.getLogger("carme.hub.activity")
+
+RETRY_SECONDS = 60
+
+
+class ActivityReporter:
+    """Posts the server's last activity to the hub until stopped."""
+
+    def __init__(self, server: Server, hub: HubService) -> None:
+        self.server = server
+        self.hub = hub
+        self.reported: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.hub.activity_url and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="carme-hub-activity")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def report(self) -> bool:
+        """One report if there is news; whether the hub has the newest activity now."""
+        when = self.server.latest_activity()
+        if self.reported is not None and when <= self.reported:
+            return True
+        delay = 1.0
+        waited = 0.0
+        while True:
+            try:
+                await self.hub.client.post_activity(self.hub.activity_url, self.hub.server_name, isoformat(when))
+            except OSError as exc:
+                if waited >= RETRY_SECONDS:
+                    log.error("activity report failed, trying again in %d s: %s", self.hub.activity_interval, exc)
+                    return False
+                log.warning("activity report failed (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 15)
+                continue
+            self.reported = when
+            return True
+
+    async def _run(self) -> None:
+        while True:
+            await self.report()
+            interval = self.hub.activity_interval
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))

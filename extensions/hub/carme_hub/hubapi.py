@@ -1,0 +1,118 @@
+"""The hub's REST API as this server uses it: who owns a token, the OAuth code exchange, activity.
+
+One :class:`HubClient` per server (published as ``server.services["hub"].client``). Token
+lookups are cached for ``cache_seconds``, "nobody" included, keyed by the token's hash, so a
+page's burst of requests costs the hub one call; a revoked token works until its entry expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from carme.errors import ApiError
+
+log = logging.getLogger("carme.hub.api")
+
+CACHE_LIMIT = 10_000  # entries; past it the expired ones are dropped
+
+
+@dataclass(frozen=True)
+class HubIdentity:
+    """The hub's model of a token's owner (``GET /hub/api/user``): what this server needs of it."""
+
+    name: str
+    admin: bool
+    scopes: frozenset[str]
+
+
+class HubClient:
+    """Calls the hub's API with this server's own token."""
+
+    def __init__(self, api_url: str, token: str, cache_seconds: float) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.cache_seconds = cache_seconds
+        self.hub_version = ""
+        self._cache: dict[str, tuple[float, HubIdentity | None]] = {}
+        self._http = httpx.AsyncClient(timeout=30)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        """One call; an unreachable hub is a 500 naming it, a hub error 502 (as HubAuth answers)."""
+        headers = {"Authorization": f"token {token or self.token}"}
+        try:
+            response = await self._http.request(method, self.api_url + path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            log.error("cannot reach the hub at %s: %s", self.api_url, exc)
+            raise ApiError(500, f"Failed to connect to the hub API at {self.api_url}", "Hub unreachable") from exc
+        if response.status_code >= 500:
+            raise ApiError(502, f"The hub answered {response.status_code} to {method} {path}", "Bad Gateway")
+        return response
+
+    async def wait_for_hub(self, tries: int = 5) -> None:
+        """Reach the hub at start (as jupyterhub-singleuser: up to 5 tries, backing off), and learn
+        its version for the ``X-JupyterHub-Version`` header; raises when it never answers."""
+        for attempt in range(tries):
+            try:
+                response = await self._http.get(self.api_url)
+            except httpx.HTTPError as exc:
+                if attempt == tries - 1:
+                    raise RuntimeError(f"the hub API at {self.api_url} does not answer: {exc}") from exc
+                log.warning("the hub API at %s does not answer yet (%s); retrying", self.api_url, exc)
+                await asyncio.sleep(min(2 ** attempt, 16))
+                continue
+            self.hub_version = response.headers.get("x-jupyterhub-version", "")
+            return
+
+    async def identify(self, token: str) -> HubIdentity | None:
+        """The owner of ``token`` as the hub knows it, or None when the hub does not accept it."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        response = await self._request("GET", "/user", token=token)
+        identity = None
+        if response.status_code == 200:
+            model = response.json()
+            if model.get("kind", "user") == "user" and isinstance(model.get("name"), str):
+                identity = HubIdentity(model["name"], bool(model.get("admin")), frozenset(model.get("scopes") or ()))
+        elif response.status_code not in (401, 403):
+            raise ApiError(500, f"The hub answered {response.status_code} when asked who owns a token",
+                           "Hub error")
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        self._cache[key] = (now + self.cache_seconds, identity)
+        return identity
+
+    async def exchange_code(self, client_id: str, code: str, redirect_uri: str, verifier: str) -> str:
+        """Trade an OAuth code for the visitor's access token (this server's token is the secret)."""
+        response = await self._request("POST", "/oauth2/token", data={
+            "client_id": client_id, "client_secret": self.token, "grant_type": "authorization_code",
+            "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier})
+        if response.status_code != 200:
+            raise ApiError(500, f"The hub refused the OAuth code ({response.status_code}): {response.text[:200]}",
+                           "OAuth code refused")
+        token = response.json().get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ApiError(500, "The hub's OAuth answer has no access_token", "OAuth code refused")
+        return token
+
+    async def post_activity(self, url: str, server_name: str, when: str) -> None:
+        """Tell the hub when this server was last active (the body jupyterhub-singleuser sends)."""
+        body = {"servers": {server_name: {"last_activity": when}}, "last_activity": when}
+        try:
+            response = await self._http.post(url, json=body, headers={"Authorization": f"token {self.token}"})
+        except httpx.HTTPError as exc:
+            raise OSError(f"cannot reach the hub at {url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise OSError(f"the hub answered {response.status_code} to the activity report: {response.text[:200]}")

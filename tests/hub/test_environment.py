@@ -1,0 +1,70 @@
+"""The spawner's environment as settings, and the scope check, without a hub running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carme import create_app
+from carme.config import ConfigError
+from carme_hub.environment import settings_from_environ
+from carme_hub.scopes import grants_access
+
+SPAWNED = {
+    "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
+    "JUPYTERHUB_API_TOKEN": "server-token",
+    "JUPYTERHUB_BASE_URL": "/",
+    "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/work/",
+    "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:41234/user/alice/work/",
+    "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice-work",
+    "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/work/oauth_callback",
+    "JUPYTERHUB_OAUTH_ACCESS_SCOPES": '["access:servers!server=alice/work", "access:servers!user=alice"]',
+    "JUPYTERHUB_USER": "alice",
+    "JUPYTERHUB_SERVER_NAME": "work",
+    "JUPYTERHUB_ACTIVITY_URL": "http://127.0.0.1:8081/hub/api/users/alice/activity",
+    "JUPYTERHUB_DEFAULT_URL": "/lab/tree/start.ipynb",
+}
+
+
+def test_carme_serve_under_a_hub_takes_the_spawners_environment(root: Path) -> None:
+    settings = create_app(str(root), environ=SPAWNED, config_files=False).server.settings
+    assert (settings["base_url"], settings["ip"], settings["port"], settings["port_retries"]) == \
+        ("/user/alice/work/", "127.0.0.1", 41234, 0)
+    assert settings["login_url"] == "/user/alice/work/oauth_login"
+    assert settings["default_url"] == "/lab/tree/start.ipynb"
+    assert settings["open_browser"] is False
+    hub = settings.section("hub")
+    assert hub["access_scopes"] == ["access:servers!server=alice/work", "access:servers!user=alice"]
+    assert (hub["user"], hub["server_name"], hub["client_id"], hub["hub_prefix"]) == \
+        ("alice", "work", "jupyterhub-user-alice-work", "/hub/")
+    # Not under a hub: nothing changes.
+    assert create_app(str(root), environ={}, config_files=False).server.settings["base_url"] == "/"
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1/user/alice/", "names no port"),
+    ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", "access:servers", "not a JSON list"),
+    ("JUPYTERHUB_ACTIVITY_INTERVAL", "often", "not a number"),
+])
+def test_a_malformed_variable_is_named(variable: str, value: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=f"{variable} .*{named}"):
+        settings_from_environ({**SPAWNED, variable: value})
+
+
+ACCESS = ["access:servers!server=alice/", "access:servers!user=alice"]
+
+
+@pytest.mark.parametrize(("held", "granted"), [
+    (["access:servers"], True),
+    (["access:servers!user=alice"], True),
+    (["access:servers!server=alice/"], True),
+    (["read:users:name!user=alice", "access:servers!server=alice/"], True),
+    (["access:servers!server=alice/other"], False),
+    (["access:servers!user=bob"], False),
+    (["access:servers!group=class"], False),  # groups need the hub's database
+    (["admin:servers"], False),
+    ([], False),
+])
+def test_scopes_grant_access_as_jupyterhub_singleuser(held: list[str], granted: bool) -> None:
+    assert grants_access(held, ACCESS) is granted

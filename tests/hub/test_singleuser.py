@@ -1,0 +1,72 @@
+"""carme as the single-user server of a real JupyterHub (with configurable-http-proxy), through
+the hub's proxy as users reach it: hub tokens, scopes, the OAuth redirects and their checks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+
+from tests.hub.hubenv import CARME, Hub, auth
+
+
+def test_hub_token_works_on_the_rest_api(hub: Hub, alice: str) -> None:
+    token = hub.token("alice")
+    with httpx.Client(base_url=alice, headers=auth(token), timeout=60) as client:
+        status = client.get("api/status")
+        assert status.status_code == 200
+        assert set(status.json()) == {"started", "last_activity", "kernels", "connections"}
+        assert status.headers["x-jupyterhub-version"] == httpx.get(hub.url + "/hub/api").json()["version"]
+        assert client.get("api/me").json()["identity"]["username"] == "alice"
+        # A token is no ambient credential: no XSRF echo needed for a write.
+        created = client.post("api/contents", json={"type": "file", "ext": ".txt"})
+        assert created.status_code == 201, created.text
+        assert created.json()["path"] in [item["path"] for item in client.get("api/contents").json()["content"]]
+    # No credentials, or one the hub does not know: 403 JSON naming why, never a redirect.
+    nobody = httpx.get(alice + "api/contents", headers={"Accept": "text/html"})
+    assert nobody.status_code == 403 and nobody.json()["message"]
+    assert httpx.get(alice + "api/contents", headers=auth("not-a-hub-token")).status_code == 403
+
+
+def test_other_users_get_403(hub: Hub, alice: str) -> None:
+    hub.start_server("bob")
+    bob = hub.token("bob")
+    refused = httpx.get(alice + "api/contents", headers=auth(bob))
+    assert refused.status_code == 403
+    assert "bob" in refused.json()["message"]
+    assert httpx.get(alice + "lab", headers=auth(bob)).status_code == 403
+    # bob's own server is his.
+    assert httpx.get(hub.url + "/user/bob/api/contents", headers=auth(bob)).status_code == 200
+
+
+def test_browser_without_cookie_goes_to_the_hub(hub: Hub, alice: str) -> None:
+    page = httpx.get(alice + "lab", headers={"Accept": "text/html"})
+    assert page.status_code == 302
+    login = page.headers["location"]
+    assert login.startswith("/user/alice/oauth_login?next=")
+    to_hub = httpx.get(hub.url + login)
+    assert to_hub.status_code == 302
+    authorize = urlparse(to_hub.headers["location"])
+    assert authorize.path == "/hub/api/oauth2/authorize"
+    query = parse_qs(authorize.query)
+    assert query["client_id"] == ["jupyterhub-user-alice"]
+    assert query["redirect_uri"] == ["/user/alice/oauth_callback"]
+    assert query["code_challenge_method"] == ["S256"]
+    state_cookie = to_hub.headers["set-cookie"]
+    assert state_cookie.startswith(f"jupyterhub-user-alice-oauth-state-{query['state'][0]}=")
+    assert "HttpOnly" in state_cookie and "Path=/user/alice/" in state_cookie
+    # The callback checks what it is given.
+    callback = alice + "oauth_callback"
+    assert httpx.get(callback).status_code == 400
+    forged = httpx.get(callback, params={"code": "x", "state": query["state"][0]})  # no state cookie
+    assert forged.status_code == 403 and forged.json()["message"].startswith("oauth state does not match")
+    assert httpx.get(callback, params={"error": "access_denied"}).status_code == 400
+
+
+def test_singleuser_needs_the_hub_environment() -> None:
+    done = subprocess.run([CARME, "singleuser"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert done.returncode == 2
+    assert re.search(r"JUPYTERHUB_SERVICE_URL is not set", done.stderr)
