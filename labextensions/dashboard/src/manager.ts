@@ -1,15 +1,15 @@
 /**
  * The widget manager of a dashboard page: JupyterLab's KernelWidgetManager (it restores the
  * kernel's widget state with jupyter.widget.control request_states and follows comm opens),
- * plus a signal per registered model, so views wait for models that are not there yet, and
- * third-party widget modules loaded on first use from the federated labextensions.
+ * plus a signal per model once it is ready to be shown, so views wait for models that are not
+ * there yet, and third-party widget modules loaded on first use from the federated labextensions.
  */
 import * as base from '@jupyter-widgets/base';
 import { KernelWidgetManager } from '@jupyter-widgets/jupyterlab-manager/lib/manager';
 import { JUPYTER_CONTROLS_VERSION } from '@jupyter-widgets/controls/lib/version';
 import { OUTPUT_WIDGET_VERSION } from '@jupyter-widgets/output';
 import { type IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { type Kernel } from '@jupyterlab/services';
+import { type Kernel, type KernelMessage } from '@jupyterlab/services';
 import { type ISignal, Signal } from '@lumino/signaling';
 
 /** Loads the widget module `moduleName` from wherever it can (a federated labextension). */
@@ -25,11 +25,38 @@ export class DashboardWidgetManager extends KernelWidgetManager {
     super(kernel, rendermime);
     this._loader = loader;
     this.registerCoreModules();
+    kernel.iopubMessage.connect((_, msg) => this.settle(msg));
   }
 
-  /** Emitted with a model id as soon as that model is registered (its promise may still be pending). */
-  get modelRegistered(): ISignal<this, string> {
-    return this._modelRegistered;
+  /**
+   * Emitted with a model id once that model may be shown (its promise may still be pending):
+   * restored models at once, models opened by a request once that request is done.
+   */
+  get modelReady(): ISignal<this, string> {
+    return this._modelReady;
+  }
+
+  /** Whether the model `modelId` is registered and may be shown. */
+  isReady(modelId: string): boolean {
+    return this.has_model(modelId) && !this._unsettled.has(modelId);
+  }
+
+  /**
+   * A model opened by the kernel while it handles a request starts with the state of its
+   * constructor; the rest often follows in update messages of the same request (ipympl's
+   * figure gets its toolbar that way). JupyterLab only shows a model when a later display_data
+   * names it; a dashboard page already has the element, so its view waits for the request's
+   * idle status instead, which iopub delivers after every message of that request.
+   */
+  handle_comm_open(comm: base.IClassicComm, msg: KernelMessage.ICommOpenMsg): Promise<base.WidgetModel> {
+    const request = (msg.parent_header as Partial<KernelMessage.IHeader>)?.msg_id;
+    if (request) {
+      this._unsettled.add(comm.comm_id);
+      const opened = this._openedBy.get(request) ?? [];
+      opened.push(comm.comm_id);
+      this._openedBy.set(request, opened);
+    }
+    return super.handle_comm_open(comm, msg);
   }
 
   register(data: base.IWidgetRegistryData): void {
@@ -39,7 +66,9 @@ export class DashboardWidgetManager extends KernelWidgetManager {
 
   register_model(model_id: string, modelPromise: Promise<base.WidgetModel>): void {
     super.register_model(model_id, modelPromise);
-    this._modelRegistered.emit(model_id);
+    if (!this._unsettled.has(model_id)) {
+      this._modelReady.emit(model_id);
+    }
   }
 
   async loadClass(className: string, moduleName: string, moduleVersion: string): Promise<typeof base.WidgetModel | typeof base.WidgetView> {
@@ -47,6 +76,25 @@ export class DashboardWidgetManager extends KernelWidgetManager {
       await this._loader.loadModule(moduleName, name => this._modules.has(name));
     }
     return super.loadClass(className, moduleName, moduleVersion);
+  }
+
+  /** The models opened by a request that is now done become ready. */
+  private settle(msg: KernelMessage.IIOPubMessage): void {
+    if (msg.header.msg_type !== 'status' || (msg.content as { execution_state?: string }).execution_state !== 'idle') {
+      return;
+    }
+    const request = (msg.parent_header as Partial<KernelMessage.IHeader>)?.msg_id;
+    const opened = request ? this._openedBy.get(request) : undefined;
+    if (!request || !opened) {
+      return;
+    }
+    this._openedBy.delete(request);
+    for (const modelId of opened) {
+      this._unsettled.delete(modelId);
+      if (this.has_model(modelId)) {
+        this._modelReady.emit(modelId);
+      }
+    }
   }
 
   /** The modules JupyterLab's widget manager plugin registers: base, controls (lazily) and output. */
@@ -88,5 +136,9 @@ export class DashboardWidgetManager extends KernelWidgetManager {
 
   private _loader: IWidgetModuleLoader;
   private _modules = new Set<string>();
-  private _modelRegistered = new Signal<this, string>(this);
+  private _modelReady = new Signal<this, string>(this);
+  /** Models opened by a request whose idle status has not come yet. */
+  private _unsettled = new Set<string>();
+  /** The models each such request opened, by its msg_id. */
+  private _openedBy = new Map<string, string[]>();
 }

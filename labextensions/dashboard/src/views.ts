@@ -20,7 +20,7 @@ export class WidgetViews {
       return;
     }
     setState(element, 'waiting');
-    if (this._manager && this._manager.has_model(modelId)) {
+    if (this._manager && this._manager.isReady(modelId)) {
       void this.show(this._manager, element, modelId);
       return;
     }
@@ -39,9 +39,9 @@ export class WidgetViews {
   /** Start showing views with `manager`: the waiting elements first. */
   attach(manager: DashboardWidgetManager): void {
     this._manager = manager;
-    manager.modelRegistered.connect((_, modelId) => this.release(modelId));
+    manager.modelReady.connect((_, modelId) => this.release(modelId));
     for (const modelId of [...this._waiting.keys()]) {
-      if (manager.has_model(modelId)) {
+      if (manager.isReady(modelId)) {
         this.release(modelId);
       }
     }
