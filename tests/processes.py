@@ -111,3 +111,18 @@ def pid_alive(pid: int) -> bool:
         if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
             return False
     return True
+
+
+def kernel_processes(kernel_id: str) -> list[int]:
+    """Pids of the live processes whose command line names the kernel's connection file
+    (``kernel-<id>.json``): the kernel a carme somewhere started, found without asking it."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"kernel-{kernel_id}.json".encode() in cmdline and pid_alive(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids

@@ -4,14 +4,13 @@ its own culler, which stops every idle server on it: the other hub tests must no
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.hub.hubenv import Hub, auth, ensure_hub_env, start_hub
 from tests.polling import wait_until
-from tests.processes import pid_alive
+from tests.processes import kernel_processes, pid_alive
 
 IDLE_SECONDS = 3
 
@@ -34,26 +33,9 @@ def test_the_idle_culler_culls_an_idle_server_and_its_kernels(culled_hub: Hub) -
     token = culled_hub.token("dave")
     with httpx.Client(base_url=url, headers=auth(token), timeout=60) as client:
         kernel = client.post("api/kernels", json={"name": "python3"}).json()
-        # The kernel's process: its connection file names no pid, so ask /proc who runs it.
-        pid = kernel_pid(kernel["id"])
+        # The kernel's process, found by its command line (the server is asked nothing more).
+        [pid] = wait_until(lambda: kernel_processes(kernel["id"]), "the kernel's process")
     assert pid_alive(pid)
     wait_until(lambda: culled_hub.server_model("dave") is None, "dave's idle server culled", timeout=90)
     culled_hub.process.wait_for(r"Culling server dave")
     wait_until(lambda: not pid_alive(pid), "the kernel gone with its server")
-
-
-def kernel_pid(kernel_id: str) -> int:
-    """The pid of the ipykernel process started for ``kernel_id`` (its command line names its
-    connection file, kernel-<id>.json)."""
-    def find() -> int | None:
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    cmdline = (proc / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if f"kernel-{kernel_id}".encode() in cmdline:
-                    return int(proc.name)
-        return None
-
-    return wait_until(find, f"the process of kernel {kernel_id}")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from carme.events import KERNEL_ACTIONS_SCHEMA
-from tests.processes import pid_alive
+from tests.processes import kernel_processes, pid_alive
 from tests.serving import AUTH, Served
 
 
@@ -165,20 +165,6 @@ def test_a_client_chosen_kernel_id_is_used_and_an_existing_one_returned(http: ht
                                                 "kernel": {"id": "x"}}).status_code == 400
     finally:
         assert http.delete(f"/api/kernels/{chosen}").status_code == 204
-
-
-def kernel_processes(kernel_id: str) -> list[int]:
-    """Pids of processes whose command line names the kernel's connection file."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if f"kernel-{kernel_id}.json".encode() in cmdline and pid_alive(int(entry.name)):
-                pids.append(int(entry.name))
-    return pids
 
 
 async def test_two_requests_starting_the_same_kernel_id_start_one_kernel(kserved: Served) -> None:
