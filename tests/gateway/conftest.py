@@ -9,7 +9,7 @@ import pytest
 
 from tests.serving import Served, serve_isolated
 
-from .enterprise_gateway import USER, EnterpriseGateway
+from .enterprise_gateway import USER, EnterpriseGateway, running_gateway
 
 # Fast monitoring, as the kernel tests have it, and quick reconnects to a lost gateway.
 FAST = {"kernel_poll_interval": 0.2, "kernel_info_timeout": 60.0, "shutdown_wait_time": 4.0}
@@ -23,12 +23,8 @@ def gateway_settings(gateway: EnterpriseGateway, **more: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def enterprise_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnterpriseGateway]:
-    gateway = EnterpriseGateway(tmp_path_factory.mktemp("enterprise-gateway"))
-    gateway.start()
-    try:
+    with running_gateway(tmp_path_factory.mktemp("enterprise-gateway")) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -97,3 +98,14 @@ class EnterpriseGateway:
     def kernel(self, kernel_id: str) -> httpx.Response:
         """The gateway's own answer about a kernel (200 with its model, or 404)."""
         return httpx.get(f"{self.url}/api/kernels/{kernel_id}", timeout=10)
+
+
+@contextlib.contextmanager
+def running_gateway(home: Path) -> Iterator[EnterpriseGateway]:
+    """An Enterprise Gateway started in ``home`` for the block, stopped after it."""
+    gateway = EnterpriseGateway(home)
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

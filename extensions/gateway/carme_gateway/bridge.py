@@ -68,6 +68,7 @@ class Bridge:
         self._connected = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._closer: asyncio.Future[None] | None = None  # closing the websocket of a lost kernel
         self._sockets: dict[str, zmq.Socket[Any]] = {}
         kinds = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB, "hb": zmq.REP}
         ports: dict[str, int] = {}
@@ -118,8 +119,8 @@ class Bridge:
             log.warning("%s: %s", self.label, error.message)
             self.lost = error
         self._connected.set()  # wake waiters; they see ``lost``
-        if self._ws is not None:
-            asyncio.ensure_future(self._ws.close())
+        if self._ws is not None and self._closer is None:
+            self._closer = asyncio.ensure_future(self._ws.close())
 
     async def close(self) -> None:
         """Stop every task, close the websocket and the sockets."""

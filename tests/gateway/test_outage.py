@@ -1,0 +1,103 @@
+"""The gateway going away: kernels culled there, the gateway crashing and coming back, the
+gateway down. carme reports dead kernels, answers 503 with the gateway's words, never hangs.
+
+A gateway of this module's own: these tests kill it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.kernels.wsclient import Client, Msg
+from tests.polling import wait_until
+from tests.serving import Served, serve_isolated
+
+from .conftest import gateway_settings
+from .enterprise_gateway import EnterpriseGateway, running_gateway
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnterpriseGateway]:
+    with running_gateway(tmp_path_factory.mktemp("enterprise-gateway-outage")) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def served(gateway: EnterpriseGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    # Asks the gateway every half second whether it still knows each kernel.
+    settings = gateway_settings(gateway, **{"gateway.check_interval": 0.5})
+    with serve_isolated(tmp_path_factory.mktemp("carme-outage"), extensions=["gateway"], settings=settings) as running:
+        yield running
+
+
+@pytest.fixture
+def http(served: Served) -> Iterator[httpx.Client]:
+    with served.client(timeout=120) as c:
+        yield c
+
+
+def start(http: httpx.Client) -> str:
+    response = http.post("/api/kernels", json={"name": "python3"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def is_dead(msg: Msg) -> bool:
+    return msg.msg_type == "status" and msg.content.get("execution_state") == "dead"
+
+
+async def dies_for_its_client(served: Served, http: httpx.Client, kernel_id: str, client: Client) -> None:
+    """The client hears ``dead`` and carme forgets the kernel."""
+    await client.wait_for(is_dead, timeout=60)
+    wait_until(lambda: http.get(f"/api/kernels/{kernel_id}").status_code == 404, "carme to forget the dead kernel")
+
+
+async def test_a_kernel_culled_on_the_gateway_is_reported_dead(served: Served, http: httpx.Client,
+                                                               gateway: EnterpriseGateway) -> None:
+    kernel_id = start(http)
+    client = await Client.open(served.ws_url, kernel_id)
+    try:
+        await client.run("x = 1")
+        assert httpx.delete(f"{gateway.url}/api/kernels/{kernel_id}").status_code == 204  # its culler's doing
+        await dies_for_its_client(served, http, kernel_id, client)
+    finally:
+        await client.close()
+
+
+async def test_the_gateway_crashes_and_comes_back(served: Served, http: httpx.Client,
+                                                  gateway: EnterpriseGateway) -> None:
+    kernel_id = start(http)
+    client = await Client.open(served.ws_url, kernel_id)
+    try:
+        await client.run("x = 1")
+        gateway.kill()
+        # While it is down: a clear 503 naming the gateway, at once, for specs and starts alike.
+        for response in (http.post("/api/kernels", json={"name": "python3"}), http.get("/api/kernelspecs"),
+                         http.post("/api/sessions", json={"path": "a.ipynb", "type": "notebook",
+                                                          "kernel": {"name": "python3"}})):
+            assert response.status_code == 503, response.text
+            assert gateway.url in response.json()["message"], response.text
+        gateway.start()  # it knows none of its old kernels
+        await dies_for_its_client(served, http, kernel_id, client)
+    finally:
+        await client.close()
+    # Back in service for new kernels.
+    again = start(http)
+    client = await Client.open(served.ws_url, again)
+    try:
+        assert (await client.run("print(6 * 7)")).strip() == "42"
+    finally:
+        await client.close()
+    assert http.delete(f"/api/kernels/{again}").status_code == 204
+
+
+def test_carme_culls_idle_gateway_kernels(serve_app: Callable[..., Served], gateway: EnterpriseGateway) -> None:
+    served = serve_app(extensions=["gateway"], settings=gateway_settings(
+        gateway, cull_idle_timeout=0.5, cull_interval=0.2))
+    with served.client(timeout=120) as http:
+        kernel_id = start(http)
+        wait_until(lambda: http.get(f"/api/kernels/{kernel_id}").status_code == 404, "carme to cull the idle kernel")
+    # carme forgets it first, then shuts it down on the gateway.
+    wait_until(lambda: gateway.kernel(kernel_id).status_code == 404, "the culled kernel to leave the gateway")
