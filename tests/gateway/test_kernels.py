@@ -120,8 +120,10 @@ async def test_a_client_that_comes_back_gets_what_it_missed(gserved: Served, ker
 async def test_interrupt(gserved: Served, http: httpx.Client, kernel_id: str) -> None:
     client = await Client.open(gserved.ws_url, kernel_id)
     try:
+        # stop_on_error off: the kernel would abort the next tests' requests for a moment after the error.
         msg_id = await client.send("shell", "execute_request", {"code": "import time\nprint('sleeping', flush=True)\n"
-                                                               "time.sleep(120)", "silent": False})
+                                                               "time.sleep(120)", "silent": False,
+                                                               "stop_on_error": False})
         await client.wait_for(lambda m: m.parent_id == msg_id and m.msg_type == "stream")
         assert http.post(f"/api/kernels/{kernel_id}/interrupt").status_code == 204
         reply = await client.wait_for(is_reply_to(msg_id))
