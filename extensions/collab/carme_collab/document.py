@@ -45,8 +45,17 @@ class FileAccess:
     contents: Any  # carme.contents.manager.ContentsManager
     locate: Callable[[], Awaitable[str | None]]  # the file's current path (it follows renames)
     before_write: Callable[[str, dict[str, Any]], Awaitable[None]]  # store flush, carme_before_save
-    matched: Callable[[str | None], Awaitable[None]]  # the disk hash the document now matches
+    matched: Callable[[str | None], None]  # the disk hash the document now matches (recorded in order)
     report: Callable[[str, str], None]  # (action, message): load, save, overwrite, conflict
+
+
+def first_version(kind: DocKind, content: Any) -> bytes:
+    """The document of ``content`` built from nothing, as one update. Deterministic (client id 0):
+    built twice from the same file it is the same Yjs history, so a client holding the one merges
+    cleanly into the other. CPU work on a document of its own: run it in a thread."""
+    source = Doc(client_id=0)
+    kind.new_document(source).set(content)
+    return source.get_update()
 
 
 class Document:
@@ -69,7 +78,6 @@ class Document:
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0
         self._task: asyncio.Task[Any] | None = None
-        self.doc.observe(self._on_change)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -86,9 +94,12 @@ class Document:
         model = await self.access.contents.get(path, content=True, type=self.kind.contents_type,
                                                format=self.kind.read_format(), require_hash=True)
         content = self.kind.from_model(model)
+        initial = None if history else await asyncio.to_thread(first_version, self.kind, content)
         async with self._lock:
-            with self._server_change():
-                if history:
+            # Nobody has joined yet: no change of the load is observed (each observer would
+            # encode or convert the whole document once more); the document is observed after.
+            with self._server_change(), self.room.unobserved():
+                if initial is None:
                     for update in history:
                         self.room.ydoc.apply_update(update)
                     if model["hash"] != stored_hash and await self._differs(content):
@@ -98,13 +109,12 @@ class Document:
                         self.unsaved = True  # edits the store kept but the file has not seen yet
                     self.access.report("load", "content loaded from the store")
                 else:
-                    source = Doc(client_id=0)
-                    await self.kind.new_document(source).aset(content)
-                    self.room.ydoc.apply_update(source.get_update())
+                    self.room.ydoc.apply_update(initial)
                     self.access.report("load", "content loaded from disk")
                 self.disk_hash = model["hash"]
                 self._set_state(path=path, dirty=self.unsaved, hash=model["hash"])
-        await self.access.matched(self.disk_hash)
+            self.doc.observe(self._on_change)
+        self.access.matched(self.disk_hash)
         if self.unsaved:
             self._schedule()
 
@@ -218,7 +228,7 @@ class Document:
         if self._changes == changes:
             self.unsaved = False
         self._set_state(dirty=self.unsaved, hash=self.disk_hash)
-        await self.access.matched(self.disk_hash)
+        self.access.matched(self.disk_hash)
         self.access.report("save", f"saved {path}")
         return "success"
 
@@ -253,7 +263,7 @@ class Document:
             self.conflict_hash = None
             self.unsaved = False
             self._set_state(dirty=False, hash=disk_hash)
-        await self.access.matched(disk_hash)
+        self.access.matched(disk_hash)
 
     # -- the file changed on disk -------------------------------------------------------------
 

@@ -23,6 +23,7 @@ SYNC_STEP1 = 0
 SYNC_STEP2 = 1
 SYNC_UPDATE = 2
 EMPTY_UPDATE = b"\x00\x00"  # what Yjs sends for "nothing new"
+EMPTY_STATE = b"\x00"  # the state vector of a document that holds nothing (a client's first sync)
 
 # Close codes and reasons the JupyterLab provider understands (jupyter-collaboration's).
 CLOSE_BAD_REQUEST = 4400
@@ -48,6 +49,11 @@ def var_uint(number: int) -> bytes:
 def var_bytes(data: bytes) -> bytes:
     """A varUint8Array: the length, then the bytes."""
     return var_uint(len(data)) + data
+
+
+def _message(head: bytes, data: bytes) -> bytes:
+    # One copy of ``data`` (a document's whole state can be tens of MB), not one per concatenation.
+    return b"".join((head, var_uint(len(data)), data))
 
 
 def read_var_uint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
@@ -79,19 +85,19 @@ def read_var_bytes(data: bytes | memoryview, pos: int) -> tuple[bytes, int]:
 
 
 def sync_step1(state_vector: bytes) -> bytes:
-    return bytes((SYNC, SYNC_STEP1)) + var_bytes(state_vector)
+    return _message(bytes((SYNC, SYNC_STEP1)), state_vector)
 
 
 def sync_step2(update: bytes) -> bytes:
-    return bytes((SYNC, SYNC_STEP2)) + var_bytes(update)
+    return _message(bytes((SYNC, SYNC_STEP2)), update)
 
 
 def sync_update(update: bytes) -> bytes:
-    return bytes((SYNC, SYNC_UPDATE)) + var_bytes(update)
+    return _message(bytes((SYNC, SYNC_UPDATE)), update)
 
 
 def awareness_frame(payload: bytes) -> bytes:
-    return bytes((AWARENESS,)) + var_bytes(payload)
+    return _message(bytes((AWARENESS,)), payload)
 
 
 def raw_frame(message: dict[str, Any]) -> bytes:

@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from pycrdt import Doc, Subscription, TransactionEvent
 
 from . import protocol
 from .awareness import Awareness
-from .protocol import AWARENESS, RAW, SYNC, SYNC_STEP1, Frame, ProtocolError
+from .protocol import AWARENESS, EMPTY_STATE, RAW, SYNC, SYNC_STEP1, Frame, ProtocolError
 
 log = logging.getLogger("carme.collab.room")
 
@@ -113,6 +113,9 @@ class Room:
         self.dropped_updates = 0  # updates of read-only peers, dropped
         self._subscription: Subscription | None = self.ydoc.observe(self._on_transaction)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The whole document as one update, kept until the next change: the store's compaction and
+        # every client joining with an empty document share one encoding of it.
+        self._full_state: bytes | None = None
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -142,6 +145,27 @@ class Room:
         if self._subscription is not None:
             self.ydoc.unobserve(self._subscription)
             self._subscription = None
+        self._full_state = None
+
+    @contextlib.contextmanager
+    def unobserved(self) -> Iterator[None]:
+        """Changes made inside reach no peer and no listener: loading a document before anyone
+        joined. Observing a whole notebook's insertion would encode it once more for nothing."""
+        if self._subscription is None:
+            yield
+            return
+        self.ydoc.unobserve(self._subscription)
+        try:
+            yield
+        finally:
+            self._full_state = None
+            self._subscription = self.ydoc.observe(self._on_transaction)
+
+    def full_state(self) -> bytes:
+        """The whole document as one update (encoded once per version of the document)."""
+        if self._full_state is None:
+            self._full_state = self.ydoc.get_update()
+        return self._full_state
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -162,7 +186,8 @@ class Room:
     def _sync(self, peer: Peer, frame: Frame) -> None:
         if frame.sub == SYNC_STEP1:
             try:
-                update = self.ydoc.get_update(frame.payload)
+                # A new client (empty state vector) needs everything: the shared encoding.
+                update = self.full_state() if frame.payload == EMPTY_STATE else self.ydoc.get_update(frame.payload)
             except Exception as exc:
                 log.warning("room %s: bad state vector from %s: %s", self.room_id, peer.username, exc)
                 return
@@ -213,6 +238,7 @@ class Room:
         task.add_done_callback(self._tasks.discard)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
+        self._full_state = None
         update = event.update
         if update == protocol.EMPTY_UPDATE:
             return

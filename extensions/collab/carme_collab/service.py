@@ -122,7 +122,25 @@ class CollabService:
         room_id = f"{kind.format}:{kind.type}:{file_id}"
         open_room = self.rooms.get(room_id)
         epoch = open_room.epoch if open_room is not None else await self.store.epoch(room_id)
+        if open_room is None:
+            self._background(self._preload(room_id))
         return {"format": kind.format, "type": kind.type, "fileId": file_id, "sessionId": epoch}, created
+
+    async def _preload(self, room_id: str) -> None:
+        """Open the room of a session just handed out: its client joins next (JupyterLab and
+        jupyter_nbmodel_client always do), so a big file loads while the client connects. A room
+        nobody joins closes after ``cleanup_delay``; a load that fails is retried (and reported)
+        by the join."""
+        lock = self._locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            if room_id in self.rooms:
+                return
+            try:
+                await self._open_room(room_id, split_room_id(room_id))
+            except JoinRefused as refused:
+                log.debug("room %s not preloaded: %s", room_id, refused.reason)
+                return
+        self._schedule_cleanup(room_id)
 
     # -- joining and leaving ------------------------------------------------------------------
 
@@ -197,7 +215,7 @@ class CollabService:
                                                                      reloadable=False)) from None
         open_room = OpenRoom(room, file_id, kind, document, history.epoch)
         if not history.updates or history.disk_hash != document.disk_hash:
-            self.store.compact(room_id, room.ydoc.get_update())
+            self.store.compact(room_id, room.full_state())  # the first joiner is sent the same bytes
         room.listeners.append(lambda update: self._stored(open_room, update))
         room.on_save = document.save_request
         self.rooms[room_id] = open_room
@@ -217,7 +235,7 @@ class CollabService:
 
     def _compact(self, open_room: OpenRoom) -> None:
         if self.rooms.get(open_room.room.room_id) is open_room:
-            self.store.compact(open_room.room.room_id, open_room.room.ydoc.get_update())
+            self.store.compact(open_room.room.room_id, open_room.room.full_state())
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -251,7 +269,7 @@ class CollabService:
         if open_room.document is not None:
             try:
                 await open_room.document.close()
-                self.store.compact(room_id, open_room.room.ydoc.get_update())
+                self.store.compact(room_id, open_room.room.full_state())
                 await self.store.flush()
             except Exception:
                 log.exception("closing room %s failed", room_id)

@@ -28,10 +28,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .dbthread import DatabaseThread
 
 log = logging.getLogger("carme.collab.store")
+
+Write = Literal["append", "compact", "hash"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
@@ -66,9 +69,11 @@ class UpdateStore:
         self.db = DatabaseThread(db_path, "collab-store", SCHEMA)
         self.max_bytes = max_bytes
         self.compact_after = compact_after
-        # (room, update, replaces_history): written in this order by the database thread, so a
-        # compaction replaces exactly the updates queued before it, never one queued after.
-        self._pending: list[tuple[str, bytes, bool]] = []
+        # (what, room, value): an update appended, a compaction (the whole history replaced) or
+        # the disk hash the history now matches, written in this order by the database thread: a
+        # compaction replaces exactly the updates queued before it, never one queued after, and a
+        # hash is recorded only with the updates that lead to it.
+        self._pending: list[tuple[Write, str, bytes | str | None]] = []
         self._flushing: asyncio.Future[object] | None = None
         self._counts: dict[str, int] = {}
         self._compactions = 0
@@ -117,11 +122,14 @@ class UpdateStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def append(self, room: str, update: bytes) -> bool:
-        """Queue one update of ``room``; True when the room's history is due for compaction."""
-        self._pending.append((room, update, False))
+    def _queue(self, what: Write, room: str, value: bytes | str | None) -> None:
+        self._pending.append((what, room, value))
         if self._flushing is None:
             self._write_next()
+
+    def append(self, room: str, update: bytes) -> bool:
+        """Queue one update of ``room``; True when the room's history is due for compaction."""
+        self._queue("append", room, update)
         count = self._counts.get(room, 0) + 1
         self._counts[room] = count
         return count == self.compact_after
@@ -140,16 +148,20 @@ class UpdateStore:
             self._write_next()
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, batch: list[tuple[str, bytes, bool]]) -> None:
+    def _write(conn: sqlite3.Connection, batch: list[tuple[Write, str, bytes | str | None]]) -> None:
         now = time.time()
         with conn:
             conn.execute("BEGIN")
-            for room, data, replaces in batch:
-                if replaces:
+            for what, room, value in batch:
+                if what == "hash":
+                    conn.execute("UPDATE rooms SET disk_hash=? WHERE room=?", (value, room))
+                    continue
+                assert isinstance(value, bytes)
+                if what == "compact":
                     conn.execute("DELETE FROM updates WHERE room=?", (room,))
                     conn.execute("UPDATE rooms SET size=0 WHERE room=?", (room,))
-                conn.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, data))
-                conn.execute("UPDATE rooms SET size=size+?, used=? WHERE room=?", (len(data), now, room))
+                conn.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, value))
+                conn.execute("UPDATE rooms SET size=size+?, used=? WHERE room=?", (len(value), now, room))
 
     async def flush(self) -> None:
         """Wait until every queued update is written; then keep the store under its cap if
@@ -165,14 +177,12 @@ class UpdateStore:
         """Replace ``room``'s history by ``state``, the whole document as one update taken now:
         queued behind the updates it includes, ahead of those that come after."""
         self._counts[room] = 1
-        self._pending.append((room, state, True))
-        if self._flushing is None:
-            self._write_next()
+        self._queue("compact", room, state)
         self._compactions += 1
 
-    async def set_disk_hash(self, room: str, disk_hash: str | None) -> None:
-        await self.flush()
-        await self.db.run(lambda conn: conn.execute("UPDATE rooms SET disk_hash=? WHERE room=?", (disk_hash, room)))
+    def set_disk_hash(self, room: str, disk_hash: str | None) -> None:
+        """Queue the hash of the file ``room``'s history now matches (after its queued updates)."""
+        self._queue("hash", room, disk_hash)
 
     async def drop(self, room: str) -> None:
         """Forget ``room``'s history and epoch."""
