@@ -76,6 +76,10 @@ class Flow:
         self.page.keyboard.type(code)
         self.page.keyboard.press("Shift+Enter")
 
+    def listed(self, name: str) -> Any:
+        """The file browser's entry named ``name``."""
+        return self.page.locator(f".jp-DirListing-item[title^='Name: {name}']")
+
     def toolbar(self, item: str) -> Any:
         return self.page.locator(f".jp-NotebookPanel:not(.lm-mod-hidden) [data-jp-item-name='{item}'] button").first
 

@@ -3,7 +3,9 @@ own collaboration frontend (jupyter-docprovider, jupyter-collaboration-ui) loade
 
 Typing in one shows in the other, a cell added in the second shows in the first, the file on
 disk has both; cells run on the server (serverSideExecution), both pages are closed, and a page
-opened again shows the output. Screenshots of each step go to test-artifacts/lab/collab-*.
+opened again shows the output. With carme-watch on too, collaboration owns the file: neither
+carme's "Changed on disk" bar nor JupyterLab's "File Changed" dialog shows while the server saves
+or another program writes the file. Screenshots of each step go to test-artifacts/lab/collab-*.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def open_notebook(flow: Flow, workspace: str) -> None:
     flow.page.goto(f"{flow.served.url}/lab/workspaces/{workspace}/tree/shared.ipynb?token={TOKEN}")
     flow.page.wait_for_selector(CELLS)
     flow.wait_kernel("Idle")
+    decline_news(flow)
+
+
+def decline_news(flow: Flow) -> None:
     news = flow.page.locator(".jp-toast-button", has_text="No")
     if news.count():
         news.first.click()
@@ -106,3 +112,54 @@ def test_two_pages_edit_one_notebook(chromium: Any, collab_lab: Served, root: Pa
         c.shot("reopened")
     outputs = json.loads((root / "shared.ipynb").read_text())["cells"][1]["outputs"]
     assert outputs == [{"output_type": "stream", "name": "stdout", "text": ["42\n"]}]
+
+
+def test_no_changed_on_disk_bar_or_dialog_while_collaboration_saves(chromium: Any, collab_lab: Served,
+                                                                    root: Path) -> None:
+    (root / "notes.txt").write_text("first version\n")
+    shutil.rmtree(ARTIFACTS / "collab-disk", ignore_errors=True)
+    with browsing(chromium, collab_lab, "/", "collab-disk") as flow:
+        page = flow.page
+        page.goto(f"{collab_lab.url}/lab/workspaces/disk/tree/notes.txt?token={TOKEN}")
+        editor = page.locator(".jp-FileEditor:not(.lm-mod-hidden) .cm-content")
+        editor.get_by_text("first version").wait_for()
+        decline_news(flow)
+        tab = page.locator(".lm-TabBar-tab.jp-mod-current")
+        bar, dialog = page.locator(".carme-ChangedOnDisk"), page.locator(".jp-Dialog")
+
+        # The server autosaves what is typed; the page learns the file's new version from the
+        # document (state.hash), so Ctrl+S after that saves without JupyterLab's "File Changed"
+        # dialog (which would hold the save: "Saving completed" would never show).
+        editor.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("typed in the page")
+        wait_until(lambda: (root / "notes.txt").read_text() == "first version\ntyped in the page",
+                   "the autosave on disk")
+        page.locator(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)").wait_for()
+        page.keyboard.press("Control+s")
+        page.locator(".jp-StatusBar-Widget").get_by_text("Saving completed").wait_for()
+        assert dialog.count() == 0
+        flow.shot("saved")
+
+        # Another program writes the file: collaboration merges it into the document.
+        (root / "notes.txt").write_text("second version, written by another program\n")
+        editor.get_by_text("second version, written by another program").wait_for()
+        flow.shot("merged")
+
+        # Autosave off (JupyterLab's setting, shared through awareness), an edit not saved, and
+        # the file written again: that is collaboration's conflict, reported by its own dialog;
+        # carme's bar stays away although the page's version of the file is now out of date
+        # (the file added afterwards is listed: the page has seen both watch events).
+        page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Autosave Documents").click()
+        editor.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("unsaved mine")
+        tab.and_(page.locator(".jp-mod-dirty")).wait_for()  # the server has the edit (state.dirty)
+        (root / "notes.txt").write_text("third version, from outside\n")
+        dialog.get_by_text("conflict", exact=False).first.wait_for()
+        (root / "later.txt").write_text("written after the change\n")
+        flow.listed("later.txt").wait_for()
+        flow.shot("conflict")
+        assert bar.count() == 0
+        assert (root / "notes.txt").read_text() == "third version, from outside\n"  # never overwritten

@@ -36,6 +36,7 @@ UpdateListener = Callable[[bytes], None]
 SaveHandler = Callable[["Peer"], Awaitable[str]]
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024  # a client this far behind is disconnected, not buffered forever
+FULL_STATE_KEPT_S = 2.0  # the encoded whole document outlives its last use this long (joiners come together)
 
 
 class Peer:
@@ -113,9 +114,11 @@ class Room:
         self.dropped_updates = 0  # updates of read-only peers, dropped
         self._subscription: Subscription | None = self.ydoc.observe(self._on_transaction)
         self._tasks: set[asyncio.Task[Any]] = set()
-        # The whole document as one update, kept until the next change: the store's compaction and
-        # every client joining with an empty document share one encoding of it.
+        # The whole document as one update, kept until the next change and for a moment after its
+        # last use: the store's compaction and the clients joining with an empty document around
+        # the same time share one encoding of it.
         self._full_state: bytes | None = None
+        self._full_state_timer: asyncio.TimerHandle | None = None
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Room:
         if self._subscription is not None:
             self.ydoc.unobserve(self._subscription)
             self._subscription = None
-        self._full_state = None
+        self._forget_full_state()
 
     @contextlib.contextmanager
     def unobserved(self) -> Iterator[None]:
@@ -158,14 +161,25 @@ class Room:
         try:
             yield
         finally:
-            self._full_state = None
+            self._forget_full_state()
             self._subscription = self.ydoc.observe(self._on_transaction)
 
     def full_state(self) -> bytes:
         """The whole document as one update (encoded once per version of the document)."""
         if self._full_state is None:
             self._full_state = self.ydoc.get_update()
+        if self._full_state_timer is not None:
+            self._full_state_timer.cancel()
+        with contextlib.suppress(RuntimeError):  # no loop (a synchronous caller): kept until a change
+            self._full_state_timer = asyncio.get_running_loop().call_later(FULL_STATE_KEPT_S,
+                                                                           self._forget_full_state)
         return self._full_state
+
+    def _forget_full_state(self) -> None:
+        self._full_state = None
+        if self._full_state_timer is not None:
+            self._full_state_timer.cancel()
+            self._full_state_timer = None
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -238,7 +252,8 @@ class Room:
         task.add_done_callback(self._tasks.discard)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
-        self._full_state = None
+        if self._full_state is not None:
+            self._forget_full_state()
         update = event.update
         if update == protocol.EMPTY_UPDATE:
             return

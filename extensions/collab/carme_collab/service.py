@@ -53,6 +53,7 @@ class OpenRoom:
     epoch: str = ""
     cleaner: asyncio.TimerHandle | None = None
     closing: asyncio.Task[Any] | None = field(default=None, repr=False)
+    preloaded: bool = False  # opened for a session, nobody joined yet
 
 
 def split_room_id(room_id: str) -> tuple[DocKind, str] | None:
@@ -136,11 +137,22 @@ class CollabService:
             if room_id in self.rooms:
                 return
             try:
-                await self._open_room(room_id, split_room_id(room_id))
+                open_room = await self._open_room(room_id, split_room_id(room_id))
             except JoinRefused as refused:
                 log.debug("room %s not preloaded: %s", room_id, refused.reason)
                 return
+            open_room.preloaded = True
         self._schedule_cleanup(room_id)
+
+    async def _still_there(self, open_room: OpenRoom) -> None:
+        """The first client of a preloaded room: its file may have gone since the session (the
+        client is refused as if the room were loaded now)."""
+        document = open_room.document
+        path = await document.access.locate() if document is not None else None
+        if path is not None and await self.server.contents.file_exists(path):
+            return
+        await self._close_room(open_room.room.room_id)
+        raise JoinRefused(protocol.CLOSE_NOT_FOUND, "Error initializing: the file of this room is gone")
 
     # -- joining and leaving ------------------------------------------------------------------
 
@@ -155,6 +167,9 @@ class CollabService:
             open_room = self.rooms.get(room_id)
             if open_room is None:
                 open_room = await self._open_room(room_id, parsed)
+            elif open_room.preloaded:
+                await self._still_there(open_room)
+            open_room.preloaded = False
             if open_room.cleaner is not None:
                 open_room.cleaner.cancel()
                 open_room.cleaner = None
