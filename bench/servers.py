@@ -24,6 +24,11 @@ HERE = Path(__file__).resolve().parent
 ANCHOR_VENV = HERE / ".anchor-venv"
 ANCHOR_REQUIREMENTS = ["jupyter_server>=2.21,<2.22", "ipykernel"]
 TOKEN = "bench-token"
+# Jupyter Enterprise Gateway (bench/gateway_bench.py and tests/gateway): EG 3.3 runs on
+# jupyter_server 1.24 and jupyter_client 6/7, pins of its own; its local kernels run from this
+# venv too, hence ipykernel and ipywidgets (the widgets tests).
+GATEWAY_VENV = HERE / ".anchor-gateway-venv"
+GATEWAY_REQUIREMENTS = ["jupyter_enterprise_gateway==3.3.0", "ipykernel>=6.29,<7", "ipywidgets>=8.1"]
 
 # Only active with BENCH_TCP_NODELAY=1, so the same venv also serves the stock anchor.
 _SITECUSTOMIZE = '''\

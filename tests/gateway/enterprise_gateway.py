@@ -18,13 +18,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.servers import HERE as BENCH, ensure_anchor, free_port
+from bench.servers import GATEWAY_REQUIREMENTS, GATEWAY_VENV, ensure_anchor, free_port
 from tests.environment import isolated_environ
 from tests.polling import wait_until
 
-VENV = BENCH / ".anchor-gateway-venv"
-# EG 3.3 runs on jupyter_server 1.24 and jupyter_client 6/7; uv resolves the rest from these.
-REQUIREMENTS = ["jupyter_enterprise_gateway==3.3.0", "ipykernel>=6.29,<7", "ipywidgets>=8.1"]
 USER = "carme-test"  # KERNEL_USERNAME: EG refuses kernels for root, which CI runs as
 START_S = 60.0
 
@@ -45,7 +42,7 @@ class EnterpriseGateway:
     """One EG process (restartable on its port); ``url`` is its base URL."""
 
     def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
-        self.python = ensure_anchor(VENV, REQUIREMENTS)
+        self.python = ensure_anchor(GATEWAY_VENV, GATEWAY_REQUIREMENTS)
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -2,7 +2,7 @@
 kernel process, so that a carme Kernel (its relay, replay, widgets, sessions, culling) drives a
 remote kernel exactly as it drives a local one.
 
-The bridge binds what a kernel binds on 127.0.0.1: ROUTERs for shell, control and stdin, a PUB for
+The bridge binds what a kernel binds (as Unix sockets, transport ``ipc``): ROUTERs for shell, control and stdin, a PUB for
 iopub and a REP for the heartbeat (answered here: the bridge is the process carme watches; the
 remote kernel's health is the gateway's business, and its disappearance is seen below). Messages
 from carme are verified with the kernel's key (the ports are reachable by other local users), then
@@ -23,6 +23,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import uuid
 from collections import OrderedDict, deque
 from typing import Any
@@ -70,17 +73,19 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._closer: asyncio.Future[None] | None = None  # closing the websocket of a lost kernel
         self._sockets: dict[str, zmq.Socket[Any]] = {}
-        kinds = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB, "hb": zmq.REP}
-        ports: dict[str, int] = {}
-        for name, kind in kinds.items():
+        # Unix sockets in a folder only this user can enter: cheaper than loopback TCP on the
+        # hot path, and no other local user can even connect (messages are verified anyway).
+        self._folder = tempfile.mkdtemp(prefix="carme-gw-")
+        kinds = {"shell": zmq.ROUTER, "iopub": zmq.PUB, "stdin": zmq.ROUTER, "control": zmq.ROUTER, "hb": zmq.REP}
+        base = os.path.join(self._folder, "k")
+        for port, (name, kind) in enumerate(kinds.items(), start=1):  # the order of connection.PORT_NAMES
             sock = context.socket(kind, socket_class=zmq.Socket)
             sock.setsockopt(zmq.LINGER, 0)
             if kind == zmq.PUB:
                 sock.setsockopt(zmq.SNDHWM, 0)  # never drop output: the gateway's pace bounds it
-            ports[name] = sock.bind_to_random_port("tcp://127.0.0.1")
+            sock.bind(f"ipc://{base}-{port}")
             self._sockets[name] = sock
-        order = ("shell", "iopub", "stdin", "control", "hb")  # connection.PORT_NAMES
-        self.info: ConnectionInfo = new_connection_info([ports[n] for n in order], "127.0.0.1", key, kernel_name)
+        self.info: ConnectionInfo = {**new_connection_info(list(range(1, 6)), base, key, kernel_name), "transport": "ipc"}
 
     @property
     def label(self) -> str:
@@ -133,6 +138,7 @@ class Bridge:
             await cancel_and_wait(task, f"{self.label}: a bridge task", log)
         for sock in self._sockets.values():
             sock.close(linger=0)
+        await asyncio.to_thread(shutil.rmtree, self._folder, True)
 
     # -- carme -> gateway --------------------------------------------------------------------
 
