@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from carme.server import Server
 
 SERVICE = "collab"  # carme-lab loads JupyterLab's collaboration frontend only while this service runs
+# Frontend plugins that need server APIs carme-collab does not serve (the document timeline asks
+# for /api/collaboration/timeline and undo_redo, the anchor's history forks): turned off rather
+# than left as a button that fails.
+UNSERVED_PLUGINS = ("@jupyter/docprovider-extension:statusBarTimeline",)
 
 
 def service_of(server: Server) -> CollabService | None:
@@ -95,5 +99,9 @@ async def carme_watch_on_files_changed(server: Server, changes: list[Any]) -> No
 @hookimpl
 def carme_lab_extra_page_config(server: Server, request: Request, page_config: dict[str, Any]) -> dict[str, Any]:
     service = service_of(server)
-    return {"disableRTC": service is None,
-            "serverSideExecution": bool(service is not None and service.config.server_side_execution)}
+    config: dict[str, Any] = {"disableRTC": service is None,
+                              "serverSideExecution": bool(service is not None and service.config.server_side_execution)}
+    if service is not None:
+        disabled = list(page_config.get("disabledExtensions") or [])
+        config["disabledExtensions"] = disabled + [name for name in UNSERVED_PLUGINS if name not in disabled]
+    return config
