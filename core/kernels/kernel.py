@@ -247,6 +247,7 @@ class Kernel:
             raise KernelDeadError(f"kernel {self.id} is dead")
         async with self._lock:
             self._ready.clear()
+            self.execution_state = "restarting"
             try:
                 await self._stop_process(restart=True)
                 await self.provisioner.cleanup(restart=True)
@@ -395,11 +396,9 @@ class Kernel:
         parent_type = msg.parent_msg_type if msg_type in UNTRACKED else None
         if msg_type not in UNTRACKED or parent_type not in UNTRACKED:
             self.last_activity = utcnow()
-        if isinstance(state, str):
-            if parent_type not in UNTRACKED:
-                self.execution_state = state
-            elif self.execution_state == "starting":
-                self.execution_state = "idle"
+        # Until the kernel is ready the (re)start owns the state ("starting", "restarting").
+        if isinstance(state, str) and parent_type not in UNTRACKED and self._ready.is_set():
+            self.execution_state = state
         self._deliver(msg)
 
     def _deliver(self, msg: KernelMessage) -> None:
