@@ -459,9 +459,11 @@ async def test_iopub_data_rate_limit_notice(data_limited: Served) -> None:
     client = await Client.open(data_limited.ws_url, start_kernel(data_limited))
     try:
         iopub, reply = await client.execute("for i in range(100): print(f'{i:03d}' + 'x' * 497, flush=True)")
-        lines, notices = flooded(iopub)
-        assert 0 < len(lines) < 100 and lines == [f"{i:03d}" + "x" * 497 + "\n" for i in range(len(lines))]
-        assert sum(len(line) for line in lines) <= 5000
+        texts, notices = flooded(iopub)
+        # How ipykernel cuts its output into messages is its own affair (its 0.2 s flush timer can
+        # send a line without its newline): the output as a client shows it is what counts.
+        shown, printed = "".join(texts), "".join(f"{i:03d}" + "x" * 497 + "\n" for i in range(100))
+        assert 0 < len(shown) <= 5000 and printed.startswith(shown)  # the first of it, in order, then cut
         assert len(notices) == 1 and notices[0].content["text"].startswith("IOPub data rate exceeded.")
         assert "ServerApp.iopub_data_rate_limit=5 (bytes/sec)" in notices[0].content["text"]
         assert notices[0].parent_id == reply.parent_id
