@@ -78,8 +78,9 @@ def write_connection_file(path: Path, info: ConnectionInfo) -> None:
 
 def channel_url(info: ConnectionInfo, channel: str) -> str:
     port = info[CHANNEL_PORTS[channel]]
-    if info.get("transport", "tcp") == "ipc":
-        return f"ipc://{info['ip']}-{port}"
+    transport = info.get("transport", "tcp")
+    if transport in ("ipc", "inproc"):  # inproc: a provisioner in this process, on the kernels' context
+        return f"{transport}://{info['ip']}-{port}"
     return f"tcp://{info['ip']}:{port}"
 
 

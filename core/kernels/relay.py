@@ -137,9 +137,10 @@ class ClientRelay:
         identity = self.session_id.encode("utf-8")
         for name in REQUEST_CHANNELS:
             sock, url = self._open_socket(name, identity)
-            if name == "stdin":
+            if name == "stdin" and not url.startswith("inproc:"):
                 # The kernel sends first on stdin (input_request), to this identity: a ROUTER drops
                 # a message for a peer whose handshake is not done yet. See :meth:`wait_connected`.
+                # (inproc has no handshake: the peer is known once connect returns.)
                 self._stdin_monitor = monitor_socket(sock, HANDSHAKE)
             sock.connect(url)
             self._sockets[name] = sock

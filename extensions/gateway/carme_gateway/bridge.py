@@ -2,13 +2,13 @@
 kernel process, so that a carme Kernel (its relay, replay, widgets, sessions, culling) drives a
 remote kernel exactly as it drives a local one.
 
-The bridge binds what a kernel binds (as Unix sockets, transport ``ipc``): ROUTERs for shell, control and stdin, a PUB for
-iopub and a REP for the heartbeat (answered here: the bridge is the process carme watches; the
-remote kernel's health is the gateway's business, and its disappearance is seen below). Messages
-from carme are verified with the kernel's key (the ports are reachable by other local users), then
-sent on ONE websocket to the gateway in the v1 binary protocol, raw parts untouched; what the
-gateway sends back is signed with the key and published (iopub) or routed to the ROUTER identity
-that sent the request it answers (by the parent msg_id), so replies reach the asking client only.
+The bridge binds what a kernel binds (``inproc``, on carme's kernel context): ROUTERs for shell,
+control and stdin, a PUB for iopub and a REP for the heartbeat (answered here: the bridge is the
+process carme watches; the remote kernel's health is the gateway's business, and its disappearance
+is seen below). Messages from carme are verified with the kernel's key, then sent on ONE
+websocket to the gateway in the v1 binary protocol, raw parts untouched; what the gateway sends
+back is signed with the key and published (iopub) or routed to the ROUTER identity that sent the
+request it answers (by the parent msg_id), so replies reach the asking client only.
 
 The websocket is reconnected with the same session id when it drops (the gateway replays what it
 buffered), up to ``retry_max`` times with a doubling wait; requests sent meanwhile wait in a bounded
@@ -23,9 +23,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import uuid
 from collections import OrderedDict, deque
 from typing import Any
@@ -73,19 +70,19 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._closer: asyncio.Future[None] | None = None  # closing the websocket of a lost kernel
         self._sockets: dict[str, zmq.Socket[Any]] = {}
-        # Unix sockets in a folder only this user can enter: cheaper than loopback TCP on the
-        # hot path, and no other local user can even connect (messages are verified anyway).
-        self._folder = tempfile.mkdtemp(prefix="carme-gw-")
+        # inproc sockets on carme's kernel context: the bridge lives in carme's process, so the hot
+        # path skips ZMQ's I/O threads and the kernel; no other process can connect at all.
+        base = f"carme-gateway-{uuid.uuid4().hex}"
         kinds = {"shell": zmq.ROUTER, "iopub": zmq.PUB, "stdin": zmq.ROUTER, "control": zmq.ROUTER, "hb": zmq.REP}
-        base = os.path.join(self._folder, "k")
         for port, (name, kind) in enumerate(kinds.items(), start=1):  # the order of connection.PORT_NAMES
             sock = context.socket(kind, socket_class=zmq.Socket)
             sock.setsockopt(zmq.LINGER, 0)
             if kind == zmq.PUB:
                 sock.setsockopt(zmq.SNDHWM, 0)  # never drop output: the gateway's pace bounds it
-            sock.bind(f"ipc://{base}-{port}")
+            sock.bind(f"inproc://{base}-{port}")
             self._sockets[name] = sock
-        self.info: ConnectionInfo = {**new_connection_info(list(range(1, 6)), base, key, kernel_name), "transport": "ipc"}
+        self.info: ConnectionInfo = {**new_connection_info(list(range(1, 6)), base, key, kernel_name),
+                                     "transport": "inproc"}
 
     @property
     def label(self) -> str:
@@ -138,7 +135,6 @@ class Bridge:
             await cancel_and_wait(task, f"{self.label}: a bridge task", log)
         for sock in self._sockets.values():
             sock.close(linger=0)
-        await asyncio.to_thread(shutil.rmtree, self._folder, True)
 
     # -- carme -> gateway --------------------------------------------------------------------
 
