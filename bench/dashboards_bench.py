@@ -8,7 +8,8 @@ never enters carme's environment. Both serve the same notebook in single-noteboo
 (``carme dashboard NB``, ``voila NB``), authentication off, the same kernelspec (ipykernel on
 this interpreter), and are measured by the same raw HTTP client:
 
-- one visit at a time, cold (a kernel started for the visit) and pooled (carme's
+- one visit at a time, cold (a kernel started for the visit: carme forks it from its warm fork
+  server, "carme spawned" starts a new Python as before, ``fork_kernels`` off) and pooled (carme's
   ``pool_size``, Voila's ``--preheat_kernel --pool_size``), rounds interleaved between the
   targets: time to the first byte of the page, to the first cell's output, to the last cell's
   output (the end of the render); medians;
@@ -53,7 +54,9 @@ CELLS = [
     ("code", "total = sum(i * i for i in range(200_000))\nprint(total)"),
     ("code", "from IPython.display import HTML\nHTML('<b>%s</b>' % ('last' + '-output'))"),
 ]
-CARME, CARME_POOL, VOILA, VOILA_POOL = "carme", "carme pooled", "voila", "voila preheated"
+CARME, CARME_SPAWN, CARME_POOL = "carme", "carme spawned", "carme pooled"
+VOILA, VOILA_POOL = "voila", "voila preheated"
+SPAWNED = {"dashboards.fork_kernels": False}  # each kernel a new Python, as before the fork server
 
 
 def write_notebook(path: Path) -> None:
@@ -178,9 +181,25 @@ async def crowd(server: ServerProc, visitors: int, leave_wait: float) -> Crowd:
     done.set()
     await sampler
     await asyncio.sleep(leave_wait)
-    kernels = [pid for pid in descendants(server.pid) if "kernel" in _cmdline(pid)]
+    kernels = [pid for pid in descendants(server.pid) if _is_kernel(pid, server.pid)]
     rendered = sum(1 for r in results if isinstance(r, VisitTimes) and r.rendered)
     return Crowd(rendered, visitors, peaks[0] / 1e6, peaks[1] / 1e6, len(kernels))
+
+
+def _is_kernel(pid: int, server_pid: int) -> bool:
+    """A kernel process under the server: spawned (its command names ipykernel), or forked by a
+    fork server (same command line as the server, which is not a kernel itself)."""
+    command = _cmdline(pid)
+    if "forkserver_main" in command:
+        return _parent(pid) != server_pid
+    return "kernel" in command
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _cmdline(pid: int) -> str:
@@ -239,10 +258,11 @@ async def main_async(args: argparse.Namespace) -> str:
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("CARME_", "JUPYTER_"))}, **env}
     servers: dict[str, ServerProc] = {}
     try:
-        for label, pool in ((CARME, 0), (CARME_POOL, 2), (VOILA, 0), (VOILA_POOL, 2)):
+        for label, pool in ((CARME, 0), (CARME_SPAWN, 0), (CARME_POOL, 2), (VOILA, 0), (VOILA_POOL, 2)):
             if label not in targets:
                 continue
-            servers[label] = start(label, notebook, full_env, work / "logs", voila, pool, carme_settings)
+            settings = {**carme_settings, **(SPAWNED if label == CARME_SPAWN else {})}
+            servers[label] = start(label, notebook, full_env, work / "logs", voila, pool, settings)
         await asyncio.sleep(args.settle)  # pools fill
         _log("one visit at a time")
         columns = await sequential(servers, args.rounds, args.settle)
@@ -272,7 +292,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--visitors", type=int, default=50)
     parser.add_argument("--settle", type=float, default=6.0, help="seconds for pools to refill between rounds")
-    parser.add_argument("--targets", default=",".join((CARME, CARME_POOL, VOILA, VOILA_POOL)),
+    parser.add_argument("--targets", default=",".join((CARME, CARME_SPAWN, CARME_POOL, VOILA, VOILA_POOL)),
                         help="comma-separated columns to run (voila ones install Voila into its venv)")
     parser.add_argument("--leave-wait", type=float, default=15.0,
                         help="seconds after the visitors leave before kernels are counted")

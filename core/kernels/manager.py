@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from ..server import Server
 
 log = logging.getLogger("carme.kernels.manager")
+
+
+# (spec, the provisioner the hooks chose) -> the provisioner to use for one kernel
+ProvisionerChoice = Callable[[KernelSpec, Provisioner], Provisioner]
 
 
 class NoSuchKernel(KeyError):
@@ -114,10 +118,12 @@ class KernelManager:
 
     # -- actions ----------------------------------------------------------------------------
 
-    def _provisioner_for(self, spec: KernelSpec) -> Provisioner:
+    def _provisioner_for(self, spec: KernelSpec, choose: ProvisionerChoice | None = None) -> Provisioner:
         chosen = self.server.hook.carme_kernel_provisioner(server=self.server, spec=spec)
         if chosen is None:  # the built-in plugin answers last; this is for managers made by hand
             chosen = self.local_provisioner()
+        if choose is not None:
+            chosen = choose(spec, chosen)
         return chosen  # type: ignore[no-any-return]
 
     def local_provisioner(self) -> LocalProvisioner:
@@ -125,12 +131,14 @@ class KernelManager:
         return LocalProvisioner(self.ports, self.runtime_dir, self.server.settings["ipykernel_no_drop"])
 
     async def start_kernel(self, name: str | None = None, path: str | None = None,
-                           env: dict[str, str] | None = None, kernel_id: str | None = None) -> Kernel:
+                           env: dict[str, str] | None = None, kernel_id: str | None = None,
+                           provisioner: ProvisionerChoice | None = None) -> Kernel:
         """Start a kernel of spec ``name`` (default: ``default_kernel_name``) for the notebook at
         API ``path``; returns once it answers kernel_info. ``kernel_id`` chooses the id (a running
         kernel of that id is returned as is). Raises NoSuchKernelSpec for an unknown name and
         KernelStartError when it does not come up, KernelIdConflict when ``kernel_id`` is being started
-        by another request."""
+        by another request. ``provisioner(spec, chosen)`` may put another provisioner in place of
+        the one the hooks chose, for this kernel only (dashboards start theirs from a warm process)."""
         if self._closing:
             raise RuntimeError("the server is shutting down")
         if kernel_id is not None and kernel_id in self._kernels:
@@ -143,7 +151,7 @@ class KernelManager:
         try:
             spec = await asyncio.to_thread(self.specs.get, name)
             cwd = await asyncio.to_thread(cwd_for_path, self.server.root_dir, path)
-            kernel = Kernel(kernel_id, spec, self._provisioner_for(spec), self.context, self.options,
+            kernel = Kernel(kernel_id, spec, self._provisioner_for(spec, provisioner), self.context, self.options,
                             cwd, dict(env or {}), on_dead=self._kernel_died)
         except BaseException:
             self._starting_ids.discard(kernel_id)

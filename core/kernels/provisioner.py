@@ -29,6 +29,19 @@ IPYKERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 
 
+class KernelProcess(Protocol):
+    """What the local provisioner needs of a started process (``subprocess.Popen`` is one)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None:
+        """None while it runs, else its exit code."""
+        ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
 class KernelLaunchError(RuntimeError):
     """The kernel could not be started at all (its program is missing, not executable; a remote
     service refused or is unreachable).
@@ -91,7 +104,7 @@ class LocalProvisioner:
         self.ports = ports
         self.runtime_dir = runtime_dir
         self.ipykernel_no_drop = ipykernel_no_drop
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: KernelProcess | None = None
         self.connection_file: Path | None = None
         self.info: ConnectionInfo | None = None
 
@@ -117,7 +130,7 @@ class LocalProvisioner:
             self.info = reuse
             await asyncio.to_thread(write_connection_file, self.connection_file, self.info | extra)
         try:
-            self.process = self._spawn(argv, cwd, full_env)  # not in a thread: a cancel must not lose it
+            self.process = await self._start_process(argv, cwd, full_env)
         except OSError as exc:
             raise KernelLaunchError(f"cannot run {argv[0]!r} of kernelspec {spec.name!r}: "
                                     f"{exc.strerror or exc}") from None
@@ -146,8 +159,9 @@ class LocalProvisioner:
         env["JPY_PARENT_PID"] = str(os.getpid())
         return env
 
-    @staticmethod
-    def _spawn(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    async def _start_process(self, argv: list[str], cwd: Path, env: dict[str, str]) -> KernelProcess:
+        """Start the kernel's process (a subclass may start it another way; OSError when it cannot)."""
+        # Not in a thread, and no await: a cancelled start must not lose the process it made.
         return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
     async def poll(self) -> int | None:

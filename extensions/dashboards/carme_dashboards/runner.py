@@ -108,7 +108,8 @@ class VisitRunner:
         if visit.kernel is None:
             notebook = visit.notebook
             visit.kernel = await self.server.kernels.start_kernel(notebook.kernel_name, notebook.path, env=visit.env,
-                                                                  kernel_id=visit.kernel_id)
+                                                                  kernel_id=visit.kernel_id,
+                                                                  provisioner=self.registry.provisioner)
 
     async def _cells(self, visit: Visit, executor: NotebookExecutor, total: int) -> Finished:
         options = visit.options

@@ -14,6 +14,7 @@ from carme.config import ConfigError
 
 from .client import ClientMissingError, check_client
 from .files import FileRules
+from .forks import ForkServers
 from .labextensions import Labextensions
 from .notebooks import load_notebook
 from .page import PageRenderer
@@ -50,6 +51,7 @@ class DashboardsService:
         self.labextensions = Labextensions(section["extra_labextensions_path"], section["labextensions_denylist"])
         self.visits = VisitRegistry(server, section)
         self.visits.runner = VisitRunner(server, self.visits).start
+        self.forks = ForkServers(server.root_dir) if section["fork_kernels"] else None
         self.app_mode: bool = bool(section["app_mode"])
         self.notebook: str = str(section["notebook"]).strip("/")
         self.header_envs: list[str] = [str(h) for h in section["http_header_envs"]]
@@ -67,6 +69,9 @@ class DashboardsService:
         await asyncio.to_thread(self.pages.compile, self.options.template)  # not on the first visitor's time
         log.info("dashboards: template %r (%s), %d labextensions for widgets", self.options.template,
                  self.options.theme, len(self.labextensions.found))
+        if self.forks is not None:
+            self.visits.provisioner = self.forks.choose
+            await self._warm_forks()
         preheat = list(self.section["pool_notebooks"])
         if self.app_mode and self.notebook and self.notebook not in preheat and self.visits.pool_size > 0:
             preheat.append(self.notebook)
@@ -77,8 +82,29 @@ class DashboardsService:
                 raise ConfigError(f"dashboards.pool_notebooks: cannot load {path!r}: {exc}") from None
             self.visits.preheat(notebook)
 
+    async def _warm_forks(self) -> None:
+        """In app mode, start the fork server of the kernels its visitors will need now, so the
+        first visitor does not wait for it (elsewhere a server starts on first use)."""
+        assert self.forks is not None
+        if not self.app_mode:
+            return
+        name = self.section["kernel_name"]
+        if self.notebook and name is None:
+            try:
+                name = (await load_notebook(self.server, self.notebook, None)).kernel_name
+            except Exception:
+                return  # the notebook's page will say what is wrong with it
+        name = name or self.server.settings["default_kernel_name"]
+        try:
+            spec = await asyncio.to_thread(self.server.kernels.specs.get, name)
+        except Exception:
+            return
+        self.forks.warm(spec, bool(self.server.settings["ipykernel_no_drop"]))
+
     async def stop(self) -> None:
         await self.visits.close()
+        if self.forks is not None:
+            await self.forks.close()
 
     def serves(self, path: str) -> bool:
         """Whether ``path`` may be rendered: any notebook, but in single-notebook app mode only that one."""

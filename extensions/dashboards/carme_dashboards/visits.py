@@ -31,6 +31,7 @@ from .stream import RenderLog
 
 if TYPE_CHECKING:
     from carme.kernels.kernel import Kernel
+    from carme.kernels.manager import ProvisionerChoice
     from carme.server import Server
 
 log = logging.getLogger("carme.dashboards.visits")
@@ -92,6 +93,7 @@ class VisitRegistry:
         self.by_kernel: dict[str, Visit] = {}
         self.pools: dict[str, KernelPool] = {}
         self.runner: Callable[[Visit], asyncio.Task[None]] | None = None  # set by the plugin: runs a visit
+        self.provisioner: ProvisionerChoice | None = None  # how visits' kernels start (the fork servers)
         self._tasks: set[asyncio.Task[None]] = set()
         self.closing = False
 
@@ -260,7 +262,7 @@ class VisitRegistry:
                 pool.refill()
 
     async def _start_pooled(self, path: str, kernel_name: str) -> Kernel:
-        return await self.server.kernels.start_kernel(kernel_name, path)
+        return await self.server.kernels.start_kernel(kernel_name, path, provisioner=self.provisioner)
 
     async def _stop_kernel(self, kernel_id: str) -> None:
         if kernel_id in self.server.kernels:

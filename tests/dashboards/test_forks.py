@@ -1,0 +1,120 @@
+"""Dashboard kernels forked from a warm fork server: each visit still gets its own fresh
+process (its folder, its request, its own random state), interrupts and restarts work, a
+kernelspec that is not ipykernel's launcher is spawned as before, and nothing is left running
+when the server stops or the fork server dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from pathlib import Path
+
+from carme_dashboards.forks import ForkServer
+from tests.dashboards.site import CONFIG, cells, dashboards, held_kernelspec, http, kernel_ids, page, write_notebook
+from tests.polling import wait_until
+from tests.serving import Served
+
+REPORT = ("import os, sys, random, helper\n"
+          "print('report', os.getpid(), os.getppid(), os.environ['JPY_PARENT_PID'], os.getcwd(), "
+          "os.environ['QUERY_STRING'], random.random(), helper.NAME)")
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def alive(pid: int) -> bool:
+    """Running, or a zombie nobody reaped (both are left-overs)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
+def fork_server(served: Served) -> ForkServer:
+    servers = served.app.server.services["dashboards"].forks.servers
+    assert len(servers) == 1
+    return servers[0]
+
+
+def kernel_id_of(html: str) -> str:
+    match = CONFIG.search(html)
+    assert match is not None
+    return str(json.loads(match.group(1))["kernelId"])
+
+
+def report(html: str) -> list[str]:
+    match = re.search(r"report (.*)\n", cells(html)[0])
+    assert match, cells(html)
+    return match.group(1).split()
+
+
+def test_each_visit_gets_its_own_forked_kernel(root: Path) -> None:
+    folder = root / "apps"
+    write_notebook(folder / "nb.ipynb", REPORT)
+    (folder / "helper.py").write_text("NAME = 'helper-next-to-the-notebook'\n")
+    with dashboards(root) as served, http(served) as one, http(served) as two:
+        first = report(one.get("dashboards/render/apps/nb.ipynb?who=one").text)
+        second = report(two.get("dashboards/render/apps/nb.ipynb?who=two").text)
+        server = fork_server(served)
+        assert server.ready.result() is True and server.process is not None
+        for values, who in ((first, "one"), (second, "two")):
+            pid, ppid, parent_env, cwd, query, _random, helper = values
+            assert int(ppid) == server.process.pid == int(parent_env)  # forked, and dies with its server
+            assert cwd == str(folder) and query == f"who={who}" and helper == "helper-next-to-the-notebook"
+        assert first[0] != second[0]  # two processes
+        assert first[5] != second[5]  # random state is not inherited from the server
+        assert {int(first[0]), int(second[0])} == {served.app.server.kernels.get(k).pid for k in kernel_ids(served)}
+
+
+def test_a_forked_kernel_is_interrupted_and_restarted(root: Path) -> None:
+    write_notebook(root / "slow.ipynb", "import time; time.sleep(3600)")
+    write_notebook(root / "nb.ipynb", "print('hi')")
+    with dashboards(root, cell_timeout=0.5) as served, http(served) as client:
+        html = client.get("dashboards/render/slow.ipynb").text
+        assert 'data-status="timeout"' in html  # the interrupt (SIGINT to its process group) arrived
+        html = client.get("dashboards/render/nb.ipynb").text
+        kernel = served.app.server.kernels.get(kernel_id_of(html))
+        old = kernel.pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: kernel.pid != old and kernel.execution_state == "idle", what="the restarted kernel")
+        assert parent_of(kernel.pid) == fork_server(served).process.pid
+        wait_until(lambda: not alive(old), what="the killed kernel to be reaped")
+
+
+def test_a_kernel_not_started_by_ipykernel_launcher_is_spawned(root: Path, tmp_path: Path,
+                                                               jupyter_env: Path) -> None:
+    gate = tmp_path / "open"
+    gate.touch()
+    held_kernelspec(jupyter_env / "data", "held-fork", gate)
+    write_notebook(root / "nb.ipynb", "import os; print('parent', os.getppid())", kernel="held-fork")
+    with dashboards(root) as served, http(served) as client:
+        html = client.get("dashboards/render/nb.ipynb").text
+        assert f"parent {os.getpid()}" in cells(html)[0]
+        assert served.app.server.services["dashboards"].forks.servers == []
+
+
+def test_nothing_is_left_running_after_the_server_stops(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "print('hi')")
+    with dashboards(root, app_mode=True, notebook="nb.ipynb") as served, http(served) as client:
+        server = fork_server(served)  # app mode: started with the server, before any visit
+        assert "hi" in cells(client.get("/").text)[0]
+        pids = [served.app.server.kernels.get(k).pid for k in kernel_ids(served)]
+        assert server.process is not None
+        pids.append(server.process.pid)
+    wait_until(lambda: not any(alive(pid) for pid in pids), what=f"no process of {pids} left")
+
+
+def test_a_dead_fork_server_takes_its_kernels_along_and_visits_go_on(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "print('hi')")
+    with dashboards(root) as served, http(served) as one, http(served) as two:
+        with page(one, "dashboards/render/nb.ipynb") as first:
+            first.finish()
+        kernel_pid = served.app.server.kernels.get(next(iter(kernel_ids(served)))).pid
+        server = fork_server(served)
+        assert server.process is not None
+        server.process.kill()
+        wait_until(lambda: not alive(kernel_pid), what="the kernel to end with its fork server")
+        wait_until(lambda: server.closed, what="carme to see the fork server gone")
+        assert "hi" in cells(two.get("dashboards/render/nb.ipynb").text)[0]
