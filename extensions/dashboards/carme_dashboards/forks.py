@@ -38,7 +38,7 @@ from carme.kernels.provisioner import (IPYKERNEL_MODULES, NO_DROP_LAUNCHER, Kern
                                       Provisioner)
 
 if TYPE_CHECKING:
-    from carme.kernels.connection import PortPool
+    from carme.kernels.connection import ConnectionInfo, PortPool
     from carme.kernels.specs import KernelSpec
 
 log = logging.getLogger("carme.dashboards.forks")
@@ -290,6 +290,16 @@ class ForkProvisioner(LocalProvisioner):
     def __init__(self, ports: PortPool, runtime_dir: Path, ipykernel_no_drop: bool, servers: ForkServers) -> None:
         super().__init__(ports, runtime_dir, ipykernel_no_drop)
         self.servers = servers
+
+    async def launch(self, kernel_id: str, spec: KernelSpec, cwd: Path, env: dict[str, str], key: bytes,
+                     reuse: ConnectionInfo | None = None) -> ConnectionInfo:
+        # A server still warming up is waited for before ports are picked: they are free only
+        # until the kernel binds them, and the wait should not widen that window.
+        found = self.servers.server_for(self._argv(spec, Path("kernel.json"), self.ipykernel_no_drop),
+                                        self._env(spec, env))
+        if found is not None:
+            await asyncio.shield(found[0].ready)
+        return await super().launch(kernel_id, spec, cwd, env, key, reuse)
 
     async def _start_process(self, argv: list[str], cwd: Path, env: dict[str, str]) -> KernelProcess:
         self._release()
