@@ -60,6 +60,12 @@ class Process:
             except queue.Empty:
                 pass
 
+    def output(self) -> str:
+        """Everything it logged so far."""
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return "".join(self.log)
+
     def url(self) -> str:
         """The first http://127.0.0.1:PORT/... URL it printed."""
         return self.wait_for(URL.pattern).group(1)

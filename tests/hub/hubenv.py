@@ -7,6 +7,7 @@ the simple local-process spawner, whose command is ``carme singleuser``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,18 +32,20 @@ SERVICE_TOKEN = "carme-hub-tests-service-token"
 CARME = str(Path(sys.executable).parent / "carme")
 
 
-def ensure_hub_env(env_dir: Path = ENV_DIR) -> tuple[Path, Path]:
-    """The hub venv's python and the configurable-http-proxy program, installed when missing."""
+def ensure_hub_env(env_dir: Path = ENV_DIR, requirements: Sequence[str] = HUB_REQUIREMENTS) -> tuple[Path, Path]:
+    """The hub venv's python and the configurable-http-proxy program, installed when missing
+    (``requirements`` into the venv: the bench adds jupyterhub-singleuser's jupyter_server and JupyterLab)."""
     venv, chp_dir = env_dir / "venv", env_dir / "chp"
     python, chp = venv / "bin" / "python", chp_dir / "node_modules" / ".bin" / "configurable-http-proxy"
-    marker = env_dir / (".ready-" + "-".join([*HUB_REQUIREMENTS, CHP_PACKAGE]).replace("/", "_"))
+    # Named after what is installed: changing a pin installs again.
+    marker = env_dir / (".ready-" + hashlib.sha256(" ".join([*requirements, CHP_PACKAGE]).encode()).hexdigest()[:16])
     if not marker.exists():
         env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
         base = getattr(sys, "_base_executable", sys.executable)
         # ./dev puts uv on PATH (it installs it in ~/.local/bin when missing).
         uv = shutil.which("uv") or shutil.which("uv", path=str(Path.home() / ".local" / "bin")) or "uv"
         subprocess.run([uv, "venv", "--quiet", "--allow-existing", "--python", base, str(venv)], check=True, env=env)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *HUB_REQUIREMENTS],
+        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *requirements],
                        check=True, env=env)
         chp_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(["npm", "install", "--prefix", str(chp_dir), "--no-audit", "--no-fund", "--loglevel=error",
@@ -112,15 +115,19 @@ class Hub:
 
 
 def start_hub(home: Path, *, services: Sequence[Mapping[str, Any]] = (), roles: Sequence[Mapping[str, Any]] = (),
-              spawner_environment: Mapping[str, str] | None = None, config: str = "") -> Hub:
+              spawner_environment: Mapping[str, str] | None = None, config: str = "",
+              env: tuple[Path, Path] | None = None) -> Hub:
     """A hub on 127.0.0.1 with its state in ``home``; ``services`` and ``roles`` added to the test
-    service (which may manage users, servers and tokens), ``config`` appended to its config file."""
-    python, chp = ensure_hub_env()
+    service (which may manage users, servers and tokens, and read the spawners' state: a local
+    server's pid), ``config`` appended to its config file; ``env`` is what :func:`ensure_hub_env`
+    returned (default: the tests' own)."""
+    python, chp = env or ensure_hub_env()
     home.mkdir(parents=True, exist_ok=True)
     port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
     all_services = [{"name": "carme-tests", "api_token": SERVICE_TOKEN}, *services]
     all_roles = [{"name": "carme-tests", "services": ["carme-tests"],
-                  "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "read:users"]}, *roles]
+                  "scopes": ["admin:users", "admin:servers", "admin:server_state", "tokens", "access:servers",
+                             "read:users"]}, *roles]
     (home / "jupyterhub_config.py").write_text(textwrap.dedent(f"""\
         c = get_config()  # noqa
         c.JupyterHub.ip = "127.0.0.1"

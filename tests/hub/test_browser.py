@@ -6,10 +6,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 
 from tests.browser import browsing, new_notebook_runs
 from tests.hub.hubenv import Hub, auth
 from tests.serving import Served
+
+# The first hub test installs JupyterHub and configurable-http-proxy (tests/hub/hubenv.py).
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_login_at_the_hub_lands_in_jupyterlab(hub: Hub, alice: str, chromium: Any) -> None:

@@ -12,6 +12,9 @@ from tests.hub.hubenv import Hub, auth, ensure_hub_env, start_hub
 from tests.polling import wait_until
 from tests.processes import kernel_processes, pid_alive
 
+# The first hub test installs JupyterHub and configurable-http-proxy (tests/hub/hubenv.py).
+pytestmark = pytest.mark.timeout(300)
+
 IDLE_SECONDS = 3
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import httpx
+import pytest
 
 from tests.hub.hubenv import Hub, auth
 from tests.kernels.wsclient import Client
 from tests.polling import await_until, wait_until
 from tests.processes import pid_alive
+
+# The first hub test installs JupyterHub and configurable-http-proxy (tests/hub/hubenv.py).
+pytestmark = pytest.mark.timeout(300)
 
 
 def parse_time(text: str) -> datetime:

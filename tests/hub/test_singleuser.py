@@ -8,8 +8,12 @@ import subprocess
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pytest
 
 from tests.hub.hubenv import CARME, Hub, auth
+
+# The first hub test installs JupyterHub and configurable-http-proxy (tests/hub/hubenv.py).
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_hub_token_works_on_the_rest_api(hub: Hub, alice: str) -> None:
@@ -37,6 +41,7 @@ def test_other_users_get_403(hub: Hub, alice: str) -> None:
     assert refused.status_code == 403
     assert "bob" in refused.json()["message"]
     assert httpx.get(alice + "lab", headers=auth(bob)).status_code == 403
+    assert httpx.get(alice + "api/me", headers=auth(bob)).status_code == 403  # not even who he is
     # bob's own server is his.
     assert httpx.get(hub.url + "/user/bob/api/contents", headers=auth(bob)).status_code == 200
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import HTTPConnection
 
 from carme.auth import AuthResult, User
+from carme.errors import ApiError
 
 from .environment import api_token, default_access_scopes
 from .hubapi import HubClient
@@ -119,9 +120,17 @@ class HubService:
             token = conn.query_params.get("token")
         if token:
             user = await self.user_for(token)
-            return AuthResult(user, by_token=True) if user is not None else None
+            return AuthResult(self._admitted(user), by_token=True) if user is not None else None
         cookie_token = self.unsign(conn.cookies.get(self.client_id))
         if cookie_token:
             user = await self.user_for(cookie_token)
-            return AuthResult(user) if user is not None else None
+            return AuthResult(self._admitted(user)) if user is not None else None
         return None
+
+    def _admitted(self, user: HubUser) -> HubUser:
+        """``user`` if their scopes grant this server; else 403 on every route, pages included
+        (a redirect to the hub would come straight back: the hub knows them), as the hub's own
+        single-user server answers. carme_permission checks the same for every declared route."""
+        if not self.grants(user):
+            raise ApiError(403, f"user {user.username} is not allowed.", "Forbidden")
+        return user
