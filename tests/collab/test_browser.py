@@ -127,14 +127,17 @@ def test_no_changed_on_disk_bar_or_dialog_while_collaboration_saves(chromium: An
         tab = page.locator(".lm-TabBar-tab.jp-mod-current")
         bar, dialog = page.locator(".carme-ChangedOnDisk"), page.locator(".jp-Dialog")
 
-        # The server autosaves what is typed; the page learns the file's new version from the
-        # document (state.hash), so Ctrl+S after that saves without JupyterLab's "File Changed"
-        # dialog (which would hold the save: "Saving completed" would never show).
+        # The server autosaves an edit (one edit, so one save); the page learns the file's new
+        # version from the document (state.hash), and reads its model again. Ctrl+S after that
+        # saves without JupyterLab's "File Changed" dialog (which would hold the save: "Saving
+        # completed" would never show).
         editor.click()
         page.keyboard.press("Control+End")
-        page.keyboard.type("typed in the page")
-        wait_until(lambda: (root / "notes.txt").read_text() == "first version\ntyped in the page",
-                   "the autosave on disk")
+        with page.expect_response(lambda r: "/api/contents/notes.txt?" in r.url and "content=0" in r.url) as read:
+            page.keyboard.insert_text("typed in the page")
+            wait_until(lambda: (root / "notes.txt").read_text() == "first version\ntyped in the page",
+                       "the autosave on disk")
+        assert read.value.status == 200
         page.locator(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)").wait_for()
         page.keyboard.press("Control+s")
         page.locator(".jp-StatusBar-Widget").get_by_text("Saving completed").wait_for()
@@ -150,8 +153,15 @@ def test_no_changed_on_disk_bar_or_dialog_while_collaboration_saves(chromium: An
         # the file written again: that is collaboration's conflict, reported by its own dialog;
         # carme's bar stays away although the page's version of the file is now out of date
         # (the file added afterwards is listed: the page has seen both watch events).
-        page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-        page.locator(".lm-Menu-itemLabel", has_text="Autosave Documents").click()
+        settings, autosave = page.locator(".lm-MenuBar-itemLabel", has_text="Settings"), \
+            page.locator(".lm-Menu-item", has_text="Autosave Documents")
+        settings.click()
+        with page.expect_response(lambda r: "/lab/api/settings/@jupyterlab/docmanager-extension" in r.url
+                                  and r.request.method == "PUT"):
+            autosave.click()
+        settings.click()  # the setting is stored first; unchecked, the page has told the server
+        page.locator(".lm-Menu-item:not(.lm-mod-toggled)", has_text="Autosave Documents").wait_for()
+        page.keyboard.press("Escape")
         editor.click()
         page.keyboard.press("Control+End")
         page.keyboard.type("unsaved mine")
