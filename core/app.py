@@ -21,6 +21,7 @@ from .authorization import DENIED_EVENT, Authorizer
 from .errors import EXCEPTION_HANDLERS, refuse_websocket
 from .events import EventBus
 from .extension_state import ExtensionStates
+from .methods import MethodsMiddleware
 from .plugins import PluginError, Plugins
 from .server import Server
 
@@ -184,6 +185,7 @@ def create_app(
     middleware = [Middleware(AuthMiddleware, server=server, public_paths=public, api_paths=api)]
     for _name, entries in plugin_set.each("carme_register_middleware", server=server):
         middleware.extend(entries)
+    middleware.append(Middleware(MethodsMiddleware, routes=routes))  # innermost: 405 only after auth, as jupyter_server
 
     base = normalise_base_url(server.settings["base_url"])
     inner = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from ..auth import base_path
 from ..contents.models import http_date
 from ..jsonutil import JSONResponse, dumps
 from .permissions import allowed, authenticated, authorized, require
-from .util import bad_request, json_body, json_object, query_flag
+from .util import bad_request, json_object, query_flag
 
 if TYPE_CHECKING:
     from ..contents.manager import ContentsManager
@@ -68,6 +68,16 @@ async def model_response(request: Request, model: dict[str, Any], status: int = 
     return JSONResponse(model, status_code=status, headers=headers)
 
 
+def typed_fields(model: dict[str, Any], **types: type) -> None:
+    """A 400 naming the first field of ``model`` that is present, not null, and not of its JSON
+    type (``chunk`` an integer, ``type`` a string): an unknown string type still means file."""
+    names = {str: "a string", int: "an integer"}
+    for key, kind in types.items():
+        value = model.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise bad_request(f"{key} must be {names.get(kind, kind.__name__)}, not {type(value).__name__}")
+
+
 def _kind(value: Any) -> str | None:
     """jupyter_server falls back to ``file`` for an unknown type."""
     return value if value in KINDS else "file"
@@ -91,13 +101,12 @@ async def get_contents(request: Request) -> Response:
 async def put_contents(request: Request) -> Response:
     path = api_path(request)
     cm = manager(request)
-    model = await json_body(request, required=False)
+    model = await json_object(request, required=False)
     if not model:
         return await model_response(request, await cm.new_untitled(path), 201)
-    if not isinstance(model, dict):
-        raise bad_request(f"request body must be a JSON object, not {type(model).__name__}")
     if model.get("copy_from"):
         raise bad_request("Cannot copy with PUT, only POST")
+    typed_fields(model, type=str, format=str, chunk=int, path=str, name=str)
     exists = await cm.file_exists(path)  # a path outside the root is a 404 here, before any hook
     if not cm.allow_hidden and (await cm.is_hidden(path) or (
             isinstance(model.get("path"), str) and await cm.is_hidden(model["path"]))):
@@ -118,15 +127,12 @@ async def post_contents(request: Request) -> Response:
     if await cm.file_exists(path):
         raise bad_request("Cannot POST to files, use PUT instead.")
     model = await json_object(request, required=False) or {}
+    typed_fields(model, copy_from=str, ext=str, type=str)
     copy_from = model.get("copy_from")
     if copy_from:
-        if not isinstance(copy_from, str):
-            raise bad_request("copy_from must be a string (the API path to copy)")
         await require(request, "read", "contents", copy_from)
         return await model_response(request, await cm.copy(copy_from, path), 201)
     ext, kind = model.get("ext", "") or "", model.get("type", "") or ""
-    if not isinstance(ext, str):
-        raise bad_request("ext must be a string such as '.py'")
     if kind not in ("", "directory", "file", "notebook"):
         kind = "file"
     return await model_response(request, await cm.new_untitled(path, type=kind, ext=ext), 201)

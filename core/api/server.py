@@ -1,11 +1,12 @@
-"""Server-level routes: /api, /api/status, /api/me, /api/shutdown."""
+"""Server-level routes: /api, /api/spec.yaml, /api/status, /api/me, /api/shutdown."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .. import __version__
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..server import Server
 
 API_VERSION = "2.21.1"  # the jupyter_server REST API version carme speaks; clients check it
+SPEC = Path(__file__).with_name("spec.yaml")
 
 
 def server_of(conn: HTTPConnection) -> Server:
@@ -26,6 +28,12 @@ def server_of(conn: HTTPConnection) -> Server:
 
 async def api_version(request: Request) -> Response:
     return JSONResponse({"version": API_VERSION, "carme": __version__})
+
+
+@authorized("read", "server")
+async def api_spec(request: Request) -> Response:
+    """The OpenAPI (Swagger 2.0) description of the core's REST API, as jupyter_server serves its own."""
+    return FileResponse(SPEC, media_type="text/x-yaml")
 
 
 @authorized("read", "server")
@@ -69,6 +77,7 @@ async def api_shutdown(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/api", api_version, methods=["GET"]),
+        Route("/api/spec.yaml", api_spec, methods=["GET"]),
         Route("/api/status", api_status, methods=["GET"]),
         Route("/api/me", api_me, methods=["GET"]),
         Route("/api/shutdown", api_shutdown, methods=["POST"]),
