@@ -20,15 +20,17 @@ from starlette.routing import BaseRoute, Route
 
 from ..auth import base_path
 from ..contents.models import http_date
+from ..contents.streamed import split_string_field
 from ..jsonutil import JSONResponse, dumps
 from .permissions import allowed, authenticated, authorized, require
-from .util import bad_request, json_object, query_flag
+from .util import bad_request, json_object, object_of, parse_json, query_flag, read_body
 
 if TYPE_CHECKING:
     from ..contents.manager import ContentsManager
 
 KINDS = (None, "directory", "file", "notebook")
 FILES_CSP = "frame-ancestors 'self'; sandbox allow-scripts"
+STREAM_BYTES = 8 * 1024 * 1024  # PUT bodies above this may save their content without a copy
 
 
 def manager(request: Request) -> ContentsManager:
@@ -97,11 +99,24 @@ async def get_contents(request: Request) -> Response:
     return await model_response(request, model, with_location=False)
 
 
+async def save_model(request: Request, cm: ContentsManager) -> dict[str, Any] | None:
+    """The PUT body. A big text or base64 file's content stays in the body's buffer, decoded
+    piece by piece as it is written (when the manager takes that): no whole copy of it is made."""
+    body = await read_body(request)
+    if len(body) > STREAM_BYTES and cm.streams_content:
+        split = await asyncio.to_thread(split_string_field, body, "content")
+        if split is not None:
+            fields, content = split
+            if fields.get("type") == "file" and fields.get("format") in ("text", "base64") and "chunk" not in fields:
+                return {**fields, "content": content}
+    return object_of(await parse_json(body, required=False))
+
+
 @authorized("write", "contents", path="path")
 async def put_contents(request: Request) -> Response:
     path = api_path(request)
     cm = manager(request)
-    model = await json_object(request, required=False)
+    model = await save_model(request, cm)
     if not model:
         return await model_response(request, await cm.new_untitled(path), 201)
     if model.get("copy_from"):

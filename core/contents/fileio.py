@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..errors import ApiError
 
@@ -95,22 +95,26 @@ def _temp_beside(os_path: str) -> Iterator[tuple[int, str]]:
         os.close(fd)
 
 
-def atomic_write(os_path: str, data: bytes, *, umask: int = 0o022, fsync: bool = True) -> None:
-    """Write ``data`` to ``os_path`` atomically (see the module docstring).
+def atomic_write(os_path: str, data: bytes | Iterable[bytes], *, umask: int = 0o022, fsync: bool = True) -> None:
+    """Write ``data`` (bytes, or pieces of bytes made as they are written) to ``os_path``
+    atomically (see the module docstring); an error while making the pieces leaves the old file.
 
     When the directory is not writable but the file is, the file is rewritten in place
-    (as jupyter_server does); the data is fully encoded before, so only an I/O error can cut it.
+    (as jupyter_server does); the data is fully made before, so only an I/O error can cut it.
     """
+    pieces = [data] if isinstance(data, bytes | bytearray) else data
     if not os.access(os.path.dirname(os_path) or ".", os.W_OK) and os.access(os_path, os.W_OK):
+        whole = b"".join(pieces)
         with open(os_path, "r+b") as f:
-            f.write(data)
+            f.write(whole)
             f.truncate()
             f.flush()
             os.fsync(f.fileno())
         return
     with _temp_beside(os_path) as (fd, tmp):
         with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
+            for piece in pieces:
+                f.write(piece)
         _finish_temp(fd, tmp, os_path, umask, fsync)
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ..errors import ApiError
@@ -24,6 +24,7 @@ from . import checkpoints, fileio, notebooks
 from .manager import ContentsManager
 from .models import FileStream, Model, add_hash, file_content, guess_mimetype, kind_of, stat_model
 from .paths import PathPolicy, join, normalize, split
+from .streamed import PIECE, StreamedText
 from .trust import Notary
 
 log = logging.getLogger("carme.contents")
@@ -34,12 +35,22 @@ def not_found(path: str) -> ApiError:
     return ApiError(404, f"file or directory {path!r} does not exist", "Not Found")
 
 
+def _reported(pieces: Iterator[bytes], path: str) -> Iterator[bytes]:
+    """The pieces of a streamed save; bad content is a 400 (the write stops, the old file stays)."""
+    try:
+        yield from pieces
+    except (ValueError, UnicodeError) as exc:
+        raise bad_request(f"Encoding error saving {path}: {exc}") from None
+
+
 def bad_request(message: str, reason: str = "Bad Request") -> ApiError:
     return ApiError(400, message, reason)
 
 
 class FileContentsManager(ContentsManager):
     """Contents stored as plain files under ``root`` (see the module docstring)."""
+
+    streams_content = True
 
     def __init__(self, root: str, *, allow_hidden: bool = False, allow_symlinks_outside_root: bool = False,
                  hide_globs: list[str] | None = None, max_copy_folder_size_mb: int = 500,
@@ -250,7 +261,8 @@ class FileContentsManager(ContentsManager):
         else:
             data = self._file_bytes(model, path)
             if chunk is not None:
-                written = fileio.write_chunk(target, data, chunk, umask=self.umask)
+                whole = data if isinstance(data, bytes) else b"".join(data)
+                written = fileio.write_chunk(target, whole, chunk, umask=self.umask)
                 if written != target:  # upload in progress: report the part received so far
                     st = os.stat(written)
                     return stat_model(path, st, kind_of(path, st), True)
@@ -262,15 +274,19 @@ class FileContentsManager(ContentsManager):
         return saved
 
     @staticmethod
-    def _file_bytes(model: dict[str, Any], path: str) -> bytes:
+    def _file_bytes(model: dict[str, Any], path: str) -> bytes | Iterator[bytes]:
         format, content = model.get("format"), model["content"]
         if format not in ("text", "base64"):
             raise bad_request("Must specify format of file contents as 'text' or 'base64'")
+        if isinstance(content, StreamedText):
+            return _reported(content.bytes_pieces(format), path)
         if not isinstance(content, str):
             raise bad_request(f"content of {path} must be a string for format {format!r}, "
                               f"not {type(content).__name__}")
         try:
             if format == "text":
+                if len(content) > PIECE:  # a big text encoded piece by piece as it is written
+                    return (content[i:i + PIECE].encode("utf-8") for i in range(0, len(content), PIECE))
                 return content.encode("utf-8")
             # Line breaks are fine (jupyter_server sends base64 wrapped at 76 columns); any other
             # stray character is an error, not silently dropped (which would save garbage).

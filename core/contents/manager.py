@@ -39,6 +39,10 @@ class ContentsManager(abc.ABC):
     untitled_notebook = "Untitled"
     untitled_file = "untitled"
     untitled_directory = "Untitled Folder"
+    #: True when :meth:`save` takes a big file's content as a
+    #: :class:`carme.contents.streamed.StreamedText` (decoded piece by piece as it is written)
+    #: instead of a str: the contents API then never holds a big upload's text whole.
+    streams_content = False
 
     def __init__(self) -> None:
         self._listeners: Listeners[[str, str, str | None]] = Listeners(log, "contents listener")

@@ -203,3 +203,36 @@ def test_a_save_that_fills_the_disk_is_507_and_keeps_the_old_file(client: httpx.
     fits = client.put("/api/contents/small/notes.txt", json={"type": "file", "format": "text", "content": "new\n"})
     assert fits.status_code == 200, fits.text
     assert (small_disk / "notes.txt").read_text() == "new\n"
+
+
+BIG = 9 * 1024 * 1024  # past STREAM_BYTES: the content is decoded from the body piece by piece
+
+
+def test_big_text_and_base64_saves_are_exact(client: httpx.Client, root: Path) -> None:
+    """A body past the streaming threshold: escapes, multi-byte characters and surrogate pairs
+    cut across the decoding pieces still give the exact text; base64 with line breaks the bytes."""
+    line = 'plain "quoted" back\\slash tab\t nl\n é 漢 😀 \x01\n'
+    text = line * (BIG // len(line) + 1)
+    for ensure_ascii in (False, True):  # raw UTF-8, and \uXXXX escapes with surrogate pairs
+        body = json.dumps({"type": "file", "format": "text", "content": text, "path": "t.txt"},
+                          ensure_ascii=ensure_ascii)
+        response = client.put("/api/contents/t.txt", content=body.encode())
+        assert response.status_code in (200, 201), response.text
+        assert (root / "t.txt").read_bytes().decode("utf-8") == text
+        assert response.json()["size"] == len(text.encode())
+    data = os.urandom(BIG)
+    response = client.put("/api/contents/b.bin", json={"type": "file", "format": "base64",
+                                                        "content": base64.encodebytes(data).decode()})
+    assert response.status_code == 201, response.text
+    assert (root / "b.bin").read_bytes() == data
+
+
+def test_big_save_with_bad_content_keeps_the_old_file(client: httpx.Client, root: Path) -> None:
+    (root / "t.txt").write_text("old")
+    for content, problem in (("x" * BIG + "\\q", "text"), ("QUJD" * (BIG // 4) + "!", "base64")):
+        raw = b'{"type": "file", "format": "' + problem.encode() + b'", "content": "' + content.encode() + b'"}'
+        response = client.put("/api/contents/t.txt", content=raw)
+        assert response.status_code == 400, response.text
+        assert "t.txt" in response.json()["message"]
+        assert (root / "t.txt").read_text() == "old"
+    assert [p.name for p in root.iterdir()] == ["t.txt"]  # no temporary file left
