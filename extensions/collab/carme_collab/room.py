@@ -37,6 +37,7 @@ SaveHandler = Callable[["Peer"], Awaitable[str]]
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024  # a client this far behind is disconnected, not buffered forever
 FULL_STATE_KEPT_S = 2.0  # the encoded whole document outlives its last use this long (joiners come together)
+FULL_STATE_KEPT_BYTES = 1 << 20  # ... when it is this big: a smaller one costs more memory than encoding time
 
 
 class Peer:
@@ -165,15 +166,20 @@ class Room:
             self._subscription = self.ydoc.observe(self._on_transaction)
 
     def full_state(self) -> bytes:
-        """The whole document as one update (encoded once per version of the document)."""
-        if self._full_state is None:
-            self._full_state = self.ydoc.get_update()
+        """The whole document as one update (a big one encoded once per version of the document)."""
+        if self._full_state is not None:
+            state = self._full_state
+        else:
+            state = self.ydoc.get_update()
+            if len(state) < FULL_STATE_KEPT_BYTES:
+                return state
+            self._full_state = state
         if self._full_state_timer is not None:
             self._full_state_timer.cancel()
         with contextlib.suppress(RuntimeError):  # no loop (a synchronous caller): kept until a change
             self._full_state_timer = asyncio.get_running_loop().call_later(FULL_STATE_KEPT_S,
                                                                            self._forget_full_state)
-        return self._full_state
+        return state
 
     def _forget_full_state(self) -> None:
         self._full_state = None
