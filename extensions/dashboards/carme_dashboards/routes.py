@@ -41,6 +41,7 @@ from .files import file_response
 from .notebooks import is_notebook_path, load_notebook
 from .page import script_json
 from .service import STATIC_DIR, DashboardsService
+from .settings import RenderOptions
 from .slots import Busy
 from .visits import Visit, VisitKey
 
@@ -97,11 +98,12 @@ def request_environ(request: Request, header_envs: list[str]) -> dict[str, str]:
 # -- pages ----------------------------------------------------------------------------------------
 
 
-def _common(service: DashboardsService, base: str) -> dict[str, Any]:
+def _common(service: DashboardsService, base: str, options: RenderOptions | None = None) -> dict[str, Any]:
     """What every page gets: the theme, the version and the client's files."""
+    theme = (options or service.options).theme
     client = base + "dashboards/static/client/"
-    return {"theme": service.options.theme, "version": service.version, "client_js": client + SCRIPT,
-            "client_css": client + STYLE, "theme_css": client + THEMES[service.options.theme]}
+    return {"theme": theme, "version": service.version, "client_js": client + SCRIPT,
+            "client_css": client + STYLE, "theme_css": client + THEMES[theme]}
 
 
 async def error_page(request: Request, status: int, message: str, reason: str) -> HTMLResponse:
@@ -126,25 +128,29 @@ async def dashboard(request: Request, path: str) -> Response:
         notebook = await load_notebook(service.server, path, service.section["kernel_name"])
     except ApiError as exc:
         return await error_page(request, exc.status, exc.message, exc.reason or "Error")
+    try:
+        options = await service.page_options(notebook.notebook, request.query_params)
+    except ApiError as exc:
+        return await error_page(request, exc.status, exc.message, exc.reason or "Error")
     browser = browser_of(request)
     new_browser = browser is None
     browser = browser or secrets.token_urlsafe(24)
     key = VisitKey(browser, path, request.scope.get("query_string", b"").decode("latin-1"))
-    options = service.options
     try:
         visit = service.visits.open(key, notebook, request_environ(request, service.header_envs), options, base)
     except Busy:
         body = await service.pages.render(options.template, "busy.html", base,
-                                          {**_common(service, base), "title": _title(path)})
+                                          {**_common(service, base, options), "title": _title(path)})
         return HTMLResponse(body, status_code=503, headers={"Retry-After": "30", **NO_STORE})
+    options = visit.options  # a reload shows what the visit ran with
     context = {
-        **_common(service, base),
+        **_common(service, base, options),
         "title": _title(path),
         "notebook_path": path,
         "kernel_id": visit.kernel_id,
         "cell_count": len(notebook.notebook.cells),
         "strip_sources": options.strip_sources,
-        "page_config": script_json(page_config(service, base, visit)),
+        "page_config": script_json(page_config(service, base, visit, options)),
     }
 
     async def body() -> Any:
@@ -161,7 +167,7 @@ async def dashboard(request: Request, path: str) -> Response:
     return response
 
 
-def page_config(service: DashboardsService, base: str, visit: Visit) -> dict[str, Any]:
+def page_config(service: DashboardsService, base: str, visit: Visit, options: RenderOptions) -> dict[str, Any]:
     """The page's ``jupyter-config-data`` (JupyterLab PageConfig keys; see CONTRACT.md)."""
     return {
         "appName": "carme dashboards",
@@ -172,7 +178,7 @@ def page_config(service: DashboardsService, base: str, visit: Visit) -> dict[str
         "kernelApiUrl": "dashboards/api/",
         "fullLabextensionsUrl": base + "dashboards/labextensions",
         "federated_extensions": service.labextensions.page_entries(),
-        "theme": service.options.theme,
+        "theme": options.theme,
         "notebookPath": visit.key.path,
     }
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carme import __version__ as carme_version
 from carme.config import ConfigError
+from carme.errors import ApiError
 
 from .client import ClientMissingError, check_client
 from .files import FileRules
@@ -19,11 +21,13 @@ from .labextensions import Labextensions
 from .notebooks import load_notebook
 from .page import PageRenderer
 from .runner import VisitRunner
-from .settings import RenderOptions
-from .templates import Templates, search_path
+from .settings import GUARDED_SETTINGS, THEMES, RenderOptions, pick, theme_name
+from .templates import Template, Templates, search_path
 from .visits import VisitRegistry
 
 if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
     from carme.server import Server
 
 log = logging.getLogger("carme.dashboards")
@@ -41,11 +45,10 @@ class DashboardsService:
         self.section: Mapping[str, Any] = section
         self.templates = Templates(search_path(section["template_paths"]))
         explicit = {key for key in section if server.settings.source(f"{SECTION}.{key}") != "default"}
-        chain = self.templates.chain(section["template"])  # a missing template or a loop stops start-up here
-        options = RenderOptions.from_settings(section)
-        for template in reversed(chain):  # the base's settings first, the template's own win
-            options = options.with_template_settings(template.settings, explicit, str(template.path / "conf.json"))
-        self.options = options
+        self._explicit = explicit
+        # A missing template or a loop stops start-up here.
+        self.options = self._options_of(self.templates.chain(section["template"]))
+        self._picked: dict[tuple[str, bool], RenderOptions] = {}  # other templates, as pages picked them
         self.pages = PageRenderer(self.templates)
         self.files = FileRules(section["file_allowlist"], section["file_denylist"])
         self.labextensions = Labextensions(section["extra_labextensions_path"], section["labextensions_denylist"])
@@ -82,6 +85,51 @@ class DashboardsService:
                 raise ConfigError(f"dashboards.pool_notebooks: cannot load {path!r}: {exc}") from None
             self.visits.preheat(notebook)
 
+    def _options_of(self, chain: list[Template]) -> RenderOptions:
+        options = RenderOptions.from_settings(self.section)
+        for template in reversed(chain):  # the base's settings first, the template's own win
+            options = options.with_template_settings(template.settings, self._explicit,
+                                                     str(template.path / "conf.json"))
+        return options
+
+    async def page_options(self, notebook: NotebookNode, query: Mapping[str, str]) -> RenderOptions:
+        """The options of one dashboard page: the configured template and theme, or the ones the
+        notebook's metadata (``voila.template``, ``voila.theme``) or the visitor's query
+        (``voila-template``, ``voila-theme``) pick, as the ``allow_*_override`` settings allow.
+        ApiError 400 naming an unknown template or theme."""
+        wanted = (notebook.get("metadata", {}) or {}).get("voila") or {}
+        wanted = wanted if isinstance(wanted, dict) else {}
+        section = self.section
+        template, by_visitor = pick(section["allow_template_override"], self.options.template,
+                                    _text(wanted.get("template")), query.get("voila-template"))
+        theme, _ = pick(section["allow_theme_override"], self.options.theme, _text(wanted.get("theme")),
+                        query.get("voila-theme"))
+        options = self.options if template == self.options.template else await self._picked_options(template,
+                                                                                                     by_visitor)
+        if theme != self.options.theme:
+            name = theme_name(theme)
+            if name is None:
+                raise ApiError(400, f"unknown theme {theme!r}: expected one of {', '.join(THEMES)}", "Bad Request")
+            options = replace(options, theme=name)
+        return options
+
+    async def _picked_options(self, template: str, by_visitor: bool) -> RenderOptions:
+        options = self._picked.get((template, by_visitor))
+        if options is not None:
+            return options
+        try:
+            chain = await asyncio.to_thread(self.templates.chain, template)
+            await asyncio.to_thread(self.pages.compile, template)
+            options = replace(self._options_of(chain), template=template)
+        except ConfigError:
+            names = await asyncio.to_thread(self.templates.available)
+            raise ApiError(400, f"unknown template {template!r}: expected one of {', '.join(names)}",
+                           "Bad Request") from None
+        if by_visitor:  # a visitor's pick changes the look, never what the page reveals or how it runs
+            options = replace(options, **{key: getattr(self.options, key) for key in GUARDED_SETTINGS})
+        self._picked[(template, by_visitor)] = options
+        return options
+
     async def _warm_forks(self) -> None:
         """In app mode, start the fork server of the kernels its visitors will need now, so the
         first visitor does not wait for it (elsewhere a server starts on first use)."""
@@ -109,3 +157,7 @@ class DashboardsService:
     def serves(self, path: str) -> bool:
         """Whether ``path`` may be rendered: any notebook, but in single-notebook app mode only that one."""
         return not (self.app_mode and self.notebook) or path == self.notebook
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

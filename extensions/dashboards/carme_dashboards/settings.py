@@ -15,6 +15,12 @@ from carme.config import ConfigError, Setting
 DEFAULT_FILE_ALLOWLIST = [r".*\.(png|jpg|jpeg|gif|svg|webp)"]
 DEFAULT_FILE_DENYLIST = [r".*\.(ipynb|py)"]
 THEMES = ("light", "dark")
+OVERRIDES = ("YES", "NOTEBOOK", "NO")
+# Settings a template's conf.json may set (when no config file, variable or flag did).
+TEMPLATE_SETTINGS = ("strip_sources", "show_tracebacks", "theme", "allow_errors", "cell_timeout")
+# Of those, what a template a *visitor* picked (?voila-template=) may not change: the server's
+# choice of what a page reveals and how it runs stands.
+GUARDED_SETTINGS = ("strip_sources", "show_tracebacks", "allow_errors", "cell_timeout")
 
 
 def declared() -> list[Setting]:
@@ -27,6 +33,12 @@ def declared() -> list[Setting]:
                 "(default: a generic message, and stderr output is dropped, as Voila)"),
         Setting("template", str, "lab", "Page template: a folder name on the template path"),
         Setting("theme", str, "light", "Page theme", choices=THEMES),
+        Setting("allow_template_override", str, "YES", "Who may pick another template than dashboards.template: "
+                "YES the visitor (?voila-template=NAME) or the notebook (metadata.voila.template), NOTEBOOK only "
+                "the notebook, NO nobody (Voila's setting; a visitor's pick changes only the look)",
+                choices=OVERRIDES),
+        Setting("allow_theme_override", str, "YES", "The same for the theme (?voila-theme=, metadata.voila.theme)",
+                choices=OVERRIDES),
         Setting("template_paths", list, [], "More folders of templates, searched before the Jupyter data "
                 "path's dashboards/templates and the built-in ones"),
         # How a notebook runs.
@@ -67,9 +79,6 @@ def declared() -> list[Setting]:
                 "empty: the tree of the root)"),
     ]
 
-
-# Settings a template's conf.json may set (when no config file, variable or flag did).
-TEMPLATE_SETTINGS = ("strip_sources", "show_tracebacks", "theme", "allow_errors", "cell_timeout")
 
 
 @dataclass(frozen=True)
@@ -113,3 +122,20 @@ def compile_patterns(patterns: list[Any], key: str) -> list[re.Pattern[str]]:
         except re.error as exc:
             raise ConfigError(f"dashboards.{key}: {pattern!r} is not a valid regular expression: {exc}") from None
     return compiled
+
+
+def theme_name(value: str) -> str | None:
+    """``light``/``dark`` for a theme as Voila accepts it (``dark``, ``JupyterLab Dark``); None if unknown."""
+    name = value.strip().lower().removeprefix("jupyterlab ").strip()
+    return name if name in THEMES else None
+
+
+def pick(policy: str, configured: str, from_notebook: str | None, from_query: str | None) -> tuple[str, bool]:
+    """The template (or theme) a page uses, as Voila chooses it: the query's, else the notebook
+    metadata's, else the configured one, as far as ``policy`` (YES, NOTEBOOK, NO) allows. Also
+    whether the visitor picked it."""
+    if policy == "YES" and from_query:
+        return from_query, True
+    if policy in ("YES", "NOTEBOOK") and from_notebook:
+        return from_notebook, False
+    return configured, False
