@@ -72,8 +72,8 @@ def app_settings(target: str) -> tuple[str, dict[str, object]]:
     if path.is_dir():
         return str(path), {"dashboards.app_mode": True, "dashboards.notebook": "", "default_url": "/"}
     if path.is_file():
-        if path.suffix != ".ipynb":
-            raise ConfigError(f"{target}: not a notebook (.ipynb)")
+        if path.suffix not in (".ipynb", ".py"):
+            raise ConfigError(f"{target}: not a notebook (.ipynb) or a Python script (.py)")
         return str(path.parent), {"dashboards.app_mode": True, "dashboards.notebook": path.name, "default_url": "/"}
     raise ConfigError(f"{target}: no such notebook or folder")
 

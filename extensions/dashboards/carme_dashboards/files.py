@@ -26,12 +26,13 @@ if TYPE_CHECKING:
 class FileRules:
     """The compiled allow and deny lists."""
 
-    def __init__(self, allow: list[str], deny: list[str]) -> None:
+    def __init__(self, allow: list[str], deny: list[str], never: tuple[str, ...] = ()) -> None:
         self.allow: list[re.Pattern[str]] = compile_patterns(allow, "file_allowlist")
         self.deny: list[re.Pattern[str]] = compile_patterns(deny, "file_denylist")
+        self.never = (".ipynb", *never)  # notebooks and scripts that are dashboards: their source
 
     def allows(self, path: str) -> bool:
-        if path.lower().endswith(".ipynb"):
+        if path.lower().endswith(self.never):
             return False
         return any(p.fullmatch(path) for p in self.allow) and not any(p.fullmatch(path) for p in self.deny)
 

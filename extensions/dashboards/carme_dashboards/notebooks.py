@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import nbformat
 from nbformat import NotebookNode
 
 from carme.errors import ApiError
+
+from .scripts import notebook_from_script
 
 if TYPE_CHECKING:
     from carme.kernels.specs import KernelSpec, KernelSpecManager
@@ -37,20 +40,32 @@ class LoadedNotebook:
     last_modified: str
 
 
-def is_notebook_path(path: str) -> bool:
-    return path.endswith(".ipynb")
+def script_language(path: str, scripts: Mapping[str, str]) -> str | None:
+    """The language of a script a dashboard may run (its extension is mapped), else None."""
+    dot = path.rfind(".")
+    return scripts.get(path[dot:].lower()) if dot > path.rfind("/") else None
 
 
-async def load_notebook(server: Server, path: str, kernel_override: str | None) -> LoadedNotebook:
-    """Read and upgrade the notebook at API ``path``; ApiError 404 when there is none, 400 when it
-    is not a valid notebook."""
-    if not is_notebook_path(path):
+def is_notebook_path(path: str, scripts: Mapping[str, str] | None = None) -> bool:
+    return path.endswith(".ipynb") or (scripts is not None and script_language(path, scripts) is not None)
+
+
+async def load_notebook(server: Server, path: str, kernel_override: str | None,
+                        scripts: Mapping[str, str] | None = None) -> LoadedNotebook:
+    """Read and upgrade the notebook (or mapped script) at API ``path``; ApiError 404 when there
+    is none, 400 when it is not a valid notebook."""
+    language = script_language(path, scripts or {})
+    if not path.endswith(".ipynb") and language is None:
         raise ApiError(404, f"{path} is not a notebook", "Not Found")
-    model = await server.contents.get(path, content=True, type="notebook")
-    try:
-        node = await asyncio.to_thread(_upgrade, model["content"])
-    except Exception as exc:  # nbformat raises several kinds for a broken file
-        raise ApiError(400, f"{path} is not a valid notebook: {exc}", "Bad Request") from None
+    if language is not None:
+        model = await server.contents.get(path, content=True, type="file", format="text")
+        node = await asyncio.to_thread(notebook_from_script, str(model["content"]), language)
+    else:
+        model = await server.contents.get(path, content=True, type="notebook")
+        try:
+            node = await asyncio.to_thread(_upgrade, model["content"])
+        except Exception as exc:  # nbformat raises several kinds for a broken file
+            raise ApiError(400, f"{path} is not a valid notebook: {exc}", "Bad Request") from None
     name, language = await asyncio.to_thread(choose_kernel, server.kernelspecs, node, kernel_override,
                                              server.settings["default_kernel_name"])
     return LoadedNotebook(path, node, name, language, str(model.get("last_modified", "")))

@@ -38,7 +38,7 @@ from carme.kernels.policy import MessagePolicy
 
 from .client import SCRIPT, STYLE, THEMES
 from .files import file_response
-from .notebooks import is_notebook_path, load_notebook
+from .notebooks import is_notebook_path, load_notebook, script_language
 from .page import script_json
 from .service import STATIC_DIR, DashboardsService
 from .settings import RenderOptions
@@ -118,14 +118,14 @@ async def dashboard(request: Request, path: str) -> Response:
     """The dashboard page of the notebook at ``path``, streamed as its visit runs."""
     service = service_of(request)
     base = base_path(request.scope)
-    if not is_notebook_path(path):
+    if not is_notebook_path(path, service.scripts):
         if await service.server.contents.dir_exists(path) and not service.notebook:
             return RedirectResponse(base + "dashboards/tree/" + quote(path), status_code=302)
         return RedirectResponse(base + "dashboards/files/" + quote(path), status_code=302)
     if not service.serves(path):
         return await error_page(request, 404, f"No dashboard {path}", "Not Found")
     try:
-        notebook = await load_notebook(service.server, path, service.section["kernel_name"])
+        notebook = await load_notebook(service.server, path, service.section["kernel_name"], service.scripts)
     except ApiError as exc:
         return await error_page(request, exc.status, exc.message, exc.reason or "Error")
     try:
@@ -185,7 +185,7 @@ def page_config(service: DashboardsService, base: str, visit: Visit, options: Re
 
 def _title(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
-    return name[: -len(".ipynb")] if name.endswith(".ipynb") else name
+    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
 
 @authorized("execute", "dashboards")
@@ -217,7 +217,7 @@ async def tree_page(request: Request, path: str) -> Response:
         if child["type"] == "directory":
             entries.append({"name": child["name"], "type": "directory",
                             "url": base + "dashboards/tree/" + quote(child["path"])})
-        elif child["type"] == "notebook":
+        elif child["type"] == "notebook" or script_language(child["path"], service.scripts):
             entries.append({"name": child["name"], "type": "notebook",
                             "url": base + "dashboards/render/" + quote(child["path"])})
     crumbs = [{"name": "Dashboards", "url": base + ("" if service.app_mode else "dashboards/tree/")}]

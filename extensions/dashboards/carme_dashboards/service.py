@@ -21,7 +21,7 @@ from .labextensions import Labextensions
 from .notebooks import load_notebook
 from .page import PageRenderer
 from .runner import VisitRunner
-from .settings import GUARDED_SETTINGS, THEMES, RenderOptions, pick, theme_name
+from .settings import GUARDED_SETTINGS, THEMES, RenderOptions, pick, script_mapping, theme_name
 from .templates import Template, Templates, search_path
 from .visits import VisitRegistry
 
@@ -50,7 +50,9 @@ class DashboardsService:
         self.options = self._options_of(self.templates.chain(section["template"]))
         self._picked: dict[tuple[str, bool], RenderOptions] = {}  # other templates, as pages picked them
         self.pages = PageRenderer(self.templates)
-        self.files = FileRules(section["file_allowlist"], section["file_denylist"])
+        self.scripts = script_mapping(section["extension_language_mapping"],
+                                      str(section["notebook"]) if section["app_mode"] else "")
+        self.files = FileRules(section["file_allowlist"], section["file_denylist"], tuple(self.scripts))
         self.labextensions = Labextensions(section["extra_labextensions_path"], section["labextensions_denylist"])
         self.visits = VisitRegistry(server, section)
         self.visits.runner = VisitRunner(server, self.visits).start
@@ -80,7 +82,8 @@ class DashboardsService:
             preheat.append(self.notebook)
         for path in preheat:
             try:
-                notebook = await load_notebook(self.server, str(path).strip("/"), self.section["kernel_name"])
+                notebook = await load_notebook(self.server, str(path).strip("/"), self.section["kernel_name"],
+                                               self.scripts)
             except Exception as exc:
                 raise ConfigError(f"dashboards.pool_notebooks: cannot load {path!r}: {exc}") from None
             self.visits.preheat(notebook)
@@ -139,7 +142,7 @@ class DashboardsService:
         name = self.section["kernel_name"]
         if self.notebook and name is None:
             try:
-                name = (await load_notebook(self.server, self.notebook, None)).kernel_name
+                name = (await load_notebook(self.server, self.notebook, None, self.scripts)).kernel_name
             except Exception:
                 return  # the notebook's page will say what is wrong with it
         name = name or self.server.settings["default_kernel_name"]

@@ -47,6 +47,9 @@ def declared() -> list[Setting]:
         Setting("cell_timeout", float, None, "Seconds a cell may run before the kernel is interrupted and the "
                 "run ends with a timeout error (null: no limit)", nullable=True),
         Setting("allow_errors", bool, False, "Go on running cells after one fails (nbclient's allow_errors)"),
+        Setting("extension_language_mapping", dict, {}, "Scripts that are dashboards too: file extension -> "
+                "language, e.g. {\".py\": \"python\"} (Voila's setting; percent-format cells are read, else the "
+                "script is one cell; `carme dashboard app.py` maps .py itself)"),
         Setting("http_header_envs", list, [], "Request headers put in the kernel's environment as HTTP_<NAME>, "
                 "as Voila does (e.g. ['Accept-Language'])"),
         # Kernel lifetimes.
@@ -139,3 +142,20 @@ def pick(policy: str, configured: str, from_notebook: str | None, from_query: st
     if policy in ("YES", "NOTEBOOK") and from_notebook:
         return from_notebook, False
     return configured, False
+
+
+def script_mapping(value: Mapping[str, Any], single: str) -> dict[str, str]:
+    """The checked ``extension_language_mapping`` (extensions lower-cased, with their dot); a
+    single app-mode notebook that is a ``.py`` maps ``.py`` to Python when nobody mapped it."""
+    mapping: dict[str, str] = {}
+    for extension, language in value.items():
+        if not (isinstance(extension, str) and extension.startswith(".") and len(extension) > 1
+                and isinstance(language, str) and language):
+            raise ConfigError(f"dashboards.extension_language_mapping: {extension!r}: {language!r} is not "
+                              "'.extension': 'language'")
+        if extension.lower() == ".ipynb":
+            raise ConfigError("dashboards.extension_language_mapping: .ipynb files are notebooks already")
+        mapping[extension.lower()] = language
+    if single.lower().endswith(".py"):
+        mapping.setdefault(".py", "python")
+    return mapping
