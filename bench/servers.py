@@ -59,7 +59,8 @@ def ensure_anchor(venv: Path = ANCHOR_VENV, requirements: list[str] = ANCHOR_REQ
         env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
         base = getattr(sys, "_base_executable", sys.executable)
         subprocess.run(["uv", "venv", "--quiet", "--python", base, str(venv)], check=True, env=env)
-        subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), *requirements],
+        # Bytecode compiled as ./dev compiles carme's venv: both sides installed the same way.
+        subprocess.run(["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *requirements],
                        check=True, env=env)
         marker.write_text("ok\n")
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
