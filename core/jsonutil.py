@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +18,17 @@ def dumps(value: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
+
+
+def read_json_or_none(path: Path, log: logging.Logger) -> Any:
+    """The JSON in ``path``, or None when it cannot be read or parsed, logged on ``log`` as a
+    warning naming the file and why: for files found on disk (labextensions, page configs) that
+    the server does without when one is broken. Blocking file I/O."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
+        log.warning("ignoring %s: %s", path, exc)
+        return None
 
 
 def isoformat(moment: datetime) -> str:

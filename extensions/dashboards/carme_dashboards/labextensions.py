@@ -2,75 +2,39 @@
 
 A widget library installed as a prebuilt ("federated") labextension -- ``jupyterlab_widgets``,
 bqplot, ipyleaflet, ipympl -- ships ``<labextensions dir>/<name>/package.json`` with
-``jupyterlab._build.load`` (its webpack remoteEntry) and ``static/``. The page config lists them
-(``federated_extensions``) and the page's client loads each from
-``dashboards/labextensions/<name>/<load>``. Folders: ``dashboards.extra_labextensions_path``, then
-``jupyter_path("labextensions")``; the first folder that has a name wins.
+``jupyterlab._build.load`` (its webpack remoteEntry) and ``static/``, found by
+:mod:`carme.labextensions`. The page config lists them (``federated_extensions``) and the page's
+client loads each from ``dashboards/labextensions/<name>/<load>``. Folders:
+``dashboards.extra_labextensions_path``, then the Jupyter data path's; the first folder that has a
+name wins.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_core.paths import jupyter_path
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 
-log = logging.getLogger("carme.dashboards.labextensions")
+from carme.labextensions import Labextension, discover, jupyter_labextensions_path
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True)
-class Labextension:
-    name: str
-    path: Path
-    build: dict[str, Any]
-
-    def page_entry(self) -> dict[str, Any]:
-        """Its entry in ``federated_extensions``: ``{name, load, extension?, mimeExtension?, style?}``."""
-        return {**self.build, "name": self.name}
-
-
-def _read(package_json: Path) -> Labextension | None:
-    try:
-        data = json.loads(package_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring %s: %s", package_json, exc)
-        return None
-    lab = data.get("jupyterlab") if isinstance(data, dict) else None
-    build = lab.get("_build") if isinstance(lab, dict) else None
-    name = data.get("name") if isinstance(data, dict) else None
-    if not isinstance(name, str) or not isinstance(build, dict) or not isinstance(build.get("load"), str):
-        return None
-    return Labextension(name, package_json.parent, dict(build))
 
 
 class Labextensions:
     """The labextensions found at start-up, by name, minus the denied ones."""
 
     def __init__(self, extra_paths: list[str], denied: list[str]) -> None:
-        self.folders = [Path(p).expanduser() for p in extra_paths] + [Path(p) for p in jupyter_path("labextensions")]
+        self.folders = [Path(p).expanduser() for p in extra_paths] + jupyter_labextensions_path()
         self.denied = set(denied)
         self.found: dict[str, Labextension] = {}
 
     def scan(self) -> None:
         """Look the folders over (blocking: run it off the event loop)."""
-        found: dict[str, Labextension] = {}
-        for folder in self.folders:
-            if not folder.is_dir():
-                continue
-            for package_json in sorted(folder.glob("[!@]*/package.json")) + sorted(folder.glob("@*/*/package.json")):
-                ext = _read(package_json)
-                if ext is not None and ext.name not in found and ext.name not in self.denied:
-                    found[ext.name] = ext
-        self.found = found
+        self.found = {name: ext for name, ext in discover(self.folders).items() if name not in self.denied}
 
     def page_entries(self) -> list[dict[str, Any]]:
         return [ext.page_entry() for _name, ext in sorted(self.found.items())]

@@ -26,9 +26,10 @@ from carme.api.permissions import authorized
 from carme.api.util import json_object
 from carme.errors import ApiError
 from carme.jsonutil import JSONResponse
+from carme.labextensions import Labextension
 
-from .federated import PAGE_CONFIG_FILE, FederatedExtension
 from .fileio import atomic_write_text
+from .plugin_states import PAGE_CONFIG_FILE
 
 if TYPE_CHECKING:
     from .service import LabService
@@ -45,7 +46,7 @@ class ActionResult:
     needs_restart: list[str] = field(default_factory=list)
 
 
-def extension_entry(ext: FederatedExtension, enabled: bool) -> dict[str, Any]:
+def extension_entry(ext: Labextension, enabled: bool) -> dict[str, Any]:
     """An installed prebuilt extension as JupyterLab's ExtensionPackage."""
     data = ext.package
 

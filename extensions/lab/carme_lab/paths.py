@@ -15,6 +15,8 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_config_dir, jupyter_config_path, jupyter_path
 
+from carme.labextensions import jupyter_labextensions_path
+
 
 class LabNotInstalledError(RuntimeError):
     """The JupyterLab frontend files cannot be found."""
@@ -72,7 +74,7 @@ class LabPaths:
             user_settings_dir=Path(section.get("user_settings_dir") or config_dir / "lab" / "user-settings").expanduser(),
             workspaces_dir=Path(section.get("workspaces_dir") or config_dir / "lab" / "workspaces").expanduser(),
             extra_labextensions_path=tuple(extra),
-            labextensions_path=tuple(Path(p) for p in jupyter_path("labextensions")),
+            labextensions_path=tuple(jupyter_labextensions_path()),
             config_path=tuple(Path(p) for p in jupyter_config_path()),
             user_config_dir=config_dir,
         )

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carme.labextensions import Labextension, discover
+
 from .page import make_template_environment
-from .federated import FederatedExtension, PluginStates, discover, plugin_states
 from .paths import LabPaths
+from .plugin_states import PluginStates, plugin_states
 from .settings import SchemaSource, SettingsStore
 from .static import CachedStaticFiles
 from .workspaces import WorkspaceStore
@@ -52,7 +54,7 @@ class LabService:
         self.app_version: str = package.get("version", "")
         self.static_files = CachedStaticFiles([paths.static_dir])
         self.workspaces = WorkspaceStore(paths.workspaces_dir)
-        self.extensions: dict[str, FederatedExtension] = {}
+        self.extensions: dict[str, Labextension] = {}
         self.states = PluginStates()
         self.settings = SettingsStore([], paths.user_settings_dir, [])
         self.themes_files = CachedStaticFiles([paths.themes_dir])
@@ -66,7 +68,7 @@ class LabService:
         """JupyterLab's ``index.html`` as a compiled Jinja2 template (reloaded if it changes)."""
         return self._templates.get_template("index.html")
 
-    def _scan(self) -> tuple[dict[str, FederatedExtension], PluginStates]:
+    def _scan(self) -> tuple[dict[str, Labextension], PluginStates]:
         section = self.server.settings.section("lab")
         extensions = discover(self.labextensions_path)
         if "collab" not in self.server.services:
@@ -76,7 +78,7 @@ class LabService:
                                section.get("disabled_extensions") or [], extensions.values())
         return extensions, states
 
-    def _apply(self, extensions: dict[str, FederatedExtension], states: PluginStates) -> None:
+    def _apply(self, extensions: dict[str, Labextension], states: PluginStates) -> None:
         self.extensions, self.states = extensions, states
         sources = [SchemaSource(self.paths.schemas_dir, self.app_version)]
         sources += [SchemaSource(ext.path / "schemas", ext.version) for ext in extensions.values()]
