@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute
 from carme.config import Setting
 from carme.hooks import hookimpl
 
-from . import appmode, routes, settings
+from . import appmode, hookspecs, routes, settings
 from .service import DashboardsService
 
 if TYPE_CHECKING:
@@ -24,6 +24,11 @@ SERVICE = "dashboards"
 @hookimpl
 def carme_register_settings() -> list[Setting]:
     return settings.declared()
+
+
+@hookimpl
+def carme_register_hookspecs() -> list[object]:
+    return [hookspecs]
 
 
 @hookimpl

@@ -136,8 +136,14 @@ async def dashboard(request: Request, path: str) -> Response:
     new_browser = browser is None
     browser = browser or secrets.token_urlsafe(24)
     key = VisitKey(browser, path, request.scope.get("query_string", b"").decode("latin-1"))
+    env = request_environ(request, service.header_envs)
+    if service.visits.find(key) is None:  # a new visit: extensions may change what it runs, or refuse it
+        try:
+            await service.before_launch(request, path, notebook.notebook, env)
+        except ApiError as exc:
+            return await error_page(request, exc.status, exc.message, exc.reason or "Error")
     try:
-        visit = service.visits.open(key, notebook, request_environ(request, service.header_envs), options, base)
+        visit = service.visits.open(key, notebook, env, options, base)
     except Busy:
         body = await service.pages.render(options.template, "busy.html", base,
                                           {**_common(service, base, options), "title": _title(path)})
@@ -148,10 +154,15 @@ async def dashboard(request: Request, path: str) -> Response:
         "title": _title(path),
         "notebook_path": path,
         "kernel_id": visit.kernel_id,
-        "cell_count": len(notebook.notebook.cells),
+        "cell_count": len(visit.notebook.notebook.cells),
         "strip_sources": options.strip_sources,
-        "page_config": script_json(page_config(service, base, visit, options)),
     }
+    try:
+        config = await service.extended_page_config(request, path, page_config(service, base, visit, options))
+    except ApiError as exc:
+        await service.visits.end(visit, "its page could not be made")
+        return await error_page(request, exc.status, exc.message, exc.reason or "Error")
+    context["page_config"] = script_json(config)
 
     async def body() -> Any:
         service.visits.page_opened(visit)

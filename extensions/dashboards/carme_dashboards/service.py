@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from carme import __version__ as carme_version
 from carme.config import ConfigError
 from carme.errors import ApiError
+from carme.plugins import await_maybe
 
 from .client import ClientMissingError, check_client
 from .files import FileRules
@@ -27,6 +28,7 @@ from .visits import VisitRegistry
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+    from starlette.requests import Request
 
     from carme.server import Server
 
@@ -132,6 +134,35 @@ class DashboardsService:
             options = replace(options, **{key: getattr(self.options, key) for key in GUARDED_SETTINGS})
         self._picked[(template, by_visitor)] = options
         return options
+
+    async def before_launch(self, request: Request, path: str, notebook: NotebookNode, env: dict[str, str]) -> None:
+        """Let each extension change a new visit's notebook and environment, or refuse it
+        (``carme_dashboards_before_launch``; an ApiError it raises passes on as it is)."""
+        await self._each("carme_dashboards_before_launch", request=request, path=path, notebook=notebook, env=env)
+
+    async def extended_page_config(self, request: Request, path: str, config: dict[str, Any]) -> dict[str, Any]:
+        """The page config with what extensions add (``carme_dashboards_extra_page_config``)."""
+        for extra in await self._each("carme_dashboards_extra_page_config", request=request, path=path,
+                                      page_config=config):
+            if extra:
+                config.update(extra)
+        return config
+
+    async def _each(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook`` on each plugin in registration order, awaiting what needs it; the
+        answers. An ApiError propagates; another failure is an ApiError 500 naming the plugin."""
+        plugins = self.server.plugins
+        answers = []
+        for name in plugins.implementers(hook):
+            try:
+                answers.append(await await_maybe(plugins.call(name, hook, server=self.server, **kwargs)))
+            except ApiError:
+                raise
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", name, hook)
+                raise ApiError(500, f"a server plugin failed ({name}); see the server log",
+                               "Internal Server Error") from exc
+        return answers
 
     async def _warm_forks(self) -> None:
         """In app mode, start the fork server of the kernels its visitors will need now, so the

@@ -1,0 +1,74 @@
+"""The dashboards extension's own hooks (Voila's prelaunch_hook and page_config_hook):
+``carme_dashboards_before_launch`` changes a new visit's notebook and environment or refuses
+it; ``carme_dashboards_extra_page_config`` adds to the page config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
+from starlette.requests import Request
+
+from carme import create_app
+from carme.errors import ApiError
+from carme.hooks import hookimpl
+from tests.dashboards.site import CONFIG, SENTINEL, cells, http, kernel_ids, write_notebook
+from tests.serving import TOKEN, serve
+
+
+class Prelaunch:
+    """Parameters from the query into a first cell, a variable into the kernel, no 'guest' visits."""
+
+    name = "prelaunch"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    async def carme_dashboards_before_launch(self, server: Any, request: Request, path: str,
+                                             notebook: NotebookNode, env: dict[str, str]) -> None:
+        self.calls.append(path)
+        if request.query_params.get("user") == "guest":
+            raise ApiError(403, "guests may not open this dashboard", "Forbidden")
+        city = request.query_params.get("city", "nowhere")
+        notebook.cells.insert(0, new_code_cell(f"city = {city!r}  # {SENTINEL}"))
+        env["DASHBOARD_TENANT"] = "acme"
+
+
+class PageConfig:
+    name = "page-config"
+
+    @hookimpl
+    def carme_dashboards_extra_page_config(self, server: Any, request: Request, path: str,
+                                           page_config: dict[str, Any]) -> dict[str, Any] | None:
+        return {"productName": f"ACME {path}", "theme": page_config["theme"]}
+
+
+def served_with(root: Path, *plugins: object) -> Any:
+    app = create_app(str(root), token=TOKEN, extensions=["dashboards"], config_files=False, plugins=list(plugins))
+    return serve(app)
+
+
+def test_hook_carme_dashboards_before_launch(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "import os; print('weather in', city, 'for', os.environ['DASHBOARD_TENANT'])")
+    hook = Prelaunch()
+    with served_with(root, hook) as served, http(served) as client:
+        html = client.get("dashboards/render/nb.ipynb?city=Oslo").text
+        assert "weather in Oslo for acme" in cells(html)[1] and SENTINEL not in html
+        assert client.get("dashboards/render/nb.ipynb?city=Oslo").status_code == 200
+        assert hook.calls == ["nb.ipynb"]  # the reload found its visit: no new launch
+        refused = client.get("dashboards/render/nb.ipynb?user=guest")
+        assert refused.status_code == 403 and "guests may not open this dashboard" in refused.text
+        assert len(kernel_ids(served)) == 1  # the refused visit started no kernel
+
+
+def test_hook_carme_dashboards_extra_page_config(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "print('hi')")
+    with served_with(root, PageConfig()) as served, http(served) as client:
+        match = CONFIG.search(client.get("dashboards/render/nb.ipynb").text)
+        assert match is not None
+        config = json.loads(match.group(1))
+        assert config["productName"] == "ACME nb.ipynb" and config["kernelId"]  # added, the rest kept
