@@ -148,7 +148,9 @@ class CollabService:
         """The first client of a preloaded room: its file may have gone since the session (the
         client is refused as if the room were loaded now)."""
         document = open_room.document
-        path = await document.access.locate() if document is not None else None
+        if document is None or (document.path and await self.server.contents.file_exists(document.path)):
+            return
+        path = await document.access.locate()  # renamed meanwhile?
         if path is not None and await self.server.contents.file_exists(path):
             return
         await self._close_room(open_room.room.room_id)
