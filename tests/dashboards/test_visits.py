@@ -174,9 +174,17 @@ async def test_no_source_crosses_the_visitor_socket(root: Path) -> None:
         try:
             gate.touch()
             await asyncio.to_thread(p.finish)
-            frames: list[str] = []
+            # Everything the run published has reached the page's connection once the idle status
+            # of its fourth cell has (iopub is in order); the page finishing says nothing of that.
+            def idles() -> int:
+                return sum(1 for m in socket.received if m.msg_type == "status" and
+                           m.content["execution_state"] == "idle" and m.parent_header.get("msg_type") == "execute_request")
+
+            while idles() < 4:
+                await socket.recv()
             info = await socket.send("shell", "kernel_info_request", {})
-            seen = await socket.until(lambda m: m.parent_id == info and m.channel == "shell")
+            await socket.wait_for(lambda m: m.parent_id == info and m.channel == "shell")
+            seen = socket.received
             frames = [json.dumps([m.header, m.parent_header, m.metadata, m.content]) for m in seen]
             types = {m.msg_type for m in seen}
             assert "comm_open" in types  # the widget reached the page's kernel connection ...

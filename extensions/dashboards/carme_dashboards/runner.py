@@ -32,6 +32,22 @@ def environ_code(env: dict[str, str]) -> str:
     return f"import os as _carme_os\n_carme_os.environ.update({dict(env)!r})\ndel _carme_os\n"
 
 
+# ipykernel 7 handles a comm message from the page on the subshell that last *sent* on that comm
+# (the main shell, for a widget a cell made), so the page's widgets wait behind a running cell.
+# This routes each one to the subshell it came on (the page's own), where it runs at once.
+SUBSHELL_COMMS = """
+def _carme_route_comms():
+    try:
+        from ipykernel.comm.comm import BaseComm
+    except Exception:
+        return
+    if hasattr(BaseComm, "_reply_subshell_for"):
+        BaseComm._reply_subshell_for = lambda self, data, default: default
+_carme_route_comms()
+del _carme_route_comms
+"""
+
+
 def relative_urls(base_url: str, notebook_path: str) -> UrlRewriter:
     """Relative links and images of a notebook's markdown, as served: notebooks to their
     dashboard, other files to ``dashboards/files/`` (where the allow/deny lists apply)."""
@@ -91,6 +107,9 @@ class VisitRunner:
         try:
             if visit.pooled:
                 await executor.run_silent(environ_code(visit.env))
+            if self.registry.widget_subshells and visit.notebook.language.lower() == "python" \
+                    and "kernel subshells" in kernel.kernel_info.get("supported_features", ()):
+                await executor.run_silent(SUBSHELL_COMMS)
             visit.log.finish(await self._cells(visit, executor, total))
         except asyncio.CancelledError:
             raise

@@ -50,6 +50,9 @@ def declared() -> list[Setting]:
         Setting("extension_language_mapping", dict, {}, "Scripts that are dashboards too: file extension -> "
                 "language, e.g. {\".py\": \"python\"} (Voila's setting; percent-format cells are read, else the "
                 "script is one cell; `carme dashboard app.py` maps .py itself)"),
+        Setting("widget_subshells", bool, False, "Handle the page's widget messages on the subshells the page "
+                "sends them on, so widgets answer while later cells still run (Python kernels with subshells, "
+                "ipykernel >= 7; a cell that awaits a widget change then no longer gets it: see the README)"),
         Setting("http_header_envs", list, [], "Request headers put in the kernel's environment as HTTP_<NAME>, "
                 "as Voila does (e.g. ['Accept-Language'])"),
         # Kernel lifetimes.

@@ -87,6 +87,7 @@ class VisitRegistry:
         self.grace_period = float(section["grace_period"])  # type: ignore[arg-type]
         self.connect_timeout = float(section["connect_timeout"])  # type: ignore[arg-type]
         self.pool_size = int(section["pool_size"])  # type: ignore[call-overload]
+        self.widget_subshells = bool(section["widget_subshells"])
         self.slots = Slots(int(section["max_kernels"]), int(section["queue_size"]),  # type: ignore[call-overload]
                            on_free=self._refill_pools)
         self.visits: dict[VisitKey, Visit] = {}
