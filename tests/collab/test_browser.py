@@ -1,11 +1,13 @@
-"""Two JupyterLab pages (two Chromium contexts: two users) on one notebook, through JupyterLab's
-own collaboration frontend (jupyter-docprovider, jupyter-collaboration-ui) loaded by carme-lab.
+"""Two JupyterLab pages (two Chromium contexts, one token user) on one notebook, through
+JupyterLab's own collaboration frontend (jupyter-docprovider, jupyter-collaboration-ui) loaded by
+carme-lab.
 
-Typing in one shows in the other, a cell added in the second shows in the first, the file on
-disk has both; cells run on the server (serverSideExecution), both pages are closed, and a page
-opened again shows the output. With carme-watch on too, collaboration owns the file: neither
-carme's "Changed on disk" bar nor JupyterLab's "File Changed" dialog shows while the server saves
-or another program writes the file. Screenshots of each step go to test-artifacts/lab/collab-*.
+Typing in one shows in the other (with the typist's cursor), a cell added in the second shows in
+the first, the file on disk has both; cells run on the server (serverSideExecution), both pages
+are closed, and a page opened again shows the output. With carme-watch on too, collaboration owns
+the file: neither carme's "Changed on disk" bar nor JupyterLab's "File Changed" dialog shows while
+the server saves or another program writes the file. Screenshots of each step go to
+test-artifacts/lab/collab-*.
 """
 
 from __future__ import annotations
@@ -75,9 +77,11 @@ def test_two_pages_edit_one_notebook(chromium: Any, collab_lab: Served, root: Pa
         open_notebook(a, "a")
         open_notebook(b, "b")
 
-        # Typing in the first page shows in the second.
+        # Typing in the first page shows in the second, with the first page's cursor (awareness;
+        # drawn by collaboration-ui). Both pages are the token's one user, so no name to tell apart.
         type_into(a, 0, "x = 41")
         editor(b, 0).filter(has_text="x = 41").wait_for()
+        b.page.locator(CELLS).nth(0).locator(".jp-remote-cursor").wait_for()
         a.shot("typed")
         b.shot("sees-typing")
 
