@@ -9,6 +9,13 @@ marks it not ready; a message arriving after that signals the FD again. A socket
 are not being read (a slow client) does not spin the loop: ZMQ only signals the FD when a pipe
 goes from empty to non-empty.
 
+A send takes that signal too: it processes the socket's pending commands, among them "a message
+arrived", and the FD is not signalled again for it (ZMQ's documentation: after ``zmq_send`` the
+socket may become readable without a read event on the FD). So after sending on a watched socket
+the group reads ``ZMQ_EVENTS`` itself (:meth:`SocketGroup.send` does; :meth:`SocketGroup.sent`
+after a send made some other way). Without that, a reply that arrived while a client sent its next
+request stayed unread: a JupyterLab page waited forever for kernel_info.
+
 pyzmq's flag constants are enum members, and ``int & flag`` builds a new enum object each time;
 the hot path uses plain ints.
 """
@@ -58,8 +65,11 @@ class SocketGroup:
         self._wake.set()
 
     def _on_fd(self, sock: Socket) -> None:
-        if sock.closed:
-            return
+        if not sock.closed:
+            self._look(sock)
+
+    def _look(self, sock: Socket) -> None:
+        """Read the socket's ``ZMQ_EVENTS`` (which re-arms its FD) and note what they say."""
         events = sock.get(EVENTS)
         if events & POLLIN:
             self.ready.add(sock)
@@ -101,12 +111,19 @@ class SocketGroup:
         while True:
             try:
                 sock.send_multipart(frames, NOBLOCK, copy=len(frames[-1]) < 65536)
-                return
             except zmq.Again:
                 self._writable.clear()
-                if sock.get(EVENTS) & POLLOUT:
-                    continue
-                await self._writable.wait()
+                self._look(sock)
+                if not self._writable.is_set():
+                    await self._writable.wait()
+                continue
+            self.sent(sock)
+            return
+
+    def sent(self, sock: Socket) -> None:
+        """Call after sending on a watched socket other than with :meth:`send` (a send may have
+        taken the FD's signal of a message that arrived: see the module docstring)."""
+        self._look(sock)
 
     def remove_all(self) -> None:
         """Stop watching every socket (before closing them)."""
