@@ -52,7 +52,10 @@ def test_notebook_flow_in_chromium(chromium: Any, lab_server: Served, root: Path
 
         # Interrupt a long cell from the toolbar.
         page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").last.click()
-        flow.run_in_new_cell("import time; time.sleep(30)")
+        flow.run_in_new_cell("import time; print('sleeping', flush=True); time.sleep(30)")
+        # In the cell, not only "Busy": ipykernel shows busy before it lets SIGINT in for the cell,
+        # and an interrupt between the two is ignored or lost.
+        flow.cell_output(1).filter(has_text="sleeping").wait_for()
         flow.wait_kernel("Busy")
         flow.shot("busy")
         flow.toolbar("interrupt").click()

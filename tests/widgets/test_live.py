@@ -207,10 +207,11 @@ async def test_a_page_loading_while_the_kernel_is_busy_gets_the_widgets_at_once(
     img_id = (await frontend.wait_for(comm_open_of("ImageModel"))).content["comm_id"]
     await models_where(client, kernel_id, lambda s: slider_id in s and img_id in s)
     running = await frontend.send("shell", "execute_request", {
-        "code": "import time\nfor _ in range(600): time.sleep(0.1)", "silent": False, "store_history": False,
-        "user_expressions": {}, "allow_stdin": False})
-    await frontend.wait_for(lambda m: m.msg_type == "status" and m.parent_id == running
-                            and m.content["execution_state"] == "busy")
+        "code": "import time\nprint('running', flush=True)\nfor _ in range(600): time.sleep(0.1)",
+        "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False})
+    # In the cell, not only "busy": ipykernel publishes busy before it lets SIGINT in for the cell,
+    # and an interrupt between the two is ignored (the cell would then run its full minute).
+    await frontend.wait_for(lambda m: m.msg_type == "stream" and m.parent_id == running)
     page = await Client.open(served.ws_url, kernel_id)
     try:
         control = "control-" + os.urandom(4).hex()
