@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.browser import browsing, new_notebook_runs, open_lab
 from tests.serving import Served
 
 from .conftest import gateway_settings
 from .enterprise_gateway import EnterpriseGateway
+
+# The first test to use the gateway may install it (uv, into bench/.anchor-gateway-venv) on a fresh machine.
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_lab_runs_a_notebook_on_the_gateway(chromium: Any, serve_app: Callable[..., Served],

@@ -16,6 +16,9 @@ from tests.widgets.test_live import binary_round_trip
 from .conftest import TAG
 from .enterprise_gateway import USER, EnterpriseGateway
 
+# The first test to use the gateway may install it (uv, into bench/.anchor-gateway-venv) on a fresh machine.
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture(scope="module")
 def http(gserved: Served) -> Iterator[httpx.Client]:
@@ -111,8 +114,9 @@ async def test_a_client_that_comes_back_gets_what_it_missed(gserved: Served, ker
         await other.close()
     back = await Client.open(gserved.ws_url, kernel_id, session_id=session)
     try:
-        missed = await back.wait_for(lambda m: m.parent_id == msg_id and m.msg_type == "stream")
-        assert missed.content["text"] == "while you were away\n"
+        missed = await back.until(lambda m: m.parent_id == msg_id and m.msg_type == "status"
+                                  and m.content["execution_state"] == "idle")
+        assert stdout([m for m in missed if m.parent_id == msg_id]) == "while you were away\n"
     finally:
         await back.close()
 

@@ -17,6 +17,9 @@ from tests.serving import Served, serve_isolated
 from .conftest import gateway_settings
 from .enterprise_gateway import EnterpriseGateway, running_gateway
 
+# The first test to use the gateway may install it (uv, into bench/.anchor-gateway-venv) on a fresh machine.
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnterpriseGateway]:

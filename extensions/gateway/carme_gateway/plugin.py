@@ -1,6 +1,7 @@
 """The ``gateway`` extension's hook implementations: entry point ``carme_gateway.plugin``.
 
-Enabled without ``gateway.url`` it does nothing (kernels stay local, with a warning at start-up).
+Enabled without ``gateway.url`` it does nothing: kernels stay local (``./dev serve`` enables every
+bundled extension, so this is only logged at info level).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | 
 @hookimpl
 def carme_startup(server: Server) -> None:
     if service_of(server) is None:
-        log.warning("the gateway extension is enabled but gateway.url is not set: kernels run locally")
+        log.info("the gateway extension is enabled but gateway.url is not set: kernels run locally")
 
 
 @hookimpl(tryfirst=True)  # shutdown runs in reverse: tryfirst makes this the last, after carme's kernels stopped
