@@ -70,6 +70,7 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._closer: asyncio.Future[None] | None = None  # closing the websocket of a lost kernel
         self._sockets: dict[str, zmq.Socket[Any]] = {}
+        self._group: SocketGroup | None = None  # the sockets carme's requests arrive on, while relaying
         # inproc sockets on carme's kernel context: the bridge lives in carme's process, so the hot
         # path skips ZMQ's I/O threads and the kernel; no other process can connect at all.
         base = f"carme-gateway-{uuid.uuid4().hex}"
@@ -139,7 +140,7 @@ class Bridge:
     # -- carme -> gateway --------------------------------------------------------------------
 
     async def _zmq_loop(self) -> None:
-        group = SocketGroup(asyncio.get_running_loop())
+        group = self._group = SocketGroup(asyncio.get_running_loop())
         channels = [(name, self._sockets[name]) for name in (*REQUEST_CHANNELS, "hb")]
         for _name, sock in channels:
             group.add(sock)
@@ -154,11 +155,13 @@ class Bridge:
                                 break
                             if name == "hb":
                                 sock.send_multipart(frames)  # echo: the bridge is alive
+                                group.sent(sock)
                             else:
                                 await self._from_carme(name, frames)
                 if group.ready:
                     await asyncio.sleep(0)  # more queued: let the rest of carme run first
         finally:
+            self._group = None
             group.remove_all()
 
     async def _from_carme(self, channel: str, frames: list[bytes]) -> None:
@@ -230,7 +233,10 @@ class Bridge:
         if identity is None:
             log.debug("%s: a %s message answers no request of carme's; dropped", self.label, channel)
             return
-        self._sockets[channel].send_multipart([identity, *signed], copy=len(parts[-1]) < 65536)
+        sock = self._sockets[channel]
+        sock.send_multipart([identity, *signed], copy=len(parts[-1]) < 65536)
+        if self._group is not None:
+            self._group.sent(sock)  # the send may have taken the FD's signal of a request from carme
 
     # -- the websocket -----------------------------------------------------------------------
 
