@@ -3,6 +3,8 @@ server from the hub stops them."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import datetime
 
 import httpx
@@ -11,7 +13,7 @@ import pytest
 from tests.hub.hubenv import Hub, auth
 from tests.kernels.wsclient import Client
 from tests.polling import await_until, wait_until
-from tests.processes import pid_alive
+from tests.processes import kernel_processes, pid_alive
 
 # The first hub test installs JupyterHub and configurable-http-proxy (tests/hub/hubenv.py).
 pytestmark = pytest.mark.timeout(300)
@@ -58,3 +60,18 @@ async def test_stopping_from_the_hub_stops_kernels(hub: Hub) -> None:
     # The proxy no longer leads to carme: the hub answers, offering to start the server again.
     gone = httpx.get(url + "api/status", headers=auth(token))
     assert gone.status_code == 302 and gone.headers["location"].startswith("/hub/")
+
+
+def test_sigterm_as_kubespawner_sends_leaves_no_kernel(hub: Hub) -> None:
+    # KubeSpawner stops a pod with SIGTERM (then SIGKILL after a grace period), not the SIGINT
+    # of the local spawners: carme shuts its kernels down on either.
+    url = hub.start_server("erin")
+    token = hub.token("erin")
+    server_pid = int(hub.server_model("erin")["state"]["pid"])  # type: ignore[index]
+    with httpx.Client(base_url=url, headers=auth(token), timeout=60) as client:
+        kernel = client.post("api/kernels", json={"name": "python3"}).json()
+    [kernel_pid] = wait_until(lambda: kernel_processes(kernel["id"]), "the kernel's process")
+    os.kill(server_pid, signal.SIGTERM)
+    wait_until(lambda: not pid_alive(server_pid), "carme stopped by SIGTERM")
+    assert not pid_alive(kernel_pid)  # stopped before carme exited, not after
+    hub.stop_server("erin")
