@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -75,3 +76,19 @@ def test_singleuser_needs_the_hub_environment() -> None:
                           env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
     assert done.returncode == 2
     assert re.search(r"JUPYTERHUB_SERVICE_URL is not set", done.stderr)
+
+
+def test_the_hubs_answer_about_a_token_is_reused(hub: Hub, alice: str) -> None:
+    token = hub.token("alice")
+
+    def lookups() -> int:
+        """The hub's log lines of token lookups by alice's tokens, up to a marker logged after them."""
+        marker = uuid.uuid4().hex
+        assert hub.api.get("/users/alice", params={"marker": marker}).status_code == 200
+        hub.process.wait_for(rf"GET /hub/api/users/alice\?marker={marker}")
+        return len(re.findall(r"GET /hub/api/user \(alice@", hub.process.output()))
+
+    before = lookups()
+    for _ in range(5):
+        assert httpx.get(alice + "api/contents", headers=auth(token)).status_code == 200
+    assert lookups() == before + 1  # one question to the hub for five requests
