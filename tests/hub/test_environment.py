@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from starlette.requests import HTTPConnection
 
 from carme import create_app
 from carme.config import ConfigError
 from carme_hub.environment import settings_from_environ
 from carme_hub.scopes import grants_access
+from carme_hub.service import HubService
 
 SPAWNED = {
     "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
@@ -68,3 +70,20 @@ ACCESS = ["access:servers!server=alice/", "access:servers!user=alice"]
 ])
 def test_scopes_grant_access_as_jupyterhub_singleuser(held: list[str], granted: bool) -> None:
     assert grants_access(held, ACCESS) is granted
+
+
+async def test_host_prefixed_cookies_when_the_hub_uses_them(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
+    app = create_app(str(root), environ={**SPAWNED, "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "1"}, config_files=False)
+    hub = HubService(app.server)
+    try:
+        header = hub.cookie("jupyterhub-user-alice-work", hub.sign("visitor-token"), "/user/alice/work/")
+        assert header.startswith("__Host-jupyterhub-user-alice-work=")
+        assert "; Path=/;" in header and header.endswith("; Secure")
+        sent = HTTPConnection({"type": "http", "headers": [(b"cookie", header.split(";")[0].encode())]})
+        assert hub.read_cookie(sent, "jupyterhub-user-alice-work") == "visitor-token"
+        # A cookie this server did not sign is nobody's.
+        forged = HTTPConnection({"type": "http", "headers": [(b"cookie", b"__Host-jupyterhub-user-alice-work=x.y")]})
+        assert hub.read_cookie(forged, "jupyterhub-user-alice-work") is None
+    finally:
+        await hub.client.close()

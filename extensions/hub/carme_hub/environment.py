@@ -66,6 +66,8 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
         "hub.cookie_secure": any(environ.get(name, "").startswith("https:") for name in
                                  ("JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_PUBLIC_HUB_URL", "JUPYTERHUB_SERVICE_URL")),
     }
+    if environ.get("JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED", "").lower() not in ("", "0", "false", "no"):
+        settings["hub.cookie_host_prefix"] = True
     service_url = environ.get("JUPYTERHUB_SERVICE_URL")
     if service_url:
         bound = urlparse(service_url)

@@ -74,7 +74,7 @@ async def oauth_callback(request: Request) -> Response:
     if not code or not state:
         raise ApiError(400, "OAuth callback without code or state", "Bad Request")
     name = _state_cookie(hub, state)
-    remembered = hub.unsign(request.cookies.get(name))
+    remembered = hub.read_cookie(request, name)
     if remembered is None:
         raise ApiError(403, "oauth state does not match. Try logging in again.", "Forbidden")
     saved = json.loads(remembered)

@@ -49,6 +49,8 @@ def carme_register_settings() -> list[Setting]:
         Setting("auth_cache_seconds", int, 60, "How long the hub's answer about a token is reused; "
                 "a revoked token works that long"),
         Setting("cookie_secure", bool, False, "Mark cookies Secure (set when the hub's public URL is https)"),
+        Setting("cookie_host_prefix", bool, False, "__Host- cookie names, path /, always Secure "
+                "(JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED)"),
     ]
 
 

@@ -66,6 +66,7 @@ class HubService:
         self.activity_url: str = settings["activity_url"]
         self.activity_interval: int = settings["activity_interval"]
         self.cookie_secure: bool = settings["cookie_secure"]
+        self.cookie_host_prefix: bool = settings["cookie_host_prefix"]
         self.access_scopes: list[str] = settings["access_scopes"] or default_access_scopes(self.user, self.server_name)
         self.client = HubClient(settings["api_url"], token, settings["auth_cache_seconds"])
         self._secret = secrets.token_bytes(32)
@@ -90,13 +91,21 @@ class HubService:
             return None
 
     def cookie(self, name: str, value: str, path: str, max_age: int | None = None) -> str:
-        """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, Secure when the hub is on https."""
+        """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, Secure when the hub is on https. With
+        the hub's ``__Host-`` cookies on (``JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED``) the name
+        gets that prefix, the path is ``/`` and the cookie is Secure, as browsers require."""
+        if self.cookie_host_prefix:
+            name, path = "__Host-" + name, "/"
         attributes = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Lax"]
         if max_age is not None:
             attributes.append(f"Max-Age={max_age}")
-        if self.cookie_secure:
+        if self.cookie_secure or self.cookie_host_prefix:
             attributes.append("Secure")
         return "; ".join(attributes)
+
+    def read_cookie(self, conn: HTTPConnection, name: str) -> str | None:
+        """The value of a signed cookie :meth:`cookie` set under ``name``, or None."""
+        return self.unsign(conn.cookies.get(("__Host-" if self.cookie_host_prefix else "") + name))
 
     # -- identity and access ---------------------------------------------------------------------
 
@@ -121,7 +130,7 @@ class HubService:
         if token:
             user = await self.user_for(token)
             return AuthResult(self._admitted(user), by_token=True) if user is not None else None
-        cookie_token = self.unsign(conn.cookies.get(self.client_id))
+        cookie_token = self.read_cookie(conn, self.client_id)
         if cookie_token:
             user = await self.user_for(cookie_token)
             return AuthResult(self._admitted(user)) if user is not None else None
