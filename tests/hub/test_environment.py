@@ -29,13 +29,16 @@ SPAWNED = {
 }
 
 
-def test_carme_serve_under_a_hub_takes_the_spawners_environment(root: Path) -> None:
-    settings = create_app(str(root), environ=SPAWNED, config_files=False).server.settings
+def test_carme_serve_under_a_hub_takes_the_spawners_environment(root: Path, jupyter_env: Path) -> None:
+    # The user's own config file loses to the hub's environment (it may not turn auth off).
+    (jupyter_env / "config" / "carme_config.json").write_text('{"auth_enabled": false, "port": 9999}')
+    settings = create_app(str(root), environ=SPAWNED).server.settings
     assert (settings["base_url"], settings["ip"], settings["port"], settings["port_retries"]) == \
         ("/user/alice/work/", "127.0.0.1", 41234, 0)
     assert settings["login_url"] == "/user/alice/work/oauth_login"
     assert settings["default_url"] == "/lab/tree/start.ipynb"
     assert settings["open_browser"] is False
+    assert settings["auth_enabled"] is True
     hub = settings.section("hub")
     assert hub["access_scopes"] == ["access:servers!server=alice/work", "access:servers!user=alice"]
     assert (hub["user"], hub["server_name"], hub["client_id"], hub["hub_prefix"]) == \

@@ -55,6 +55,8 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
         # names), and behind the proxy the Host is the hub's public name, not a local one.
         "allow_remote_access": True,
         "login_url": prefix + OAUTH_LOGIN,
+        # Over config files: a user's own config cannot open the server to everyone.
+        "auth_enabled": True,
         "hub.api_url": api_url.rstrip("/"),
         "hub.hub_prefix": _prefix(environ.get("JUPYTERHUB_BASE_URL", "/")) + "hub/",
         "hub.host": environ.get("JUPYTERHUB_HOST", ""),
