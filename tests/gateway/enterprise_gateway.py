@@ -47,6 +47,8 @@ class EnterpriseGateway:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
+        token = self.extra_env.get("EG_AUTH_TOKEN")
+        self.headers = {"Authorization": f"token {token}"} if token else {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -66,10 +68,14 @@ class EnterpriseGateway:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the gateway exited: {(self.home / f'eg-{self.starts}.log').read_text()[-3000:]}")
             with contextlib.suppress(httpx.TransportError):
-                return httpx.get(f"{self.url}/api", timeout=5).status_code == 200
+                return httpx.get(f"{self.url}/api", headers=self.headers, timeout=5).status_code == 200
             return False
 
-        wait_until(up, "Enterprise Gateway to answer /api", timeout=START_S, interval=0.1)
+        try:
+            wait_until(up, "Enterprise Gateway to answer /api", timeout=START_S, interval=0.1)
+        except BaseException:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         """Crash it (SIGKILL) and its kernels with it: it comes back knowing none of them."""
@@ -94,13 +100,14 @@ class EnterpriseGateway:
 
     def kernel(self, kernel_id: str) -> httpx.Response:
         """The gateway's own answer about a kernel (200 with its model, or 404)."""
-        return httpx.get(f"{self.url}/api/kernels/{kernel_id}", timeout=10)
+        return httpx.get(f"{self.url}/api/kernels/{kernel_id}", headers=self.headers, timeout=10)
 
 
 @contextlib.contextmanager
-def running_gateway(home: Path) -> Iterator[EnterpriseGateway]:
-    """An Enterprise Gateway started in ``home`` for the block, stopped after it."""
-    gateway = EnterpriseGateway(home)
+def running_gateway(home: Path, env: dict[str, str] | None = None) -> Iterator[EnterpriseGateway]:
+    """An Enterprise Gateway started in ``home`` (``env``: more of its environment) for the block,
+    stopped after it."""
+    gateway = EnterpriseGateway(home, env)
     gateway.start()
     try:
         yield gateway
