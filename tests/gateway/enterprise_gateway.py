@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +46,12 @@ class EnterpriseGateway:
         self.python = ensure_anchor(GATEWAY_VENV, GATEWAY_REQUIREMENTS)
         self.home = home
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
+        # TLS when its environment names a certificate (EG_CERTFILE): then trust that certificate.
+        self.certificate = self.extra_env.get("EG_CERTFILE")
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.certificate) \
+            if self.certificate else True
+        self.url = f"{'https' if 'EG_CERTFILE' in self.extra_env else 'http'}://127.0.0.1:{self.port}"
         token = self.extra_env.get("EG_AUTH_TOKEN")
         self.headers = {"Authorization": f"token {token}"} if token else {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,7 +73,8 @@ class EnterpriseGateway:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the gateway exited: {(self.home / f'eg-{self.starts}.log').read_text()[-3000:]}")
             with contextlib.suppress(httpx.TransportError):
-                return httpx.get(f"{self.url}/api", headers=self.headers, timeout=5).status_code == 200
+                return httpx.get(f"{self.url}/api", headers=self.headers, verify=self.verify,
+                                 timeout=5).status_code == 200
             return False
 
         try:
@@ -100,7 +106,7 @@ class EnterpriseGateway:
 
     def kernel(self, kernel_id: str) -> httpx.Response:
         """The gateway's own answer about a kernel (200 with its model, or 404)."""
-        return httpx.get(f"{self.url}/api/kernels/{kernel_id}", headers=self.headers, timeout=10)
+        return httpx.get(f"{self.url}/api/kernels/{kernel_id}", headers=self.headers, verify=self.verify, timeout=10)
 
 
 @contextlib.contextmanager
@@ -113,3 +119,12 @@ def running_gateway(home: Path, env: dict[str, str] | None = None) -> Iterator[E
         yield gateway
     finally:
         gateway.stop()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (openssl), valid for a day: (cert, key)."""
+    cert, key = folder / "gateway-cert.pem", folder / "gateway-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
