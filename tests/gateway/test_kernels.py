@@ -102,6 +102,26 @@ async def test_two_clients_see_output_and_only_the_asker_gets_replies(gserved: S
         await watcher.close()
 
 
+async def test_input_goes_to_the_asking_client_only(gserved: Served, kernel_id: str) -> None:
+    asker = await Client.open(gserved.ws_url, kernel_id, v1=False)
+    watcher = await Client.open(gserved.ws_url, kernel_id)
+    try:
+        msg_id = await asker.send("shell", "execute_request", {
+            "code": "answer = input('name? ')\nprint('hello', answer)", "silent": False, "store_history": False,
+            "user_expressions": {}, "allow_stdin": True})
+        asked = await asker.wait_for(lambda m: m.channel == "stdin")
+        assert asked.msg_type == "input_request" and asked.content["prompt"] == "name? "
+        await asker.send("stdin", "input_reply", {"value": "gateway"})
+        iopub, reply = await asker.collect(msg_id)
+        assert reply.content["status"] == "ok" and "hello gateway\n" in stdout(iopub)
+        await watcher.until(lambda m: m.parent_id == msg_id and m.msg_type == "status"
+                            and m.content["execution_state"] == "idle")
+        assert not [m for m in watcher.received if m.channel in ("stdin", "shell")]
+    finally:
+        await asker.close()
+        await watcher.close()
+
+
 async def test_a_client_that_comes_back_gets_what_it_missed(gserved: Served, kernel_id: str) -> None:
     away = await Client.open(gserved.ws_url, kernel_id)
     other = await Client.open(gserved.ws_url, kernel_id)  # before: a new session discards those away
