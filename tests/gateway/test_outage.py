@@ -6,13 +6,15 @@ A gateway of this module's own: these tests kill it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.kernels.wsclient import Client, Msg
 from tests.polling import wait_until
-from tests.serving import Served, serve_isolated
+from carme import create_app
+from tests.serving import TOKEN, Served, serve, serve_isolated
 
 from .conftest import gateway_settings
 from .enterprise_gateway import EnterpriseGateway, running_gateway
@@ -104,3 +106,13 @@ def test_carme_culls_idle_gateway_kernels(serve_app: Callable[..., Served], gate
         wait_until(lambda: http.get(f"/api/kernels/{kernel_id}").status_code == 404, "carme to cull the idle kernel")
     # carme forgets it first, then shuts it down on the gateway.
     wait_until(lambda: gateway.kernel(kernel_id).status_code == 404, "the culled kernel to leave the gateway")
+
+
+def test_stopping_carme_shuts_its_kernels_down_on_the_gateway(tmp_path: Path, gateway: EnterpriseGateway) -> None:
+    (tmp_path / "root").mkdir()
+    app = create_app(str(tmp_path / "root"), token=TOKEN, extensions=["gateway"], config_files=False,
+                     settings=gateway_settings(gateway))
+    with serve(app) as running, running.client(timeout=120) as http:
+        kernel_ids = [start(http), start(http)]
+        assert all(gateway.kernel(k).status_code == 200 for k in kernel_ids)
+    assert [gateway.kernel(k).status_code for k in kernel_ids] == [404, 404]
