@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from carme import create_app
 from tests.kernels.wsclient import Client, Msg
 from tests.polling import wait_until
-from carme import create_app
 from tests.serving import TOKEN, Served, serve, serve_isolated
 
 from .conftest import gateway_settings
