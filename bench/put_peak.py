@@ -53,11 +53,11 @@ def measure(label: str, body: bytes, work: Path, env: dict[str, str], anchor: Pa
         server.stop()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=300)
     parser.add_argument("--targets", default="carme")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     targets = args.targets.split(",")
     anchor = ensure_anchor() if any(t.startswith("jupyter") for t in targets) else None
     body = body_of(args.mb)

@@ -31,3 +31,26 @@ def test_quick_run_against_carme_and_the_direct_floor(tmp_path: Path) -> None:
     assert results["carme"]["rss_idle"]["value"] > 1
     # the README's embedding snippet (carme.run) serves kernels too
     assert results["carme embedded"]["flood_n_v1"]["value"] == 500
+
+
+def run_bench(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH.with_name(script)), *args], capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_put_peak_measures_one_big_put() -> None:
+    table = run_bench("put_peak.py", "--mb", "20")
+    row = next(line for line in table.splitlines() if line.startswith("| carme |"))
+    idle, peak = (float(cell) for cell in row.split("|")[3:5])
+    assert peak > idle > 1  # the high-water mark was read, and the body went through the server
+
+
+@pytest.mark.timeout(300)
+def test_lab_bench_loads_jupyterlab_to_an_idle_kernel() -> None:
+    table = run_bench("lab_bench.py", "--rounds", "1", "--targets", "carme")
+    row = next(line for line in table.splitlines() if line.startswith("| carme |"))
+    requests, megabytes = int(row.split("|")[3]), float(row.split("|")[4])
+    assert requests > 10 and megabytes > 0.1  # JupyterLab's bundle came, and the kernel went idle
