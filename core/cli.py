@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import webbrowser
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -288,11 +288,14 @@ def serve(args: argparse.Namespace) -> int:
     return serve_app(app_from_args(args), args.log_level)
 
 
-def _enabled_plugins() -> Plugins:
-    """The built-in plugins and the extensions the configuration enables (for their commands)."""
+def _enabled_plugins(extensions: Mapping[str, bool]) -> Plugins:
+    """The built-in plugins and the extensions the configuration enables (for their commands),
+    with the command line's --enable/--disable applied: a disabled extension is not even
+    imported (its modules would stay in the server's memory for nothing)."""
     plugins = Plugins()
     plugins.register_builtins()
-    plugins.load_extensions(config.extension_states(config.read_layers()))
+    layers = [*config.read_layers(), config.overrides_layer("command line", {}, extensions)]
+    plugins.load_extensions(config.extension_states(layers))
     return plugins
 
 
@@ -300,10 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --log-level first: loading the extensions (for their commands) may already log errors.
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--log-level", default="INFO")
-    logging.basicConfig(level=early.parse_known_args(argv)[0].log_level.upper(),
+    early.add_argument("--enable", action="append", default=[])
+    early.add_argument("--disable", action="append", default=[])
+    known = early.parse_known_args(argv)[0]
+    logging.basicConfig(level=known.log_level.upper(),
                         format="[%(levelname).1s %(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
     try:
-        extra = extension_commands(_enabled_plugins())
+        extra = extension_commands(_enabled_plugins({name: True for name in known.enable}
+                                                    | {name: False for name in known.disable}))
     except ConfigError as exc:  # an unreadable config file: no command can be trusted to run
         print(f"carme: configuration error: {exc}", file=sys.stderr)
         return 2
