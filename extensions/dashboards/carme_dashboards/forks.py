@@ -44,9 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("carme.dashboards.forks")
 
 SERVER_MAIN = Path(__file__).with_name("forkserver_main.py")
-# Variables read when Python starts or a library loads: a kernel that needs other values than
-# its server's cannot be forked from it.
-STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "OMP_", "OPENBLAS_", "MKL_")
+# Variables read when Python starts or a library loads (the interpreter's paths and flags, the
+# locale and stdio encoding, the time zone, native libraries): a kernel that needs other values
+# than its server's cannot be forked from it.
+STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "OMP_", "OPENBLAS_", "MKL_", "LANG", "LC_", "TZ")
 CLOSE_TIMEOUT = 5.0
 
 

@@ -223,9 +223,12 @@ class ForkServer:
             parent = str(os.getppid())
             os.environ["JPY_PARENT_PID"] = parent
             argv = [*request["argv"], f"--IPKernelApp.parent_handle={parent}"]
+            launcher = request["launcher"]
             if request.get("module"):
-                sys.path.insert(0, os.getcwd())  # as ``python -m`` would have
-            sys.argv = [request["launcher"], *request["argv"]]
+                sys.path.insert(0, os.getcwd())  # as ``python -m`` would have, with its file as argv[0]
+                spec = importlib.util.find_spec(launcher)
+                launcher = spec.origin if spec is not None and spec.origin else launcher
+            sys.argv = [launcher, *request["argv"]]
             self.app_class.launch_instance(argv)
             code = 0
         except SystemExit as exc:
