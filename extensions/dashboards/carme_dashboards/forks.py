@@ -49,6 +49,7 @@ SERVER_MAIN = Path(__file__).with_name("forkserver_main.py")
 # than its server's cannot be forked from it.
 STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "OMP_", "OPENBLAS_", "MKL_", "LANG", "LC_", "TZ")
 CLOSE_TIMEOUT = 5.0
+WARM_UP_WAIT = 60.0  # seconds a kernel waits for its fork server's warm-up before it is spawned instead
 
 
 class ForkUnavailable(RuntimeError):
@@ -104,7 +105,6 @@ class ForkServer:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[int]] = {}
         self._kernels: dict[int, ForkedProcess] = {}
-        self._abandoned: set[int] = set()  # forked for a start that was cancelled: killed on arrival
         self.closed = False
 
     async def start(self) -> None:
@@ -150,16 +150,13 @@ class ForkServer:
             kernel = self._kernels.pop(pid, None)
             if kernel is not None:
                 kernel.returncode = int(message["code"])
-            else:  # nobody holds it (an abandoned start): nothing will signal it
-                self._abandoned.discard(pid)
+            else:  # nobody holds it (a cancelled start): nothing will signal it
                 self._send({"op": "reap", "pid": pid})
         elif "id" in message:
             future = self._pending.pop(int(message["id"]), None)
-            if "pid" in message and (future is None or future.done()):
-                pid = int(message["pid"])
-                self._abandoned.add(pid)
+            if "pid" in message and (future is None or future.done()):  # its start was cancelled
                 with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
+                    os.killpg(int(message["pid"]), signal.SIGKILL)
             elif future is not None and not future.done():
                 if "pid" in message:
                     future.set_result(int(message["pid"]))
@@ -191,9 +188,10 @@ class ForkServer:
             self._writer.write(json.dumps(message).encode() + b"\n")
 
     async def fork(self, launcher: str, argv: list[str], module: bool, cwd: Path, env: dict[str, str]) -> ForkedProcess:
-        """A new kernel process; ForkUnavailable when this server cannot make one."""
-        if not await asyncio.shield(self.ready) or self.closed:
-            raise ForkUnavailable(self.reason)
+        """A new kernel process; ForkUnavailable when this server cannot make one (not ready:
+        :class:`ForkProvisioner` has waited for it as long as a kernel's start may)."""
+        if not self.ready.done() or not self.ready.result() or self.closed:
+            raise ForkUnavailable(self.reason or "the fork server is still warming up")
         request_id = next(self._ids)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
@@ -299,7 +297,11 @@ class ForkProvisioner(LocalProvisioner):
         found = self.servers.server_for(self._argv(spec, Path("kernel.json"), self.ipykernel_no_drop),
                                         self._env(spec, env))
         if found is not None:
-            await asyncio.shield(found[0].ready)
+            try:
+                await asyncio.wait_for(asyncio.shield(found[0].ready), WARM_UP_WAIT)
+            except TimeoutError:
+                log.warning("the fork server of %s is still warming up after %.0f s: starting kernel %s the usual way",
+                            found[0].python, WARM_UP_WAIT, kernel_id)
         return await super().launch(kernel_id, spec, cwd, env, key, reuse)
 
     async def _start_process(self, argv: list[str], cwd: Path, env: dict[str, str]) -> KernelProcess:
