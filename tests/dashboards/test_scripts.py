@@ -86,3 +86,12 @@ def test_an_unmapped_script_is_no_dashboard(root: Path) -> None:
         response = client.get("dashboards/render/report.py", follow_redirects=True)
         assert response.status_code == 404 and "total" not in response.text
         assert "report.py" not in client.get("dashboards/tree/").text
+
+
+def test_app_mode_serves_its_script_at_the_root(root: Path) -> None:
+    (root / "app.py").write_text("# %% [markdown]\n# # Hello\n# %%\nprint('from the script', 6 * 7)\n")
+    with dashboards(root, app_mode=True, notebook="app.py") as served, http(served) as client:
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "Hello" in cells(page.text)[0] and "from the script 42" in cells(page.text)[1]
+        assert client.get("dashboards/files/app.py").status_code == 404
