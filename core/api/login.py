@@ -61,7 +61,7 @@ async def login_post(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     server = server_of(request)
-    response = RedirectResponse(base_path(request.scope) + "login", status_code=302)
+    response = RedirectResponse(server.settings["logout_url"] or base_path(request.scope) + "login", status_code=302)
     response.delete_cookie(server.auth.cookie_name(request), path=base_path(request.scope))
     return response
 

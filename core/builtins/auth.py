@@ -42,4 +42,6 @@ def carme_register_settings() -> list[Setting]:
         Setting("local_hostnames", list, ["localhost"], "Host names treated as local by the Host check"),
         Setting("login_url", str, "", "Where a browser without credentials is sent, with ?next= "
                 "(default: carme's own /login page; an embedding product points it at its own)"),
+        Setting("logout_url", str, "", "Where /logout sends the browser after clearing the login cookie "
+                "(default: carme's own /login page; a hub's spawned server: the hub's logout)"),
     ]

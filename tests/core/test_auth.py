@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +289,15 @@ def test_logout_clears_the_login_cookie(served: Served) -> None:
     with logged_in(served) as browser:
         answer = browser.get("/logout")
         assert answer.status_code == 302 and answer.headers["location"] == "/login"
+        assert browser.get("/api/status").status_code == 403
+
+
+def test_logout_url_is_where_logout_leads(serve_app: Callable[..., Served]) -> None:
+    # An embedding product's (or a hub's) own sign-out page.
+    served = serve_app(settings={"logout_url": "/hub/logout"})
+    with logged_in(served) as browser:
+        answer = browser.get("/logout")
+        assert answer.status_code == 302 and answer.headers["location"] == "/hub/logout"
         assert browser.get("/api/status").status_code == 403
 
 

@@ -35,7 +35,7 @@ def test_carme_serve_under_a_hub_takes_the_spawners_environment(root: Path, jupy
     settings = create_app(str(root), environ=SPAWNED).server.settings
     assert (settings["base_url"], settings["ip"], settings["port"], settings["port_retries"]) == \
         ("/user/alice/work/", "127.0.0.1", 41234, 0)
-    assert settings["login_url"] == "/user/alice/work/oauth_login"
+    assert (settings["login_url"], settings["logout_url"]) == ("/user/alice/work/oauth_login", "/hub/logout")
     assert settings["default_url"] == "/lab/tree/start.ipynb"
     assert settings["open_browser"] is False
     assert settings["auth_enabled"] is True

@@ -69,6 +69,9 @@ def test_browser_without_cookie_goes_to_the_hub(hub: Hub, alice: str) -> None:
     forged = httpx.get(callback, params={"code": "x", "state": query["state"][0]})  # no state cookie
     assert forged.status_code == 403 and forged.json()["message"].startswith("oauth state does not match")
     assert httpx.get(callback, params={"error": "access_denied"}).status_code == 400
+    # Logging out of the server is logging out of the hub.
+    logout = httpx.get(alice + "logout")
+    assert (logout.status_code, logout.headers["location"]) == (302, "/hub/logout")
 
 
 def test_singleuser_needs_the_hub_environment() -> None:

@@ -46,6 +46,7 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
     user = environ.get("JUPYTERHUB_USER", "")
     server_name = environ.get("JUPYTERHUB_SERVER_NAME", "")
     prefix = _prefix(environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/user/{user}/"))
+    hub_prefix = _prefix(environ.get("JUPYTERHUB_BASE_URL", "/")) + "hub/"
     settings: dict[str, Any] = {
         "base_url": prefix,
         "open_browser": False,
@@ -55,10 +56,11 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
         # names), and behind the proxy the Host is the hub's public name, not a local one.
         "allow_remote_access": True,
         "login_url": prefix + OAUTH_LOGIN,
+        "logout_url": environ.get("JUPYTERHUB_HOST", "") + hub_prefix + "logout",
         # Over config files: a user's own config cannot open the server to everyone.
         "auth_enabled": True,
         "hub.api_url": api_url.rstrip("/"),
-        "hub.hub_prefix": _prefix(environ.get("JUPYTERHUB_BASE_URL", "/")) + "hub/",
+        "hub.hub_prefix": hub_prefix,
         "hub.host": environ.get("JUPYTERHUB_HOST", ""),
         "hub.user": user,
         "hub.server_name": server_name,
