@@ -121,6 +121,11 @@ class Authenticator:
         self.login_url: str = settings["login_url"]
         self.anonymous = anonymous_user()
 
+    def named_user(self, user: User | None) -> User | None:
+        """``user``, unless it is the anonymous stand-in of token or no auth: its random name is
+        nobody's, so it is not passed on as who started a kernel."""
+        return None if user is None or user == self.anonymous else user
+
     # -- tokens and cookies -------------------------------------------------------------------
 
     def token_from(self, conn: HTTPConnection) -> str | None:

@@ -234,11 +234,15 @@ def carme_kernel_spec_manager(server: Server) -> KernelSpecManager | None:
 
 
 @hookspec(firstresult=True)
-def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | None:
-    """Return the provisioner that launches a kernel of ``spec``.
+def carme_kernel_provisioner(server: Server, spec: KernelSpec, user: User | None) -> Provisioner | None:
+    """Return the provisioner that launches a kernel of ``spec`` for ``user``.
 
-    Called each time a kernel starts. The built-in provisioner (a local process in its own
-    process group) answers last. Return None to leave the kernel to others.
+    Called each time a kernel starts. ``user`` is the :class:`carme.auth.User` who asked for it
+    (the request of ``POST /api/kernels``, or of the session that starts it); None when carme
+    starts it by itself or the request's identity is the anonymous stand-in of token auth (see
+    :meth:`carme.auth.Authenticator.named_user`). A remote provisioner runs the kernel as that
+    user (the gateway extension sends it as ``KERNEL_USERNAME``). The built-in provisioner (a
+    local process in its own process group) answers last. Return None to leave the kernel to others.
     """
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .kernels.manager import cwd_for_path
 
 if TYPE_CHECKING:
+    from .auth import User
     from .kernels.kernel import Kernel
     from .server import Server
 
@@ -98,14 +99,16 @@ class SessionManager:
         return {"JPY_SESSION_NAME": path}
 
     async def start_kernel_for(self, path: str, name: str | None, kernel_name: str | None,
-                               kernel_id: str | None = None) -> Kernel:
+                               kernel_id: str | None = None, user: User | None = None) -> Kernel:
         env = await asyncio.to_thread(self.kernel_env, path, name)
-        return await self.server.kernels.start_kernel(kernel_name, path, env=env, kernel_id=kernel_id)
+        return await self.server.kernels.start_kernel(kernel_name, path, env=env, kernel_id=kernel_id, user=user)
 
     async def create(self, path: str, name: str | None = None, type: str | None = None,
-                     kernel_name: str | None = None, kernel_id: str | None = None) -> SessionRecord:
+                     kernel_name: str | None = None, kernel_id: str | None = None,
+                     user: User | None = None) -> SessionRecord:
         """The session of ``path``: the existing one, or a new one with the kernel ``kernel_id``
-        (when it runs) or a new kernel of ``kernel_name``. Errors of the kernel start propagate."""
+        (when it runs) or a new kernel of ``kernel_name``, started for ``user``. Errors of the
+        kernel start propagate."""
         existing = self.find_by_path(path)
         if existing is not None:
             return existing
@@ -117,7 +120,7 @@ class SessionManager:
         try:
             if kernel_id is None or kernel_id not in self.server.kernels:
                 # A kernel id that does not run yet names the new kernel (as jupyter_server does).
-                kernel_id = (await self.start_kernel_for(path, name, kernel_name, kernel_id)).id
+                kernel_id = (await self.start_kernel_for(path, name, kernel_name, kernel_id, user)).id
             session = SessionRecord(str(uuid.uuid4()), path, name, type, kernel_id)
             self._sessions[session.id] = session
             future.set_result(session)
@@ -131,15 +134,16 @@ class SessionManager:
 
     async def update(self, session_id: str, path: str | None = None, name: str | None = None,
                      type: str | None = None, kernel_id: str | None = None,
-                     kernel_name: str | None = None) -> SessionRecord:
-        """Rename, retype, or move the session to another kernel (by id, or a new one by name);
-        a replaced kernel is shut down. KeyError (NoSuchKernel) for an unknown ``kernel_id``."""
+                     kernel_name: str | None = None, user: User | None = None) -> SessionRecord:
+        """Rename, retype, or move the session to another kernel (by id, or a new one by name,
+        started for ``user``); a replaced kernel is shut down. KeyError (NoSuchKernel) for an
+        unknown ``kernel_id``."""
         session = self.get(session_id)
         old_kernel = session.kernel_id
         if kernel_id is not None:
             self.server.kernels.get(kernel_id)  # raises NoSuchKernel
         elif kernel_name is not None:
-            kernel_id = (await self.start_kernel_for(session.path, session.name, kernel_name)).id
+            kernel_id = (await self.start_kernel_for(session.path, session.name, kernel_name, user=user)).id
         if path is not None:
             session.path = path
         if name is not None:

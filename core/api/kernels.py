@@ -61,7 +61,8 @@ async def start_kernel(request: Request) -> Response:
     if kernel_id is not None and not ID_RE.match(kernel_id):
         raise bad_request(f"'kernel_id' {kernel_id!r} is not a UUID")
     try:
-        kernel = await server.kernels.start_kernel(name, path, kernel_id=kernel_id)
+        kernel = await server.kernels.start_kernel(name, path, kernel_id=kernel_id,
+                                                   user=server.auth.named_user(request.scope.get("user")))
     except KernelIdConflict as exc:
         raise ApiError(409, str(exc), "Conflict") from None
     except NoSuchKernelSpec as exc:

@@ -102,7 +102,8 @@ async def create_session(request: Request) -> Response:
     if kernel_id is not None and not ID_RE.match(kernel_id):
         raise bad_request(f"'kernel.id' {kernel_id!r} is not a UUID")
     try:
-        session = await server.sessions.create(path, name, kind, kernel_name, kernel_id)
+        session = await server.sessions.create(path, name, kind, kernel_name, kernel_id,
+                                               server.auth.named_user(request.scope.get("user")))
     except KernelIdConflict as exc:
         raise ApiError(409, str(exc), "Conflict") from None
     except (NoSuchKernelSpec, KernelStartError) as exc:
@@ -126,7 +127,8 @@ async def patch_session(request: Request) -> Response:
     kernel_id, kernel_name = kernel_fields(body)
     try:
         await server.sessions.update(session.id, field(body, "path"), field(body, "name"), field(body, "type"),
-                                     kernel_id, None if kernel_id else kernel_name)
+                                     kernel_id, None if kernel_id else kernel_name,
+                                     server.auth.named_user(request.scope.get("user")))
     except NoSuchKernel:
         raise bad_request(f"No such kernel: {kernel_id}") from None
     except (NoSuchKernelSpec, KernelStartError) as exc:

@@ -22,6 +22,7 @@ from ..kernels.provisioner import Provisioner
 from ..kernels.specs import KernelSpec, KernelSpecManager
 
 if TYPE_CHECKING:
+    from ..auth import User
     from ..server import Server
 
 MiB = 1024 * 1024
@@ -84,7 +85,7 @@ async def carme_shutdown(server: Server) -> None:
 
 
 @hookimpl
-def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner:
+def carme_kernel_provisioner(server: Server, spec: KernelSpec, user: User | None) -> Provisioner:
     return server.kernels.local_provisioner()
 
 

@@ -28,6 +28,7 @@ from .provisioner import LocalProvisioner, Provisioner
 from .specs import KernelSpec, KernelSpecManager
 
 if TYPE_CHECKING:
+    from ..auth import User
     from ..server import Server
 
 log = logging.getLogger("carme.kernels.manager")
@@ -118,8 +119,9 @@ class KernelManager:
 
     # -- actions ----------------------------------------------------------------------------
 
-    def _provisioner_for(self, spec: KernelSpec, choose: ProvisionerChoice | None = None) -> Provisioner:
-        chosen = self.server.hook.carme_kernel_provisioner(server=self.server, spec=spec)
+    def _provisioner_for(self, spec: KernelSpec, choose: ProvisionerChoice | None = None,
+                         user: User | None = None) -> Provisioner:
+        chosen = self.server.hook.carme_kernel_provisioner(server=self.server, spec=spec, user=user)
         if chosen is None:  # the built-in plugin answers last; this is for managers made by hand
             chosen = self.local_provisioner()
         if choose is not None:
@@ -132,13 +134,14 @@ class KernelManager:
 
     async def start_kernel(self, name: str | None = None, path: str | None = None,
                            env: dict[str, str] | None = None, kernel_id: str | None = None,
-                           provisioner: ProvisionerChoice | None = None) -> Kernel:
+                           provisioner: ProvisionerChoice | None = None, user: User | None = None) -> Kernel:
         """Start a kernel of spec ``name`` (default: ``default_kernel_name``) for the notebook at
         API ``path``; returns once it answers kernel_info. ``kernel_id`` chooses the id (a running
         kernel of that id is returned as is). Raises NoSuchKernelSpec for an unknown name and
         KernelStartError when it does not come up, KernelIdConflict when ``kernel_id`` is being started
         by another request. ``provisioner(spec, chosen)`` may put another provisioner in place of
-        the one the hooks chose, for this kernel only (dashboards start theirs from a warm process)."""
+        the one the hooks chose, for this kernel only (dashboards start theirs from a warm process).
+        ``user`` is who asked for it, for the provisioner hook (None: carme itself, or anonymous)."""
         if self._closing:
             raise RuntimeError("the server is shutting down")
         if kernel_id is not None and kernel_id in self._kernels:
@@ -151,7 +154,7 @@ class KernelManager:
         try:
             spec = await asyncio.to_thread(self.specs.get, name)
             cwd = await asyncio.to_thread(cwd_for_path, self.server.root_dir, path)
-            kernel = Kernel(kernel_id, spec, self._provisioner_for(spec, provisioner), self.context, self.options,
+            kernel = Kernel(kernel_id, spec, self._provisioner_for(spec, provisioner, user), self.context, self.options,
                             cwd, dict(env or {}), on_dead=self._kernel_died)
         except BaseException:
             self._starting_ids.discard(kernel_id)

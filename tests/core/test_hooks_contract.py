@@ -28,7 +28,7 @@ CORE_SIGNATURES = {
     "carme_before_save": "(server: 'Server', path: 'str', model: 'dict[str, Any]') -> 'Awaitable[None] | None'",
     "carme_contents_manager": "(server: 'Server') -> 'ContentsManager | None'",
     "carme_extra_settings": "(environ: 'Mapping[str, str]') -> 'dict[str, Any] | None'",
-    "carme_kernel_provisioner": "(server: 'Server', spec: 'KernelSpec') -> 'Provisioner | None'",
+    "carme_kernel_provisioner": "(server: 'Server', spec: 'KernelSpec', user: 'User | None') -> 'Provisioner | None'",
     "carme_kernel_spec_manager": "(server: 'Server') -> 'KernelSpecManager | None'",
     "carme_on_contents_changed": "(server: 'Server', action: 'str', path: 'str', source_path: 'str | None') -> "
                                  "'Awaitable[None] | None'",

@@ -31,8 +31,21 @@ def test_urls_token_and_user() -> None:
     assert c.url == "http://eg:8888" and c.ws_url == "ws://eg:8888"
     assert c.headers == {"X-Team": "a", "Authorization": "token s3cret"}
     assert c.username == "alice"
-    assert config(http_user="bob", http_pwd="pw").username == "bob"
+    assert config(http_user="bob", http_pwd="pw").default_username == "bob"
     assert config(url="https://eg").ws_url == "wss://eg"
+
+
+def test_the_kernel_runs_as_the_user_who_started_it_unless_the_settings_say_otherwise() -> None:
+    plain = config(http_user="bob")
+    assert plain.kernel_username("alice", {}) == "alice"
+    assert plain.kernel_username(None, {}) == "bob"  # carme itself, or an anonymous client
+    assert plain.kernel_username("alice", {"KERNEL_USERNAME": "dash"}) == "dash"  # carme chose it for this kernel
+    assert config(username="svc").kernel_username("alice", {"KERNEL_USERNAME": "dash"}) == "svc"
+    assert config(env={"KERNEL_USERNAME": "team"}).kernel_username("alice", {}) == "team"
+    from_environment = GatewayConfig.from_settings({**DEFAULTS, "gateway.url": "http://eg"},
+                                                   environ={"KERNEL_USERNAME": "spawned"})
+    assert from_environment.kernel_username(None, {}) == "spawned"
+    assert from_environment.kernel_username("alice", {}) == "alice"
 
 
 @pytest.mark.parametrize(("values", "named"), [

@@ -129,7 +129,7 @@ class GatewayClient:
 
     def _user(self) -> dict[str, str]:
         # EG hides the specs a user may not use when asked with ?user= (jupyter_server asks so too).
-        return {"user": self.config.username} if self.config.username else {}
+        return {"user": self.config.default_username} if self.config.default_username else {}
 
     async def _get_params(self, path: str, params: dict[str, str]) -> Any:
         if params:

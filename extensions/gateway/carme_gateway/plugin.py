@@ -25,6 +25,7 @@ from .settings import GatewayConfig
 from .specs import GatewaySpecManager
 
 if TYPE_CHECKING:
+    from carme.auth import User
     from carme.server import Server
 
 log = logging.getLogger("carme.gateway")
@@ -51,8 +52,8 @@ def service_of(server: Server) -> GatewayService | None:
     service = server.services.get(SERVICE)
     if service is None and server.settings["gateway.url"]:
         service = server.services[SERVICE] = GatewayService(GatewayConfig.from_settings(server.settings))
-        log.info("kernels run on Jupyter Enterprise Gateway at %s (as user %r)", service.config.url,
-                 service.config.username)
+        log.info("kernels run on Jupyter Enterprise Gateway at %s (as user %r unless a signed-in user starts them)",
+                 service.config.url, service.config.default_username)
     return service
 
 
@@ -71,11 +72,11 @@ def carme_kernel_spec_manager(server: Server) -> KernelSpecManager | None:
 
 
 @hookimpl
-def carme_kernel_provisioner(server: Server, spec: KernelSpec) -> Provisioner | None:
+def carme_kernel_provisioner(server: Server, spec: KernelSpec, user: User | None) -> Provisioner | None:
     service = service_of(server)
     if service is None:
         return None
-    return GatewayProvisioner(service.client, server.kernels.context)
+    return GatewayProvisioner(service.client, server.kernels.context, user.username if user else None)
 
 
 @hookimpl

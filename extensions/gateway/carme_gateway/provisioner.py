@@ -42,8 +42,9 @@ def launch_error(exc: GatewayError, doing: str) -> KernelLaunchError:
 class GatewayProvisioner:
     """One kernel on the gateway (one provisioner per kernel, as carme makes them)."""
 
-    def __init__(self, client: GatewayClient, context: zmq.Context[Any]) -> None:
+    def __init__(self, client: GatewayClient, context: zmq.Context[Any], started_by: str | None = None) -> None:
         self.client = client
+        self.started_by = started_by  # the name of the signed-in user who started the kernel
         self.config = client.config
         self.context = context
         self.remote_id: str | None = None  # the gateway's id, once started there
@@ -56,14 +57,15 @@ class GatewayProvisioner:
 
     def start_env(self, kernel_id: str, cwd: Path, env: dict[str, str]) -> dict[str, str]:
         """The ``env`` of the start request: KERNEL_* (and ``allowed_envs``) of carme's own
-        environment, the configured ones, the kernel's, then what the gateway needs from carme."""
+        environment, the configured ones, the kernel's, then what the gateway needs from carme
+        (``KERNEL_USERNAME`` by :meth:`GatewayConfig.kernel_username`)."""
         allowed = set(self.config.allowed_envs)
 
         def forwarded(source: dict[str, str] | os._Environ[str]) -> dict[str, str]:
             return {k: v for k, v in source.items() if k.startswith("KERNEL_") or k in allowed}
 
         sent = {**forwarded(os.environ), **self.config.env, **forwarded(env)}
-        sent["KERNEL_USERNAME"] = sent.get("KERNEL_USERNAME") or self.config.username
+        sent["KERNEL_USERNAME"] = self.config.kernel_username(self.started_by, env)
         # jupyter_server sends the launch timeout so the gateway waits as long as we do.
         sent["KERNEL_LAUNCH_TIMEOUT"] = str(int(self.config.launch_timeout))
         sent["KERNEL_ID"] = kernel_id  # the same id on both sides: logs and pod names match

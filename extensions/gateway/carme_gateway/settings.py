@@ -45,7 +45,8 @@ def declared() -> list[Setting]:
                 "Seconds the gateway may take to launch a kernel (a pod being scheduled); sent as KERNEL_LAUNCH_TIMEOUT"),
         Setting("launch_timeout_pad", float, 2.0, "Seconds added to launch_timeout for the start request's own timeout"),
         Setting("username", str, "",
-                "KERNEL_USERNAME sent with every start (default: http_user, $KERNEL_USERNAME, else the server's user)"),
+                "KERNEL_USERNAME sent with every start, in place of the user who starts the kernel (for kernels nobody "
+                "signed in started: http_user, $KERNEL_USERNAME, else the server's user)"),
         Setting("env", dict, {}, "KERNEL_* variables sent with every kernel start (KERNEL_NAMESPACE, KERNEL_IMAGE, ...)"),
         Setting("allowed_envs", list, [],
                 "Names of carme's environment variables sent with a start besides KERNEL_* (the gateway must allow "
@@ -80,7 +81,8 @@ class GatewayConfig:
     connect_timeout: float = 40.0
     request_timeout: float = 42.0
     launch_timeout: float = 40.0
-    username: str = ""
+    username: str = ""  # the setting: every kernel runs as this user
+    default_username: str = ""  # for kernels no signed-in user started, and the kernelspec list
     env: dict[str, str] = field(default_factory=dict)
     allowed_envs: tuple[str, ...] = ()
     send_working_dir: bool = True
@@ -113,19 +115,27 @@ class GatewayConfig:
         pad = s["launch_timeout_pad"]
         launch_timeout = max(s["launch_timeout"], s["request_timeout"] - pad)
         request_timeout = max(s["request_timeout"], launch_timeout + pad)
-        username = s["username"] or s["http_user"] or environ.get("KERNEL_USERNAME") or getpass.getuser()
+        # jupyter_server's order for the server's own user: http_user, then $KERNEL_USERNAME.
+        default_username = s["username"] or s["http_user"] or environ.get("KERNEL_USERNAME") or getpass.getuser()
         return cls(
             url=url, ws_url=ws_url, kernels_endpoint=s["kernels_endpoint"], kernelspecs_endpoint=s["kernelspecs_endpoint"],
             kernelspecs_resource_endpoint=s["kernelspecs_resource_endpoint"], headers=headers,
             basic_auth=(s["http_user"], s["http_pwd"]) if s["http_user"] else None,
             validate_cert=s["validate_cert"], ca_certs=s["ca_certs"], client_cert=s["client_cert"],
             client_key=s["client_key"], connect_timeout=s["connect_timeout"], request_timeout=request_timeout,
-            launch_timeout=launch_timeout, username=username, env=env,
+            launch_timeout=launch_timeout, username=s["username"], default_username=default_username, env=env,
             allowed_envs=tuple(str(name) for name in s["allowed_envs"]), send_working_dir=s["send_working_dir"],
             request_retries=max(0, min(s["request_retries"], 10)), retry_interval=s["retry_interval"],
             retry_interval_max=s["retry_interval_max"], retry_max=max(0, s["retry_max"]),
             check_interval=s["check_interval"],
         )
+
+    def kernel_username(self, started_by: str | None, kernel_env: Mapping[str, str]) -> str:
+        """``KERNEL_USERNAME`` of a kernel ``started_by`` a signed-in user (None: carme itself or
+        an anonymous client): the settings (``username``, then ``env``) override, then what carme
+        gave the kernel itself, then that user, then :attr:`default_username`."""
+        return (self.username or self.env.get("KERNEL_USERNAME") or kernel_env.get("KERNEL_USERNAME")
+                or started_by or self.default_username)
 
     def ssl_context(self) -> ssl.SSLContext | bool:
         """What httpx's ``verify`` and the websocket's ``ssl`` take: a context when certificates
