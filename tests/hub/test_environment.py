@@ -17,13 +17,13 @@ SPAWNED = {
     "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
     "JUPYTERHUB_API_TOKEN": "server-token",
     "JUPYTERHUB_BASE_URL": "/",
-    "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/work/",
-    "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:41234/user/alice/work/",
-    "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice-work",
-    "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/work/oauth_callback",
-    "JUPYTERHUB_OAUTH_ACCESS_SCOPES": '["access:servers!server=alice/work", "access:servers!user=alice"]',
+    "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/analysis/",
+    "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:41234/user/alice/analysis/",
+    "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice-analysis",
+    "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/analysis/oauth_callback",
+    "JUPYTERHUB_OAUTH_ACCESS_SCOPES": '["access:servers!server=alice/analysis", "access:servers!user=alice"]',
     "JUPYTERHUB_USER": "alice",
-    "JUPYTERHUB_SERVER_NAME": "work",
+    "JUPYTERHUB_SERVER_NAME": "analysis",
     "JUPYTERHUB_ACTIVITY_URL": "http://127.0.0.1:8081/hub/api/users/alice/activity",
     "JUPYTERHUB_DEFAULT_URL": "/lab/tree/start.ipynb",
 }
@@ -34,15 +34,15 @@ def test_carme_serve_under_a_hub_takes_the_spawners_environment(root: Path, jupy
     (jupyter_env / "config" / "carme_config.json").write_text('{"auth_enabled": false, "port": 9999}')
     settings = create_app(str(root), environ=SPAWNED).server.settings
     assert (settings["base_url"], settings["ip"], settings["port"], settings["port_retries"]) == \
-        ("/user/alice/work/", "127.0.0.1", 41234, 0)
-    assert (settings["login_url"], settings["logout_url"]) == ("/user/alice/work/oauth_login", "/hub/logout")
+        ("/user/alice/analysis/", "127.0.0.1", 41234, 0)
+    assert (settings["login_url"], settings["logout_url"]) == ("/user/alice/analysis/oauth_login", "/hub/logout")
     assert settings["default_url"] == "/lab/tree/start.ipynb"
     assert settings["open_browser"] is False
     assert settings["auth_enabled"] is True
     hub = settings.section("hub")
-    assert hub["access_scopes"] == ["access:servers!server=alice/work", "access:servers!user=alice"]
+    assert hub["access_scopes"] == ["access:servers!server=alice/analysis", "access:servers!user=alice"]
     assert (hub["user"], hub["server_name"], hub["client_id"], hub["hub_prefix"]) == \
-        ("alice", "work", "jupyterhub-user-alice-work", "/hub/")
+        ("alice", "analysis", "jupyterhub-user-alice-analysis", "/hub/")
     # Not under a hub: nothing changes.
     assert create_app(str(root), environ={}, config_files=False).server.settings["base_url"] == "/"
 
@@ -80,13 +80,13 @@ async def test_host_prefixed_cookies_when_the_hub_uses_them(root: Path, monkeypa
     app = create_app(str(root), environ={**SPAWNED, "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "1"}, config_files=False)
     hub = HubService(app.server)
     try:
-        header = hub.cookie("jupyterhub-user-alice-work", hub.sign("visitor-token"), "/user/alice/work/")
-        assert header.startswith("__Host-jupyterhub-user-alice-work=")
+        header = hub.cookie("jupyterhub-user-alice-analysis", hub.sign("visitor-token"), "/user/alice/analysis/")
+        assert header.startswith("__Host-jupyterhub-user-alice-analysis=")
         assert "; Path=/;" in header and header.endswith("; Secure")
         sent = HTTPConnection({"type": "http", "headers": [(b"cookie", header.split(";")[0].encode())]})
-        assert hub.read_cookie(sent, "jupyterhub-user-alice-work") == "visitor-token"
+        assert hub.read_cookie(sent, "jupyterhub-user-alice-analysis") == "visitor-token"
         # A cookie this server did not sign is nobody's.
-        forged = HTTPConnection({"type": "http", "headers": [(b"cookie", b"__Host-jupyterhub-user-alice-work=x.y")]})
-        assert hub.read_cookie(forged, "jupyterhub-user-alice-work") is None
+        forged = HTTPConnection({"type": "http", "headers": [(b"cookie", b"__Host-jupyterhub-user-alice-analysis=x.y")]})
+        assert hub.read_cookie(forged, "jupyterhub-user-alice-analysis") is None
     finally:
         await hub.client.close()
