@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from carme_dashboards.forks import ForkServer
@@ -65,6 +67,36 @@ def test_each_visit_gets_its_own_forked_kernel(root: Path) -> None:
         assert first[0] != second[0]  # two processes
         assert first[5] != second[5]  # random state is not inherited from the server
         assert {int(first[0]), int(second[0])} == {served.app.server.kernels.get(k).pid for k in kernel_ids(served)}
+
+
+def python_kernelspec(data_dir: Path, name: str, env: dict[str, str]) -> None:
+    folder = data_dir / "kernels" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": name, "language": "python", "env": env}))
+
+
+def test_forked_kernels_share_their_servers_hash_seed_and_a_set_seed_is_kept(root: Path, jupyter_env: Path) -> None:
+    """The one thing a fork cannot renew (the README says so): kernels of one server hash
+    strings alike. A kernel whose environment sets PYTHONHASHSEED gets exactly that seed,
+    forked from a server of its own, as a spawned kernel would."""
+    python_kernelspec(jupyter_env / "data", "seeded", {"PYTHONHASHSEED": "1234"})
+    shown = "import os; print('report', hash('carme'), os.getppid())"
+    write_notebook(root / "nb.ipynb", shown)
+    write_notebook(root / "seeded.ipynb", shown, kernel="seeded")
+    expected = subprocess.run([sys.executable, "-c", "print(hash('carme'))"], capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONHASHSEED": "1234"}).stdout.split()[0]
+    with dashboards(root) as served, http(served) as one, http(served) as two, http(served) as three:
+        first = report(one.get("dashboards/render/nb.ipynb").text)
+        second = report(two.get("dashboards/render/nb.ipynb").text)
+        seeded = report(three.get("dashboards/render/seeded.ipynb").text)
+        servers = {server.process.pid: server for server in served.app.server.services["dashboards"].forks.servers
+                   if server.process is not None}
+        assert first[0] == second[0] and first[1] == second[1]  # one server, one seed
+        assert seeded[0] == expected != first[0]
+        assert int(seeded[1]) in servers and seeded[1] != first[1]  # forked, from its own server
+        assert servers[int(seeded[1])].env["PYTHONHASHSEED"] == "1234"
 
 
 def test_a_forked_kernel_is_interrupted_and_restarted(root: Path) -> None:

@@ -18,6 +18,10 @@ Process control stays with carme: it signals the kernel's process group itself (
 SIGTERM, SIGKILL). The server reports each kernel's exit without reaping it, so the pid cannot
 be reused before carme has cleaned up and asked for the reap. When carme goes, the server
 kills its kernels and exits (socket EOF, or ``PR_SET_PDEATHSIG`` if carme was killed).
+
+A fork renews what is seeded per process (``random`` reseeds itself after a fork; the kernel's
+key and session are made after it) but not the string hash seed, fixed when the server's
+interpreter started: the kernels of one server share it (the README says why that is kept).
 """
 
 from __future__ import annotations
