@@ -119,9 +119,9 @@ class FileContentsManager(ContentsManager):
         return await self._run(path, lambda: bool(self.policy.os_path(path)) and self.policy.is_hidden(path))
 
     async def get(self, path: str, *, content: bool = True, type: str | None = None,
-                  format: str | None = None, require_hash: bool = False) -> Model:
+                  format: str | None = None, require_hash: bool = False, validate: bool = True) -> Model:
         path = normalize(path)
-        model = await self._run(path, self._get_sync, path, content, type, format, require_hash)
+        model = await self._run(path, self._get_sync, path, content, type, format, require_hash, validate)
         if self.notary is not None and model["type"] == "notebook" and isinstance(model["content"], dict):
             await self.notary.mark_cells(model["content"])
         await self.changed("get", path)
@@ -134,7 +134,7 @@ class FileContentsManager(ContentsManager):
             raise ApiError(404, f"No such file or directory: {path}", "Not Found") from None
 
     def _get_sync(self, path: str, content: bool, type: str | None, format: str | None,
-                  require_hash: bool) -> Model:
+                  require_hash: bool, validate: bool = True) -> Model:
         os_path = self._resolve(path)
         st = self._stat(path, os_path)
         if stat.S_ISDIR(st.st_mode):
@@ -149,7 +149,7 @@ class FileContentsManager(ContentsManager):
         model = stat_model(path, st, kind, self.policy.may(st, os.W_OK))
         data = fileio.read_bytes(os_path) if content or require_hash else b""
         if content and kind == "notebook":
-            nb, message = notebooks.parse(data, path)
+            nb, message = notebooks.parse(data, path, validate=validate)
             model.update(content=nb, format="json")
             if message:
                 model["message"] = message

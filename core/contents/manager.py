@@ -63,12 +63,14 @@ class ContentsManager(abc.ABC):
 
     @abc.abstractmethod
     async def get(self, path: str, *, content: bool = True, type: str | None = None,
-                  format: str | None = None, require_hash: bool = False) -> Model:
+                  format: str | None = None, require_hash: bool = False, validate: bool = True) -> Model:
         """The model of ``path``; with ``content`` its content (a listing for directories).
 
         ``type`` forces the interpretation (``notebook`` for a non-.ipynb JSON file) and a
         mismatch with a directory is a 400 ``bad type``; ``format`` is ``text`` or ``base64`` for
-        files. 404 if missing or hidden (unless hidden files are allowed).
+        files. 404 if missing or hidden (unless hidden files are allowed). ``validate=False``: a
+        notebook is not checked against the nbformat schema (no validation ``message``; a reader
+        that ignores it saves that work), but a file that is no notebook is still a 400.
         """
 
     @abc.abstractmethod

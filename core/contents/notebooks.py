@@ -125,10 +125,11 @@ def validation_message(nb: Any) -> str | None:
     return None
 
 
-def parse(data: bytes, path: str) -> tuple[dict[str, Any], str | None]:
+def parse(data: bytes, path: str, *, validate: bool = True) -> tuple[dict[str, Any], str | None]:
     """Notebook bytes -> (notebook as nbformat v4 dict, validation message or None).
 
     A file that is not JSON, or not a notebook nbformat can read, is a 400 ``Unreadable Notebook``.
+    ``validate=False`` skips the schema check of a v4 notebook (the message is then None).
     """
     try:
         nb = orjson.loads(data)
@@ -137,7 +138,7 @@ def parse(data: bytes, path: str) -> tuple[dict[str, Any], str | None]:
     if isinstance(nb, dict) and nb.get("nbformat") == 4:
         rejoin_lines(nb)
         strip_transient(nb)
-        return nb, validation_message(nb)
+        return nb, validation_message(nb) if validate else None
     return _parse_with_nbformat(data, path)
 
 

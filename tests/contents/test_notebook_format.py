@@ -87,6 +87,16 @@ def test_validation_message_for_invalid() -> None:
     assert notebooks.validation_message(rich_notebook()) is None
 
 
+def test_parse_without_validation() -> None:
+    invalid = b'{"cells": [{"cell_type": "code"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    assert notebooks.parse(invalid, "n.ipynb")[1].startswith("Notebook validation failed")
+    nb, message = notebooks.parse(invalid, "n.ipynb", validate=False)
+    assert nb["cells"] == [{"cell_type": "code"}] and message is None
+    with pytest.raises(ApiError) as info:  # not a notebook at all: still refused
+        notebooks.parse(b'{"cells": [', "n.ipynb", validate=False)
+    assert info.value.status == 400
+
+
 def test_serialize_leaves_the_callers_notebook_alone() -> None:
     """Extensions save live documents through the manager: their dicts must not change."""
     nb = rich_notebook()

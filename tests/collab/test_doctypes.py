@@ -1,0 +1,55 @@
+"""The lean notebook build (no deep copies) makes the document jupyter_ydoc's YNotebook makes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from jupyter_ydoc import YNotebook
+from pycrdt import Doc
+
+from carme_collab.doctypes import DocKind
+from carme_collab.document import first_version
+
+
+def varied_notebook() -> dict[str, Any]:
+    return {
+        "cells": [
+            {"cell_type": "markdown", "id": "m1", "metadata": {"tags": ["a"]}, "source": ["# T\n", "text"],
+             "attachments": {}},
+            {"cell_type": "markdown", "id": "m2", "metadata": {}, "source": "![x](attachment:x.png)",
+             "attachments": {"x.png": {"image/png": "iVBORw0KGgo="}}},
+            {"cell_type": "code", "execution_count": 3, "id": "c1",
+             "metadata": {"trusted": False, "deep": {"a": [1, {"b": 2.5}]}},
+             "source": "print(1)\n",
+             "outputs": [
+                 {"output_type": "stream", "name": "stdout", "text": ["0\n", "1\n"]},
+                 {"output_type": "stream", "name": "stderr", "text": "warn\n"},
+                 {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                  "data": {"text/plain": "42", "application/json": {"k": [1, 2]}}},
+                 {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["l1"]},
+             ]},
+            {"cell_type": "code", "execution_count": None, "id": "c2", "metadata": {}, "source": "", "outputs": []},
+            {"cell_type": "raw", "id": "r1", "metadata": {}, "source": ""},
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def test_lean_build_is_ynotebooks_and_leaves_the_content_alone() -> None:
+    nb = varied_notebook()
+    before = copy.deepcopy(nb)
+    reference = Doc(client_id=0)
+    YNotebook(reference).set(copy.deepcopy(nb))
+
+    built = Doc()
+    built.apply_update(first_version(DocKind.of("json", "notebook"), nb))
+    assert nb == before
+    # Same items (state vector: client 0's clock) and the same content, shared types included.
+    assert built.get_state() == reference.get_state()
+    ours, theirs = YNotebook(built), YNotebook(reference)
+    assert ours.get() == theirs.get()
+    assert [type(c["outputs"][0]["text"]).__name__ for c in (ours.ycells[2], theirs.ycells[2])] == ["Text", "Text"]
+    assert ours.ycells[0].to_py() == theirs.ycells[0].to_py()
