@@ -3,17 +3,22 @@ in parts by a test-only site in front of a real carme and a real ipykernel. Widg
 the page connects come from the kernel's state, a widget made after it from its comm_open; the
 views render while the page is still streaming; the slider drives an observer in the kernel; the
 Output widget renders through rendermime; math is typeset by the bundled KaTeX; nothing is
-requested from any other origin."""
+requested from any other origin. A widget whose request never ends (its kernel died) is shown too."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.browser import browsing
 from tests.dashboards.client_site import (PAGE_PATH, Part, StreamedPage, off_origin, parts, progress, run, section,
                                           widget)
+from tests.kernels.wsclient import Client
 from tests.serving import Served
 
 SETUP = """
@@ -110,3 +115,45 @@ def test_widgets_math_and_output_render_as_the_page_streams(chromium: Any,
     # The kernel was reached only through the contract's services base.
     assert any(url.startswith(f"{served.ws_url}/dashboards/api/kernels/{page.kernel_id}/channels") for url in requests)
     assert not any("/api/kernels" in url and "/dashboards/api/kernels" not in url for url in requests)
+
+
+HELD = ("import time, ipywidgets as w\nheld = w.Label(value='held-label')\nprint(held.model_id, flush=True)\n"
+        "time.sleep(3600)")
+
+
+def start_held(served: Served, kernel_id: str) -> str:
+    """Run HELD without waiting for its end (it has none); the model id it printed."""
+    async def go() -> str:
+        client = await Client.open(served.ws_url, kernel_id)
+        try:
+            await client.send("shell", "execute_request", {"code": HELD, "silent": False, "store_history": False,
+                                                           "user_expressions": {}, "allow_stdin": False})
+            printed = await client.wait_for(lambda m: m.msg_type == "stream", timeout=60)
+        finally:
+            await client.close()
+        return str(printed.content["text"]).strip()
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
+
+
+def test_a_widget_whose_request_never_ends_is_shown_when_its_kernel_dies(
+        chromium: Any, client_site: tuple[Served, StreamedPage]) -> None:
+    served, page = client_site
+    held = Part("", threading.Event())
+    page.parts = [Part(section(0, "<h1>Held</h1>")), held]
+    with browsing(chromium, served, "/", "dashboard-client-held") as flow:
+        browser_page = flow.page
+        browser_page.goto(served.url + PAGE_PATH, wait_until="commit")
+        browser_page.locator("#carme-kernel-status[data-state='connected']").wait_for()
+        model_id = start_held(served, page.kernel_id)  # its comm_open reached the page: it came before the print
+        held.html = section(1, widget(model_id, "Label(value='held-label')"))
+        assert held.gate is not None
+        held.gate.set()
+        element = browser_page.locator(f".carme-widget[data-model-id='{model_id}']")
+        element.and_(browser_page.locator("[data-carme-widget='waiting']")).wait_for()  # its request is running
+        kernel = served.app.carme.server.kernels.get(page.kernel_id)
+        assert kernel.pid is not None
+        os.kill(kernel.pid, signal.SIGKILL)  # no idle status for that request, ever
+        element.locator(".carme-widget-view").get_by_text("held-label").wait_for()
+        assert element.get_attribute("data-carme-widget") == "rendered"
+        flow.shot("held-widget-after-the-kernel-died")

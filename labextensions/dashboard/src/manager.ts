@@ -26,11 +26,19 @@ export class DashboardWidgetManager extends KernelWidgetManager {
     this._loader = loader;
     this.registerCoreModules();
     kernel.iopubMessage.connect((_, msg) => this.settle(msg));
+    // A kernel that died or restarts never sends the idle status of a request it was running:
+    // that request's models are shown as they are (live again only if the new kernel has them).
+    kernel.statusChanged.connect((_, status) => {
+      if (status === 'dead' || status === 'restarting' || status === 'autorestarting') {
+        this.settleAll();
+      }
+    });
   }
 
   /**
    * Emitted with a model id once that model may be shown (its promise may still be pending):
-   * restored models at once, models opened by a request once that request is done.
+   * restored models at once, models opened by a request once that request is done (its idle
+   * status, or its kernel died or restarts).
    */
   get modelReady(): ISignal<this, string> {
     return this._modelReady;
@@ -89,7 +97,18 @@ export class DashboardWidgetManager extends KernelWidgetManager {
       return;
     }
     this._openedBy.delete(request);
-    for (const modelId of opened) {
+    this.release(opened);
+  }
+
+  /** Every model still waiting for its request's idle status becomes ready. */
+  private settleAll(): void {
+    const opened = [...this._openedBy.values()].flat();
+    this._openedBy.clear();
+    this.release(opened);
+  }
+
+  private release(modelIds: string[]): void {
+    for (const modelId of modelIds) {
       this._unsettled.delete(modelId);
       if (this.has_model(modelId)) {
         this._modelReady.emit(modelId);
