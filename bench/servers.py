@@ -8,12 +8,15 @@ TCP_NODELAY set on kernel websockets by a ``sitecustomize`` that lives only in t
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -24,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 ANCHOR_VENV = HERE / ".anchor-venv"
 ANCHOR_REQUIREMENTS = ["jupyter_server>=2.21,<2.22", "ipykernel"]
 TOKEN = "bench-token"
+INSTALLED = ".carme-installed"  # in each throwaway venv: the base Python and requirements it was made with
 # Jupyter Enterprise Gateway (bench/gateway_bench.py and tests/gateway): EG 3.3 runs on
 # jupyter_server 1.24 and jupyter_client 6/7, pins of its own; its local kernels run from this
 # venv too, hence ipykernel and ipywidgets (the widgets tests).
@@ -51,18 +55,30 @@ def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def ensure_anchor(venv: Path = ANCHOR_VENV, requirements: list[str] = ANCHOR_REQUIREMENTS) -> Path:
-    """Create an anchor venv on first run (uv venv + uv pip install); return its python."""
+def ensure_venv(venv: Path, requirements: Sequence[str]) -> Path:
+    """The python of ``venv`` with ``requirements`` installed (uv venv + uv pip install): made on
+    first use, and made again from scratch whenever the requirements or the base Python differ
+    from what the venv records it was made with (a changed pin, a package dropped)."""
     python = _venv_python(venv)
-    marker = venv / ".bench-ready"
-    if not marker.exists():
+    base = getattr(sys, "_base_executable", sys.executable)
+    wanted = json.dumps({"python": base, "requirements": list(requirements)}, indent=1) + "\n"
+    record = venv / INSTALLED
+    if not python.exists() or not record.exists() or record.read_text() != wanted:
         env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run(["uv", "venv", "--quiet", "--python", base, str(venv)], check=True, env=env)
+        env.pop("VIRTUAL_ENV", None)
+        # ./dev puts uv on PATH (it installs it in ~/.local/bin when missing).
+        uv = shutil.which("uv") or shutil.which("uv", path=str(Path.home() / ".local" / "bin")) or "uv"
+        subprocess.run([uv, "venv", "--quiet", "--clear", "--python", base, str(venv)], check=True, env=env)
         # Bytecode compiled as ./dev compiles carme's venv: both sides installed the same way.
-        subprocess.run(["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python), *requirements],
-                       check=True, env=env)
-        marker.write_text("ok\n")
+        subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
+                        *requirements], check=True, env=env)
+        record.write_text(wanted)  # last: an install that failed half-way is redone next time
+    return python
+
+
+def ensure_anchor(venv: Path = ANCHOR_VENV, requirements: Sequence[str] = ANCHOR_REQUIREMENTS) -> Path:
+    """An anchor venv's python (:func:`ensure_venv`), with the TCP_NODELAY ``sitecustomize``."""
+    python = ensure_venv(venv, requirements)
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
     (Path(site) / "sitecustomize.py").write_text(_SITECUSTOMIZE)

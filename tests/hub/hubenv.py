@@ -7,10 +7,8 @@ the simple local-process spawner, whose command is ``carme singleuser``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bench.servers import INSTALLED, ensure_venv
 from tests.polling import wait_until
 from tests.processes import Process
 
@@ -33,24 +32,18 @@ CARME = str(Path(sys.executable).parent / "carme")
 
 
 def ensure_hub_env(env_dir: Path = ENV_DIR, requirements: Sequence[str] = HUB_REQUIREMENTS) -> tuple[Path, Path]:
-    """The hub venv's python and the configurable-http-proxy program, installed when missing
-    (``requirements`` into the venv: the bench adds jupyterhub-singleuser's jupyter_server and JupyterLab)."""
-    venv, chp_dir = env_dir / "venv", env_dir / "chp"
-    python, chp = venv / "bin" / "python", chp_dir / "node_modules" / ".bin" / "configurable-http-proxy"
-    # Named after what is installed: changing a pin installs again.
-    marker = env_dir / (".ready-" + hashlib.sha256(" ".join([*requirements, CHP_PACKAGE]).encode()).hexdigest()[:16])
-    if not marker.exists():
-        env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
-        base = getattr(sys, "_base_executable", sys.executable)
-        # ./dev puts uv on PATH (it installs it in ~/.local/bin when missing).
-        uv = shutil.which("uv") or shutil.which("uv", path=str(Path.home() / ".local" / "bin")) or "uv"
-        subprocess.run([uv, "venv", "--quiet", "--allow-existing", "--python", base, str(venv)], check=True, env=env)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), *requirements],
-                       check=True, env=env)
+    """The hub venv's python and the configurable-http-proxy program, installed when missing or
+    when what they were installed from changed (``requirements`` into the venv: the bench adds
+    jupyterhub-singleuser's jupyter_server and JupyterLab)."""
+    chp_dir = env_dir / "chp"
+    python = ensure_venv(env_dir / "venv", requirements)
+    chp = chp_dir / "node_modules" / ".bin" / "configurable-http-proxy"
+    record = chp_dir / INSTALLED  # as ensure_venv's: a changed pin installs again
+    if not chp.exists() or not record.exists() or record.read_text() != CHP_PACKAGE:
         chp_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(["npm", "install", "--prefix", str(chp_dir), "--no-audit", "--no-fund", "--loglevel=error",
                         CHP_PACKAGE], check=True)
-        marker.write_text("ok\n")
+        record.write_text(CHP_PACKAGE)
     return python, chp
 
 
