@@ -80,8 +80,16 @@ def split_string_field(buffer: bytearray | bytes, key: str) -> tuple[dict[str, A
     """Parse a top-level JSON object whose ``key`` holds a string, leaving that string in place.
 
     Returns the other fields and the string as :class:`StreamedText`; None when the body is not
-    such an object or another field is not a scalar (a notebook's content, say): parse it whole.
+    such an object or another field is not a scalar (a notebook's content, say): parse it whole
+    (which also says what is wrong with a malformed body).
     """
+    try:
+        return _split(buffer, key)
+    except orjson.JSONDecodeError:  # a bad name or scalar (1e, "\q", bad UTF-8)
+        return None
+
+
+def _split(buffer: bytearray | bytes, key: str) -> tuple[dict[str, Any], StreamedText] | None:
     buf = memoryview(buffer)
     fields: dict[str, Any] = {}
     found: StreamedText | None = None

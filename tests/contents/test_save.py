@@ -236,3 +236,14 @@ def test_big_save_with_bad_content_keeps_the_old_file(client: httpx.Client, root
         assert "t.txt" in response.json()["message"]
         assert (root / "t.txt").read_text() == "old"
     assert [p.name for p in root.iterdir()] == ["t.txt"]  # no temporary file left
+
+
+def test_big_malformed_body_is_400_naming_the_problem(client: httpx.Client, root: Path) -> None:
+    """Past the streaming threshold a body whose small fields are not JSON is refused as any
+    malformed body is (the in-place parse leaves it to the JSON parser), not a 500."""
+    for field in (b'"n": 1e', b'"a\\q": 1', b'"a": "\xff"'):
+        raw = b'{"type": "file", "format": "text", "content": "' + b"x" * BIG + b'", ' + field + b"}"
+        response = client.put("/api/contents/t.txt", content=raw)
+        assert response.status_code == 400, response.text
+        assert "JSON" in response.json()["message"]
+    assert list(root.iterdir()) == []

@@ -46,7 +46,9 @@ def test_base64_with_line_breaks() -> None:
 
 
 @pytest.mark.parametrize("body", [b'{"content": {"cells": []}}', b"[1]", b'{"content": "x" "y"}', b'{"content": "x"',
-                                  b'{"a": 1}', b'{"content": "x"} x', b'{"content": 1}', b""])
+                                  b'{"a": 1}', b'{"content": "x"} x', b'{"content": 1}', b"",
+                                  b'{"content": "x", "n": 1e}', b'{"content": "x", "a\\q": 1}',
+                                  b'{"content": "x", "a": "\xff"}'])
 def test_other_bodies_are_left_to_the_json_parser(body: bytes) -> None:
     assert split_string_field(body, "content") is None
 
