@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,21 @@ async def test_a_flood_read_by_a_browser_leaves_the_server_responsive(root: Path
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
+
+
+async def test_several_browsers_each_get_the_whole_flood_once_and_in_order(root: Path, new_terminal: Any) -> None:
+    # Output is batched into messages per browser and the pty waits for the slowest one: neither
+    # may lose, repeat or reorder anything, for a browser that reads at once or one that lags.
+    async with serving(root, **{"terminals.client_buffer_chars": BUFFER}) as served:
+        name = (await new_terminal(served))["name"]
+        async with TermClient.open(served, name) as quick, \
+                TermClient.open(served, name, max_queue=1, compression=None) as lagging:
+            for term in (quick, lagging):
+                await term.wait_message("setup")
+            await quick.type("seq 1 100000; echo seq-$((1+1))\r")
+            await asyncio.gather(quick.wait_output(r"seq-2\r\n"), lagging.wait_output(r"seq-2\r\n"))
+            for term in (quick, lagging):
+                # (bash may put an escape sequence, ending bracketed paste, before the first line)
+                lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.output).split("\n")
+                numbers = [line.strip("\r") for line in lines if line.strip("\r").isdigit()]
+                assert numbers == [str(i) for i in range(1, 100_001)]

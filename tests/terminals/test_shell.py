@@ -154,3 +154,13 @@ async def test_a_big_paste_arrives_whole(root: Path, new_terminal: Any) -> None:
     content = (root / "in" / "pasted.txt").read_text()
     assert content.splitlines() == [f"{i:07d}" for i in range(40_000)]
     assert os.path.exists(root / "in" / "pasted.txt")
+
+
+async def test_characters_cut_between_two_reads_arrive_whole(root: Path, new_terminal: Any) -> None:
+    # 5,000 three-byte characters: the pty hands them out a few KiB a read, cutting some in two.
+    async with serving(root) as served:
+        model = await new_terminal(served)
+        async with TermClient.open(served, model["name"]) as term:
+            await term.type("printf '\u20ac%.0s' $(seq 1 5000); echo; echo utf-$((4*2))\r")
+            await term.wait_output(r"utf-8\r\n")
+            assert "\u20ac" * 5000 + "\r\n" in term.output and "\ufffd" not in term.output

@@ -6,13 +6,13 @@ endpoint only adapts ASGI to it. Messages are terminado's JSON arrays.
 Flow control, both ways:
 
 - Output: the pty is read on the event loop (64 KiB at a time, so a flooding program shares the
-  loop fairly with everything else). Each browser has its own queue of output not yet sent, sent
-  as one ``stdout`` message per turn of its sender (a burst becomes a few large messages, not
-  thousands of small ones). When a browser's queue holds ``client_buffer_chars``, the terminal
-  stops reading the pty until every queue is below half of it: the kernel's pty buffer fills and
-  the program writing blocks, so a slow browser makes the terminal wait and the server never
-  holds more than that per browser. (The sends themselves wait on the websocket's own flow
-  control, so a browser that does not read fills its queue.)
+  loop fairly with everything else). Each browser has its own queue of output not yet sent: an
+  echo or a prompt goes at once, a burst is batched into ``stdout`` messages of up to 64 KiB,
+  none held more than 2 ms (see :class:`Attachment`). When a browser's queue holds
+  ``client_buffer_chars``, the terminal stops reading the pty until every queue is below half of
+  it: the kernel's pty buffer fills and the program writing blocks, so a slow browser makes the
+  terminal wait and the server never holds more than that per browser. (The sends themselves
+  wait on the websocket's own flow control, so a browser that does not read fills its queue.)
 - Input: written to the pty without a thread; when the pty does not take it (a program not
   reading its input while a big paste arrives), the rest waits for the fd to be writable, and the
   websocket is not read again until it has gone below ``INPUT_LIMIT``.
@@ -36,7 +36,13 @@ from .replay import ReplayBuffer
 
 log = logging.getLogger("carme.terminals")
 
-READ_SIZE = 65536  # terminado's read size too
+READ_SIZE = 65536  # terminado's read size too (a pty hands out at most ~4 KiB a read anyway)
+# Output batching (see Attachment): what counts as a small chunk (a keystroke's echo, a prompt),
+# how long later output may wait to join a message (far below a screen refresh), and the size
+# at which a message goes at once.
+SMALL_CHARS = 256
+FLUSH_DELAY = 0.002
+FRAME_CHARS = 65536
 INPUT_LIMIT = 1 << 20
 SETUP = '["setup",{}]'
 DISCONNECT = '["disconnect",1]'
@@ -58,7 +64,16 @@ def stdout_message(text: str) -> str:
 
 
 class Attachment:
-    """One browser on a terminal: the output waiting for it and the task sending it."""
+    """One browser on a terminal: the output waiting for it and the task sending it.
+
+    Output is batched by when it comes: a chunk arriving while nothing is queued and nothing was
+    sent for ``FLUSH_DELAY`` (a keystroke's echo, a prompt, the first chunk of a burst) wakes the
+    sender at once; more output arriving soon after (a flood, a long listing) waits up to
+    ``FLUSH_DELAY`` or until ``FRAME_CHARS`` are queued and goes as one message. Small chunks
+    always go at once, so typing stays as fast as the pty. A flood then costs one websocket
+    message per ~64 KiB instead of one per pty read (~4 KiB): fewer sends for the server, fewer
+    and larger messages for the browser to parse.
+    """
 
     def __init__(self, terminal: Terminal, sink: Sink) -> None:
         self.terminal = terminal
@@ -67,21 +82,37 @@ class Attachment:
         self.pending = 0  # characters queued or being sent
         self._chunks: list[str] = []
         self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_send = -FLUSH_DELAY  # loop time the last stdout message was taken from the queue
         self._ending = False
         self.gone = False  # its websocket failed: nothing more is queued for it
         self.task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
 
     def push(self, text: str) -> None:
         if self.gone:
             return
         self._chunks.append(text)
         self.pending += len(text)
+        if self._wake.is_set():
+            return
+        loop = self._loop
+        if (self.pending >= FRAME_CHARS or len(self._chunks) == 1
+                and (len(text) < SMALL_CHARS or loop.time() - self._last_send >= FLUSH_DELAY)):
+            self._flush_now()
+        elif self._timer is None:
+            self._timer = loop.call_at(self._last_send + FLUSH_DELAY, self._flush_now)
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake.set()
 
     def end(self) -> None:
         """The terminal is gone: send what is queued, then ``disconnect``, then close."""
         self._ending = True
-        self._wake.set()
+        self._flush_now()
 
     async def run(self, replay: str) -> None:
         sink = self.sink
@@ -93,8 +124,9 @@ class Attachment:
                 await self._wake.wait()
                 self._wake.clear()
                 if self._chunks:
-                    text = "".join(self._chunks)
+                    text = self._chunks[0] if len(self._chunks) == 1 else "".join(self._chunks)
                     self._chunks.clear()
+                    self._last_send = self._loop.time()
                     await sink.send(stdout_message(text))
                     self.pending -= len(text)
                     self.terminal.drained()
@@ -110,6 +142,10 @@ class Attachment:
             self._chunks.clear()
             self.pending = 0
             self.terminal.drained()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
 
 class Terminal:
@@ -133,7 +169,8 @@ class Terminal:
         self.size = DEFAULT_SIZE
         self._on_end = on_end
         self._on_activity = on_activity
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._undecoded = b""  # the start of a UTF-8 character the last read cut in two
+        self._touch_due = 0.0  # loop time after which output counts as activity again
         self._loop = asyncio.get_running_loop()
         self._input = bytearray()
         self._writing = False
@@ -152,6 +189,14 @@ class Terminal:
         self.last_activity = utcnow()
         self._on_activity()
 
+    def _output_activity(self) -> None:
+        # Output counts as activity at most once a second: a flood reads the pty thousands of
+        # times a second, and culling and the REST model need no finer clock than that.
+        now = self._loop.time()
+        if now >= self._touch_due:
+            self._touch_due = now + 1.0
+            self._touch()
+
     # -- output --------------------------------------------------------------------------------
 
     def _readable(self) -> None:
@@ -164,20 +209,31 @@ class Terminal:
         if not data:
             self._at_eof()
             return
-        self._output(data)
-        if not self.paused and any(client.pending >= self.high_water for client in self.clients):
+        if self._output(data) and not self.paused:
             self.paused = True
             self._loop.remove_reader(self.process.fd)
 
-    def _output(self, data: bytes) -> None:
+    def _decode(self, data: bytes, final: bool = False) -> str:
+        """Text of ``data``; a character cut at the end of a read waits for the next read."""
+        if self._undecoded:
+            data = self._undecoded + data
+        text, used = codecs.utf_8_decode(data, "replace", final)
+        self._undecoded = data[used:]
+        return text
+
+    def _output(self, data: bytes) -> bool:
+        """Give ``data`` to the replay buffer and every browser; whether a browser's queue is full."""
         self.bytes_read += len(data)
-        text = self._decoder.decode(data)
+        text = self._decode(data)
         if not text:
-            return
+            return False
         self.replay.append(text)
-        self._touch()
+        self._output_activity()
+        full = False
         for client in self.clients:
             client.push(text)
+            full = full or client.pending >= self.high_water
+        return full
 
     def drained(self) -> None:
         """A browser's queue shrank (or it left): read the pty again once every queue is low."""
@@ -219,7 +275,7 @@ class Terminal:
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_writer(self.process.fd)
         self.process.close()
-        tail = self._decoder.decode(b"", final=True)
+        tail = self._decode(b"", final=True)
         for client in self.clients:
             if tail:
                 client.push(tail)
