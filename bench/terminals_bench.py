@@ -8,9 +8,17 @@ permessage-deflate as browsers do) measures both, alternating round by round:
 - keystroke echo round trip: one character typed into ``cat`` (echoed by the pty's line
   discipline, so no program's speed is measured), until it comes back as ``stdout``; p50 / p99;
 - output throughput of a flooding terminal: ``base64`` of random bytes (it compresses about as
-  real output does) read by a client as fast as it can, in MB of terminal text per second;
+  real output does) read by a client as fast as it can, in MB of terminal text per second; and
+  ``cat`` of the same text already encoded (base64 writes a tty a line at a time, 100 bytes a
+  write, so it, not the server, sets the pace; ``cat`` writes big blocks and leaves the pace to
+  the reader);
 - server CPU per MB of that output (server process utime+stime from /proc; the shell and the
-  programs are other processes and not counted).
+  programs are other processes and not counted), and the bench client's own CPU per MB.
+
+Two references show what no server could beat on this machine: the *floor*, the least server on
+uvicorn (bench/terminals_floor.py: pty to websocket and back, one message per read, nothing
+else) measured with the same client, and the *ceiling* of a flood, the same command on a pty read
+by a bare Python loop, with no server, websocket or client at all.
 
     python bench/terminals_bench.py [--quick] [--rounds 3] [--out bench/results/terminals.md]
 """
@@ -22,6 +30,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +53,9 @@ ANCHOR_VENV = HERE / ".anchor-terminals-venv"
 ANCHOR_REQUIREMENTS = ["jupyter_server>=2.21,<2.22", "jupyter_server_terminals==0.5.4", "terminado==0.18.1"]
 HEADERS = {"Authorization": f"token {TOKEN}"}
 SHELL = [shutil.which("bash") or "/bin/bash", "--norc", "--noprofile"]
+FLOOR = "floor"
+FLOOR_SCRIPT = Path(__file__).with_name("terminals_floor.py")
+FLOODS = {"base64": "base64 -w 100 {raw}", "cat": "cat {raw}.b64"}
 
 
 class Term:
@@ -109,33 +121,67 @@ async def echo(server: ServerProc, keys: int) -> list[float]:
         await close_terminal(server, name, ws)
 
 
-async def flood(server: ServerProc, megabytes: float) -> tuple[float, float, float]:
-    """(MB of text received, seconds, server CPU seconds) for one flood."""
+def flood_file(megabytes: float) -> Path:
+    """Random bytes that make ``megabytes`` MB of base64 text, and that text (``.b64``) beside them."""
+    raw = Path(f"/tmp/carme-bench-{os.getpid()}")
+    if not raw.exists():
+        raw.write_bytes(os.urandom(int(megabytes * 1e6 * 3 / 4)))  # base64 makes 4 characters of 3 bytes
+        with Path(f"{raw}.b64").open("wb") as out:
+            subprocess.run(["base64", "-w", "100", str(raw)], stdout=out, check=True)
+    return raw
+
+
+async def flood(server: ServerProc, megabytes: float, kind: str) -> tuple[float, float, float, float]:
+    """(MB of text received, seconds, server CPU seconds, client CPU seconds) for one flood."""
     name, term, ws = await open_terminal(server)
     try:
-        raw = int(megabytes * 1e6 * 3 / 4)  # base64 makes 4 characters of 3 bytes
-        await term.type(f"head -c {raw} /dev/urandom > /tmp/carme-bench-{os.getpid()}; echo READY-$((1+1))\r")
-        await term.until("READY-2")
+        command = FLOODS[kind].format(raw=flood_file(megabytes))
         term.received = 0
-        cpu = cpu_seconds(server.pid)
+        cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
         start = time.perf_counter()
-        await term.type(f"base64 -w 100 /tmp/carme-bench-{os.getpid()}; echo END-$((1+1))\r")
+        await term.type(f"{command}; echo END-$((1+1))\r")
         await term.until("END-2", timeout=600)
         seconds = time.perf_counter() - start
-        return term.received / 1e6, seconds, cpu_seconds(server.pid) - cpu
+        return term.received / 1e6, seconds, cpu_seconds(server.pid) - cpu, time.process_time() - client_cpu
     finally:
         await close_terminal(server, name, ws)
 
 
+def bare_reader(megabytes: float, kind: str) -> float:
+    """MB/s of the same flood on a pty read by a bare loop (no server, websocket or client)."""
+    controller, follower = os.openpty()
+    command = FLOODS[kind].format(raw=flood_file(megabytes))
+    start = time.perf_counter()
+    proc = subprocess.Popen([*SHELL, "-c", command], stdin=follower, stdout=follower, stderr=follower,
+                            start_new_session=True)
+    os.close(follower)
+    received = 0
+    try:
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # EIO: the program exited and its output is read
+                break
+            if not data:
+                break
+            received += len(data)
+    finally:
+        os.close(controller)
+        proc.wait()
+    return received / 1e6 / (time.perf_counter() - start)
+
+
 def start_servers(work: Path) -> dict[str, ServerProc]:
     servers = {}
-    for label in ("carme", ANCHOR):
+    for label in ("carme", ANCHOR, FLOOR):
         root = work / label / "root"
         root.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CARME_", "JUPYTER"))}
         env.update(make_jupyter_home(work / label / "home"))
         port = free_port()
-        if label == "carme":
+        if label == FLOOR:
+            command = [sys.executable, FLOOR_SCRIPT, str(port), *SHELL]
+        elif label == "carme":
             command = [str(Path(sys.executable).parent / "carme"), "--log-level", "WARNING", "serve", str(root),
                        "--token", TOKEN, "--no-browser", "--port", str(port),
                        "--set", f"terminals.shell={json.dumps(SHELL)}"]
@@ -154,40 +200,55 @@ def start_servers(work: Path) -> dict[str, ServerProc]:
 
 
 async def measure(servers: dict[str, ServerProc], args: argparse.Namespace) -> dict[str, dict[str, list[Any]]]:
-    results: dict[str, dict[str, list[Any]]] = {label: {"echo": [], "flood": []} for label in servers}
+    results: dict[str, dict[str, list[Any]]] = {label: {"echo": [], **{kind: [] for kind in FLOODS}}
+                                                for label in servers}
+    results["bare"] = {kind: [] for kind in FLOODS}
     for round_no in range(args.rounds):
         for label, server in (servers.items() if round_no % 2 == 0 else reversed(servers.items())):
             results[label]["echo"] += await echo(server, args.keys)
-            results[label]["flood"].append(await flood(server, args.megabytes))
+            for kind in FLOODS:
+                results[label][kind].append(await flood(server, args.megabytes, kind))
+        for kind in FLOODS:
+            results["bare"][kind].append(bare_reader(args.megabytes, kind))
     return results
 
 
 def table(results: dict[str, dict[str, list[Any]]], megabytes: float, header: str) -> str:
-    carme, anchor = results["carme"], results[ANCHOR]
+    carme, anchor, floor, bare = results["carme"], results[ANCHOR], results[FLOOR], results["bare"]
 
-    def rate(r: dict[str, list[Any]]) -> float:
-        values = sorted(mb / s for mb, s, _ in r["flood"])
-        return values[len(values) // 2]
+    def middle(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
 
-    def cpu_per_mb(r: dict[str, list[Any]]) -> float:
-        values = sorted(cpu / mb for mb, _, cpu in r["flood"])
-        return values[len(values) // 2]
+    def rate(r: dict[str, list[Any]], kind: str) -> float:
+        return middle([mb / s for mb, s, *_ in r[kind]])
 
-    rows = [
-        ("keystroke echo round trip p50 (ms)", percentile(carme["echo"], 50) * 1e3,
-         percentile(anchor["echo"], 50) * 1e3, "<= 0.5x", lambda r: r <= 0.5),
-        ("keystroke echo round trip p99 (ms)", percentile(carme["echo"], 99) * 1e3,
-         percentile(anchor["echo"], 99) * 1e3, "<= 0.5x", lambda r: r <= 0.5),
-        (f"flood throughput, {megabytes:g} MB of base64 (MB/s)", rate(carme), rate(anchor), ">= 2x",
-         lambda r: r >= 2),
-        ("server CPU per MB of output (ms)", cpu_per_mb(carme) * 1e3, cpu_per_mb(anchor) * 1e3, "<= 0.5x",
-         lambda r: r <= 0.5),
-    ]
-    lines = [header, "", f"| benchmark | carme | {ANCHOR} | ratio | target | met? |", "|---|---:|---:|---:|---|:---:|"]
-    for name, ours, theirs, target, met in rows:
+    def cpu_per_mb(r: dict[str, list[Any]], kind: str, which: int = 2) -> float:
+        return middle([run[which] / run[0] for run in r[kind]]) * 1e3
+
+    def echo(r: dict[str, list[Any]], q: int) -> float:
+        return percentile(r["echo"], q) * 1e3
+
+    rows: list[tuple[str, float, float, str, Any, float, float | None]] = [
+        (f"keystroke echo round trip p{q} (ms)", echo(carme, q), echo(anchor, q), "<= 0.5x",
+         lambda r: r <= 0.5, echo(floor, q), None) for q in (50, 99)]
+    for kind in FLOODS:
+        rows += [
+            (f"flood throughput, {megabytes:g} MB by `{kind}` (MB/s)", rate(carme, kind), rate(anchor, kind), ">= 2x",
+             lambda r: r >= 2, rate(floor, kind), middle(bare[kind])),
+            (f"server CPU per MB of output, `{kind}` (ms)", cpu_per_mb(carme, kind), cpu_per_mb(anchor, kind),
+             "<= 0.5x", lambda r: r <= 0.5, cpu_per_mb(floor, kind), None),
+            (f"bench client CPU per MB, `{kind}` (ms)", cpu_per_mb(carme, kind, 3), cpu_per_mb(anchor, kind, 3),
+             "", None, cpu_per_mb(floor, kind, 3), None),
+        ]
+    lines = [header, "",
+             f"| benchmark | carme | {ANCHOR} | ratio | target | met? | floor: uvicorn + pty only | "
+             "ceiling: bare pty reader |",
+             "|---|---:|---:|---:|---|:---:|---:|---:|"]
+    for name, ours, theirs, target, met, least, bare_rate in rows:
         ratio = ours / theirs if theirs else float("nan")
-        lines.append(f"| {name} | {ours:,.3g} | {theirs:,.3g} | {ratio:.2f}x | {target} | "
-                     f"{'yes' if met(ratio) else '**no**'} |")
+        verdict = "" if met is None else "yes" if met(ratio) else "**no**"
+        lines.append(f"| {name} | {ours:,.3g} | {theirs:,.3g} | {ratio:.2f}x | {target} | {verdict} | {least:,.3g} | "
+                     f"{'' if bare_rate is None else f'{bare_rate:,.3g}'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -201,6 +262,7 @@ def main() -> None:
     args.keys = 50 if args.quick else 500
     args.megabytes = 2.0 if args.quick else 50.0
     work = Path(tempfile.mkdtemp(prefix="carme-terminals-bench-"))
+    load_before = f"{os.getloadavg()[0]:.2f}"
     try:
         servers = start_servers(work)
         try:
@@ -208,15 +270,16 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-        header = (f"terminals benchmark, {time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}, "
-                  f"load average {os.getloadavg()[0]:.1f}, {args.rounds} round(s)")
+        header = (f"terminals benchmark, {time.strftime('%Y-%m-%d %H:%M')}, Python {sys.version.split()[0]}, "
+                  f"load average {load_before} at the start, {os.getloadavg()[0]:.2f} at the end, "
+                  f"{args.rounds} round(s)")
         text = table(results, args.megabytes, header)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
         print(text)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        for leftover in Path("/tmp").glob(f"carme-bench-{os.getpid()}"):
+        for leftover in Path("/tmp").glob(f"carme-bench-{os.getpid()}*"):
             leftover.unlink()
 
 
