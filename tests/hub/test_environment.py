@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from carme import create_app
 from carme.config import ConfigError
+from carme_hub.activity import ActivityReporter
 from carme_hub.environment import settings_from_environ
 from carme_hub.scopes import grants_access
 from carme_hub.service import HubService
@@ -89,4 +90,20 @@ async def test_host_prefixed_cookies_when_the_hub_uses_them(root: Path, monkeypa
         forged = HTTPConnection({"type": "http", "headers": [(b"cookie", b"__Host-jupyterhub-user-alice-analysis=x.y")]})
         assert hub.read_cookie(forged, "jupyterhub-user-alice-analysis") is None
     finally:
+        await hub.client.close()
+
+
+@pytest.mark.parametrize(("interval", "reports"), [("0", False), ("-5", False), ("300", True)])
+async def test_an_activity_interval_of_0_turns_reports_off(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           interval: str, reports: bool) -> None:
+    """As jupyterhub-singleuser: 0 means no reports (it used to mean a loop that never slept)."""
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
+    app = create_app(str(root), environ={**SPAWNED, "JUPYTERHUB_ACTIVITY_INTERVAL": interval}, config_files=False)
+    hub = HubService(app.server)
+    reporter = ActivityReporter(app.server, hub)
+    try:
+        reporter.start()
+        assert reporter.running is reports
+    finally:
+        await reporter.stop()
         await hub.client.close()

@@ -4,7 +4,8 @@ The last activity is the newest of the server's (the last authenticated request 
 /api/status) and every kernel's (the last message it sent). It is POSTed to the hub's activity URL
 at start and then every ``hub.activity_interval`` seconds (±10 %, so a hub's servers do not all
 report at once), only when it is newer than the last report; a failed report is retried with
-backoff for up to a minute, then waits for the next round, as jupyterhub-singleuser does.
+backoff for up to a minute, then waits for the next round, as jupyterhub-singleuser does. No
+activity URL, or an interval of 0 (or less), turns reports off, as there too.
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ class ActivityReporter:
         self.reported: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether reports are being made (started, with an activity URL and an interval)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
-        if self.hub.activity_url and self._task is None:
+        # An interval of 0 would report in a loop that never sleeps.
+        if self.hub.activity_url and self.hub.activity_interval > 0 and self._task is None:
             self._task = asyncio.create_task(self._run(), name="carme-hub-activity")
 
     async def stop(self) -> None:
