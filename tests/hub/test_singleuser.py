@@ -69,9 +69,11 @@ def test_browser_without_cookie_goes_to_the_hub(hub: Hub, alice: str) -> None:
     forged = httpx.get(callback, params={"code": "x", "state": query["state"][0]})  # no state cookie
     assert forged.status_code == 403 and forged.json()["message"].startswith("oauth state does not match")
     assert httpx.get(callback, params={"error": "access_denied"}).status_code == 400
-    # Logging out of the server is logging out of the hub.
+    # Logging out of the server is logging out of the hub, and forgets the visitor's hub token.
     logout = httpx.get(alice + "logout")
     assert (logout.status_code, logout.headers["location"]) == (302, "/hub/logout")
+    cleared = [c for c in logout.headers.get_list("set-cookie") if c.startswith("jupyterhub-user-alice=;")]
+    assert cleared and "Max-Age=0" in cleared[0] and "Path=/user/alice/" in cleared[0], logout.headers
 
 
 def test_singleuser_needs_the_hub_environment() -> None:

@@ -18,7 +18,7 @@ from . import oauth
 from .activity import ActivityReporter
 from .cli import COMMAND
 from .environment import OAUTH_LOGIN, settings_from_environ
-from .middleware import HubVersionMiddleware
+from .middleware import HubLogoutMiddleware, HubVersionMiddleware
 from .service import HubService, HubUser
 
 if TYPE_CHECKING:
@@ -81,7 +81,9 @@ def carme_register_public_paths(server: Server) -> list[str]:
 
 @hookimpl
 def carme_register_middleware(server: Server) -> list[Middleware]:
-    return [Middleware(HubVersionMiddleware, server=server)] if _active(server) else []
+    if not _active(server):
+        return []
+    return [Middleware(HubVersionMiddleware, server=server), Middleware(HubLogoutMiddleware, server=server)]
 
 
 @hookimpl
