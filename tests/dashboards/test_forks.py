@@ -1,21 +1,24 @@
 """Dashboard kernels forked from a warm fork server: each visit still gets its own fresh
 process (its folder, its request, its own random state), interrupts and restarts work, a
-kernelspec that is not ipykernel's launcher is spawned as before, and nothing is left running
-when the server stops or the fork server dies."""
+kernelspec that is not ipykernel's launcher is spawned as before, nothing is left running
+when the server stops or the fork server dies, and every forked pid is reaped exactly once,
+after carme is done with it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from carme_dashboards.forks import ForkServer
+from carme_dashboards.forks import ForkServer, ForkServers
 from tests.dashboards.site import CONFIG, cells, dashboards, held_kernelspec, http, kernel_ids, page, write_notebook
-from tests.polling import wait_until
+from tests.polling import await_until, wait_until
 from tests.serving import Served
 
 REPORT = ("import os, sys, random, helper\n"
@@ -150,3 +153,54 @@ def test_a_dead_fork_server_takes_its_kernels_along_and_visits_go_on(root: Path)
         wait_until(lambda: not alive(kernel_pid), what="the kernel to end with its fork server")
         wait_until(lambda: server.closed, what="carme to see the fork server gone")
         assert "hi" in cells(two.get("dashboards/render/nb.ipynb").text)[0]
+
+
+async def started_server(folder: Path) -> tuple[ForkServers, ForkServer, dict[str, str]]:
+    """A fork server of this Python's ipykernel, warmed up, outside any carme app."""
+    env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
+    servers = ForkServers(folder)
+    found = servers.server_for([sys.executable, "-m", "ipykernel_launcher"], env)
+    assert found is not None
+    assert await found[0].ready is True, found[0].reason
+    return servers, found[0], env
+
+
+def lines_waiting(sock: socket.socket) -> int:
+    try:
+        return sock.recv(65536, socket.MSG_PEEK).count(b"\n")
+    except BlockingIOError:
+        return 0
+
+
+async def test_a_kernel_that_exits_at_once_is_seen_to_exit(tmp_path: Path) -> None:
+    """Its exit may be read right after its pid, before the start resumes: it still counts."""
+    servers, server, env = await started_server(tmp_path)
+    assert server._writer is not None
+    peek = socket.socket(fileno=os.dup(server._writer.transport.get_extra_info("socket").fileno()))
+    try:
+        start = asyncio.ensure_future(server.fork("ipykernel_launcher", ["--version"], True, tmp_path, env))
+        await asyncio.sleep(0)  # the fork request is sent
+        # The loop held on purpose until the pid and the exit are both waiting: one read takes both.
+        wait_until(lambda: lines_waiting(peek) >= 2, what="the kernel's pid and exit sent")
+        kernel = await start
+        await await_until(kernel.poll, "the kernel's exit seen by carme", check=lambda code: code == 0)
+        server.release(kernel)
+        await await_until(lambda: not alive(kernel.pid), "the exited kernel reaped")
+    finally:
+        peek.close()
+        await servers.close()
+
+
+async def test_a_kernel_released_before_its_exit_is_reaped_when_it_exits(tmp_path: Path) -> None:
+    """carme's wait for a killed kernel can run out; the pid is reaped once it does exit."""
+    servers, server, env = await started_server(tmp_path)
+    try:
+        kernel = await server.fork("ipykernel_launcher", ["-f", str(tmp_path / "kernel.json")], True, tmp_path, env)
+        server.release(kernel)
+        server.release(kernel)  # once is enough: a second reap could take a reused pid
+        assert kernel.poll() is None and alive(kernel.pid)
+        os.killpg(kernel.pid, signal.SIGKILL)
+        await await_until(lambda: not alive(kernel.pid), "the killed kernel reaped")
+        assert kernel.poll() == -signal.SIGKILL
+    finally:
+        await servers.close()

@@ -67,6 +67,7 @@ class ForkedProcess:
         self._pid = pid
         self.server = server
         self.returncode: int | None = None
+        self.released = False  # carme is done with it: reaped once it has exited
 
     @property
     def pid(self) -> int:
@@ -107,7 +108,7 @@ class ForkServer:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._pending: dict[int, asyncio.Future[ForkedProcess]] = {}
         self._kernels: dict[int, ForkedProcess] = {}
         self.closed = False
 
@@ -154,7 +155,7 @@ class ForkServer:
             kernel = self._kernels.pop(pid, None)
             if kernel is not None:
                 kernel.returncode = int(message["code"])
-            else:  # nobody holds it (a cancelled start): nothing will signal it
+            if kernel is None or kernel.released:  # nobody will signal it (a cancelled start) any more
                 self._send({"op": "reap", "pid": pid})
         elif "id" in message:
             future = self._pending.pop(int(message["id"]), None)
@@ -163,7 +164,9 @@ class ForkServer:
                     os.killpg(int(message["pid"]), signal.SIGKILL)
             elif future is not None and not future.done():
                 if "pid" in message:
-                    future.set_result(int(message["pid"]))
+                    # Held from now: its exit may be the very next line, read before fork() resumes.
+                    pid = int(message["pid"])
+                    future.set_result(self._kernels.setdefault(pid, ForkedProcess(pid, self)))
                 else:
                     future.set_exception(ForkUnavailable(str(message.get("error", "fork failed"))))
 
@@ -197,16 +200,18 @@ class ForkServer:
         if not self.ready.done() or not self.ready.result() or self.closed:
             raise ForkUnavailable(self.reason or "the fork server is still warming up")
         request_id = next(self._ids)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ForkedProcess] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         self._send({"op": "fork", "id": request_id, "launcher": launcher, "argv": argv, "module": module,
                     "cwd": str(cwd), "env": env})
-        pid = await future  # cancelled: the reply's pid is killed when it arrives (_received)
-        kernel = self._kernels[pid] = ForkedProcess(pid, self)
-        return kernel
+        return await future  # cancelled: the reply's pid is killed when it arrives (_received)
 
     def release(self, kernel: ForkedProcess) -> None:
-        """The kernel has exited and carme is done with it: its pid may be reaped."""
+        """carme is done with the kernel: its pid is reaped now if it has exited, else when its
+        exit is seen (carme's wait for it may have run out). Once: a pid reaped may be reused."""
+        if kernel.released:
+            return
+        kernel.released = True
         if kernel.returncode is not None:
             self._send({"op": "reap", "pid": kernel.pid})
 
