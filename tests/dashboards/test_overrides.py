@@ -77,6 +77,10 @@ def test_an_unknown_template_or_theme_is_a_bad_request(root: Path, tmp_path: Pat
         response = client.get("dashboards/render/nb.ipynb?voila-template=nope")
         assert response.status_code == 400 and "unknown template &#39;nope&#39;" in response.text
         assert str(tmp_path) not in response.text  # no server folder named to a visitor
+        response = client.get("dashboards/render/nb.ipynb?voila-template=" + "x" * 5000)  # no file name that long
+        assert response.status_code == 400 and "unknown template" in response.text
+        assert client.get("dashboards/templates/lab/static/" + "x" * 5000).status_code == 404
+        assert client.get("dashboards/templates/" + "x" * 5000 + "/static/a.css").status_code == 404
         for bad in ("../lab", "blue"):
             response = client.get(f"dashboards/render/nb.ipynb?voila-template=lab&voila-theme={bad}")
             assert response.status_code == 400 and "unknown theme" in response.text

@@ -48,6 +48,8 @@ def test_errors_name_what_is_wrong(tmp_path: Path) -> None:
         templates.find("typed")
     with pytest.raises(ConfigError, match="not a template name"):
         templates.find("../lab")
+    with pytest.raises(ConfigError, match="no template 'xxx"):
+        templates.find("x" * 5000)  # longer than a file name may be
 
 
 def test_template_settings_fill_in_only_what_nobody_set() -> None:
@@ -65,6 +67,6 @@ def test_static_files_stay_inside_static_folders(tmp_path: Path) -> None:
     templates = Templates(search_path([tmp_path]))
     assert templates.static_file("mine", "a.css") == (tmp_path / "mine" / "static" / "a.css").resolve()
     assert templates.static_file("mine", "lab.css") is not None  # from the base
-    for bad in ("../secret.txt", "../conf.json", "", ".hidden", "a.css/../../secret.txt"):
+    for bad in ("../secret.txt", "../conf.json", "", ".hidden", "a.css/../../secret.txt", "x" * 5000):
         assert templates.static_file("mine", bad) is None, bad
     assert templates.static_file("missing", "a.css") is None

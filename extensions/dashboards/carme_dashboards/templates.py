@@ -108,7 +108,7 @@ class Templates:
             raise ConfigError(f"dashboards.template: {name!r} is not a template name")
         for root in self.roots:
             folder = root / name
-            if folder.is_dir():
+            if _is_dir(folder):
                 return _read_conf(folder, name)
         raise ConfigError(f"dashboards.template: no template {name!r} in {', '.join(map(str, self.roots))}; "
                           f"found: {', '.join(self.available()) or 'none'}")
@@ -152,6 +152,17 @@ class Templates:
         for template in chain:
             static = (template.path / "static").resolve()
             candidate = static.joinpath(*parts).resolve()
-            if static in candidate.parents and candidate.is_file():
-                return candidate
+            try:
+                if static in candidate.parents and candidate.is_file():
+                    return candidate
+            except OSError:  # a name no file can have (too long): not there
+                continue
         return None
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, with a name no folder can have (too long, a visitor's pick) a False."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
