@@ -11,7 +11,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.hub.hubenv import CARME, Hub, auth
+from carme_hub import hubapi
+from carme_hub.hubapi import HubClient
+from tests.hub.hubenv import CARME, SERVICE_TOKEN, Hub, auth
 
 # The first hub test installs JupyterHub and configurable-http-proxy (tests/hub/hubenv.py).
 pytestmark = pytest.mark.timeout(300)
@@ -97,3 +99,24 @@ def test_the_hubs_answer_about_a_token_is_reused(hub: Hub, alice: str) -> None:
     for _ in range(5):
         assert httpx.get(alice + "api/contents", headers=auth(token)).status_code == 200
     assert lookups() == before + 1  # one question to the hub for five requests
+
+
+async def test_the_token_cache_stays_bounded(hub: Hub, alice: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Made-up tokens by the thousand within the cache time would otherwise all be kept: past
+    the limit the oldest answers go (and are asked for again)."""
+    monkeypatch.setattr(hubapi, "CACHE_LIMIT", 3)
+    client = HubClient(hub.url + "/hub/api", SERVICE_TOKEN, 60)
+    token = hub.token("alice")
+    try:
+        asked = len(re.findall(r"GET /hub/api/user \(alice@", hub.process.output()))
+        identity = await client.identify(token)
+        assert identity is not None and identity.name == "alice"
+        for number in range(3):
+            assert await client.identify(f"made-up-{number}-{uuid.uuid4().hex}") is None
+        assert await client.identify(token) is not None
+        marker = uuid.uuid4().hex  # the hub's log up to here is complete once this request is in it
+        assert hub.api.get("/users/alice", params={"marker": marker}).status_code == 200
+        hub.process.wait_for(rf"GET /hub/api/users/alice\?marker={marker}")
+        assert len(re.findall(r"GET /hub/api/user \(alice@", hub.process.output())) == asked + 2
+    finally:
+        await client.close()

@@ -20,7 +20,7 @@ from carme.errors import ApiError
 
 log = logging.getLogger("carme.hub.api")
 
-CACHE_LIMIT = 10_000  # entries; past it the expired ones are dropped
+CACHE_LIMIT = 10_000  # entries; past it the expired ones are dropped, then the oldest
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,9 @@ class HubClient:
                            "Hub error")
         if len(self._cache) >= CACHE_LIMIT:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            # Still full (many tokens within cache_seconds, made-up ones too): the oldest go.
+            for old in list(self._cache)[:len(self._cache) - CACHE_LIMIT + 1]:
+                del self._cache[old]
         self._cache[key] = (now + self.cache_seconds, identity)
         return identity
 
