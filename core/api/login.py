@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -13,9 +14,18 @@ from starlette.routing import BaseRoute, Route
 from ..auth import XSRF_COOKIE, base_path, new_xsrf, same_secret, xsrf_cookie
 from .server import server_of
 
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"), autoescape=True
-)
+if TYPE_CHECKING:
+    import jinja2
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    # jinja2 is imported on the first login page, not at start: it is ~5 MB of a server's idle
+    # RSS, and a server used with a token or behind a hub may never show this page.
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"),
+                              autoescape=True)
 
 
 def _safe_next(request: Request, target: str | None) -> str:
@@ -33,7 +43,7 @@ def _safe_next(request: Request, target: str | None) -> str:
 
 def _login_page(request: Request, target: str | None, message: str = "", status: int = 200) -> Response:
     xsrf = request.cookies.get(XSRF_COOKIE) or new_xsrf()
-    html = TEMPLATES.get_template("login.html").render(
+    html = _templates().get_template("login.html").render(
         base_url=base_path(request.scope), next=_safe_next(request, target), message=message, xsrf=xsrf,
     )
     response = HTMLResponse(html, status_code=status)
