@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,7 +28,8 @@ class KernelPlan:
     print_mb: float = 20.0
     print_reps: int = 3
     flood: int = 20_000
-    prints: int = 20_000  # print(i, flush=True) one by one
+    prints: int = 10_000  # print(i, flush=True) one by one
+    obo_clients: tuple[int, ...] = (1, 2, 4)  # clients of the kernel in the one-by-one runs
     idle_kernels: int = 20
     deflate: bool = True  # offer permessage-deflate as browsers do
 
@@ -122,19 +125,26 @@ async def start_once(target: Target, attempts: int = 3) -> float:
     raise RuntimeError(f"the kernel died before answering, {attempts} times")
 
 
-async def execute(client: KernelClient, code: str, timeout: float = 120) -> tuple[list[Msg], float]:
+# How long a benchmark may go without any message of its request before it is given up: a run
+# is never cut for being slow (at load, a slow server still finishes), only for being stuck.
+STALL = 60.0
+
+
+async def execute(client: KernelClient, code: str, stall: float = STALL) -> tuple[list[Msg], float]:
     """Run ``code``; return the iopub messages of that request (up to idle) and the wall time to
-    both the execute_reply and the idle status."""
+    both the execute_reply and the idle status. TimeoutError when no message of the request
+    arrives for ``stall`` seconds."""
     t0 = time.perf_counter()
     msg_id = await client.send("shell", "execute_request", {
         "code": code, "silent": False, "store_history": False, "user_expressions": {},
         "allow_stdin": False, "stop_on_error": True})
     outputs, replied, idle = [], False, False
-    async with asyncio.timeout(timeout):
+    async with Watchdog(stall) as progress:
         while not (replied and idle):
             msg = await client.recv()
             if msg.parent_id != msg_id:
                 continue
+            progress()
             if msg.channel == "shell":
                 replied = True
             elif msg.msg_type == "status":
@@ -142,6 +152,30 @@ async def execute(client: KernelClient, code: str, timeout: float = 120) -> tupl
             else:
                 outputs.append(msg)
     return outputs, time.perf_counter() - t0
+
+
+class Watchdog:
+    """``async with Watchdog(stall) as progress``: TimeoutError once ``stall`` seconds pass without
+    a call of ``progress()`` (the deadline is moved at most once a second: calls stay cheap)."""
+
+    def __init__(self, stall: float) -> None:
+        self.stall = stall
+        self._timeout = asyncio.timeout(stall)
+        self._loop = asyncio.get_running_loop()
+        self._moved = self._loop.time()
+
+    async def __aenter__(self) -> Callable[[], None]:
+        await self._timeout.__aenter__()
+        return self.progress
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return await self._timeout.__aexit__(*exc)
+
+    def progress(self) -> None:
+        now = self._loop.time()
+        if now - self._moved > 1.0:
+            self._moved = now
+            self._timeout.reschedule(now + self.stall)
 
 
 FLOOD_CODE = """
@@ -161,10 +195,11 @@ async def flood(client: KernelClient, n: int) -> tuple[int, float]:
     got, last, idle = 0, 0.0, False
     t0 = time.perf_counter()
     try:
-        async with asyncio.timeout(180):
+        async with Watchdog(STALL) as progress:
             while not idle:
                 msg = await client.recv()
                 if msg.parent_id == msg_id:
+                    progress()
                     if msg.msg_type == "stream":
                         got, last = got + 1, time.perf_counter()
                     elif msg.msg_type == "status":

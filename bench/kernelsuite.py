@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 from kclients import KernelClient
-from kernels import Meter, Target, execute, flood, start_once
+from kernels import STALL, Meter, Target, execute, flood, start_once
 from results import Result, median, percentile
 
 log = logging.getLogger("bench")
@@ -154,82 +155,136 @@ async def _floods(lanes: list[Lane], n: int, out: dict[str, dict[str, Result]]) 
 PRINTS_CODE = "for _i in range({n}):\n    print(_i, flush=True)"
 
 
-async def _drain(client: KernelClient, counts: list[int]) -> None:
-    """Read everything a second client of the kernel receives, counting stream messages."""
-    while True:
-        msg = await client.recv()
-        if msg.msg_type == "stream":
-            counts[0] += 1
+class Follower:
+    """A further client of a lane's kernel reading everything, as a second browser tab does; it
+    counts the stream messages of each request and notes which requests went idle."""
+
+    def __init__(self, client: KernelClient) -> None:
+        self.client = client
+        self.streams: Counter[str | None] = Counter()
+        self.idle: set[str | None] = set()
+        self._loop = asyncio.get_running_loop()
+        self.last = self._loop.time()
+        self._task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            msg = await self.client.recv()
+            self.last = self._loop.time()
+            if msg.msg_type == "stream":
+                self.streams[msg.parent_id] += 1
+            elif msg.msg_type == "status" and msg.content().get("execution_state") == "idle":
+                self.idle.add(msg.parent_id)
+
+    async def wait_idle(self, msg_id: str | None) -> None:
+        """Until this client has seen the request go idle; TimeoutError when it has received
+        nothing for STALL seconds (a server that dropped the rest)."""
+        while msg_id not in self.idle:
+            if self._task.done():
+                self._task.result()
+            if self._loop.time() - self.last > STALL:
+                raise TimeoutError(f"a further client got {self.streams[msg_id]} stream messages, "
+                                   f"then nothing for {STALL:.0f} s")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.close()
 
 
-async def _prints_cpu(lane: Lane, code: str) -> tuple[int, float | None, float]:
-    """Run ``code`` on the lane's kernel: stream messages received, server CPU per message, wall."""
-    meter = Meter(lane.target)
-    with meter:
-        outputs, wall = await execute(lane.client, code, timeout=300)
-    got = sum(1 for m in outputs if m.msg_type == "stream")
-    return got, meter.per(got), wall
+async def _obo_run(lane: Lane, code: str, clients: int) -> tuple[float | None, float, int]:
+    """One one-by-one run with ``clients`` clients of the kernel: server CPU per message (of the
+    kernel's), the rate at the lane's client, and how many messages the further clients missed.
+
+    The lane's client reconnects first with a new session id: a server forgets clients that went
+    away with another session id then (carme would keep buffering for them otherwise, a cost
+    that belongs to no run)."""
+    if lane.target.server is not None:
+        await lane.client.close()
+        lane.client = await lane.target.connect(lane.kernel, lane.proto)
+    followers = [Follower(await lane.target.connect(lane.kernel, lane.proto)) for _ in range(clients - 1)]
+    try:
+        await execute(lane.client, "pass")  # every client connected and subscribed
+        meter = Meter(lane.target)
+        with meter:
+            outputs, wall = await execute(lane.client, code)
+            streams = [m for m in outputs if m.msg_type == "stream"]
+            msg_id = streams[0].parent_id if streams else None
+            for follower in followers:
+                await follower.wait_idle(msg_id)
+        lost = sum(max(0, len(streams) - f.streams[msg_id]) for f in followers)
+        return meter.per(len(streams)), len(streams) / wall, lost
+    finally:
+        for follower in followers:
+            await follower.close()
+
+
+def _slope(points: dict[int, float]) -> float:
+    """Least-squares slope of server CPU per message against the number of clients."""
+    xs, ys = list(points), list(points.values())
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
 async def _one_by_one(lanes: list[Lane], n: int, reps: int, out: dict[str, dict[str, Result]]) -> None:
     """``print(i, flush=True)`` ``n`` times: the kernel is the bottleneck, so messages reach the
     server one by one (the realistic case, not a burst read in batches). Server CPU per message
-    with one client, and with a second client on the same kernel reading everything, alternating
-    ``reps`` times (medians; the difference is the cost of each further client)."""
+    with 1, 2 and 4 clients of the kernel (the plan's ``obo_clients``; further clients read
+    everything), rounds alternating between lanes; medians per client count, and the cost of
+    each further client as the slope over them."""
     code = PRINTS_CODE.format(n=n)
+    cpu: dict[int, dict[int, list[float]]] = {id(lane): {} for lane in lanes}
+    rates: dict[int, list[float]] = {id(lane): [] for lane in lanes}
+    lost: dict[int, int] = {id(lane): 0 for lane in lanes}
+    failed: dict[int, str] = {}
+    for _ in range(reps):
+        for lane in lanes:
+            if lane.failed or id(lane) in failed:
+                continue
+            counts = lane.target.plan.obo_clients if lane.target.server else (1,)
+            try:
+                for clients in counts:
+                    per, rate, missed = await _obo_run(lane, code, clients)
+                    lost[id(lane)] += missed
+                    if clients == 1:
+                        rates[id(lane)].append(rate)
+                    if per is not None:
+                        cpu[id(lane)].setdefault(clients, []).append(per)
+            except Exception as exc:  # noqa: BLE001
+                failed[id(lane)] = f"{type(exc).__name__}: {str(exc)[:100]}"
     for lane in lanes:
+        key = f"obo_{lane.proto}"
         if lane.failed:
             continue
-        one: list[float] = []
-        two: list[float] = []
-        rates: list[float] = []
-        try:
-            for _ in range(reps):
-                got, cpu, wall = await _prints_cpu(lane, code)
-                rates.append(got / wall)
-                if cpu is not None:
-                    one.append(cpu)
-                if not lane.target.server:
-                    continue
-                extra = await lane.target.connect(lane.kernel, lane.proto)
-                counts = [0]
-                drain = asyncio.ensure_future(_drain(extra, counts))
-                try:
-                    await execute(lane.client, "pass")
-                    counts[0] = 0
-                    meter = Meter(lane.target)
-                    with meter:
-                        outputs, _ = await execute(lane.client, code, timeout=300)
-                        got = sum(1 for m in outputs if m.msg_type == "stream")
-                        async with asyncio.timeout(120):
-                            while counts[0] < got:  # the second client has them all too
-                                await asyncio.sleep(0.05)
-                    cpu = meter.per(got)
-                    if cpu is not None:
-                        two.append(cpu)
-                finally:
-                    drain.cancel()
-                    await extra.close()
-        except Exception as exc:  # noqa: BLE001
-            out[lane.label][f"obo_{lane.proto}"] = _failed("msg/s", exc)
+        if id(lane) in failed:
+            out[lane.label][key] = Result.failed("msg/s", failed[id(lane)])
             continue
-        out[lane.label][f"obo_{lane.proto}"] = Result(median(rates), "msg/s", median(one) if one else None)
-        if one and two:
-            out[lane.label][f"obo_extra_{lane.proto}"] = Result(median(two) - median(one), "us")
+        medians = {clients: median(values) for clients, values in cpu[id(lane)].items()}
+        out[lane.label][key] = Result(median(rates[id(lane)]), "msg/s", medians.get(1))
+        for clients, value in medians.items():
+            if clients > 1:
+                out[lane.label][f"obo{clients}_{lane.proto}"] = Result(value, "us")
+        if len(medians) > 1:
+            out[lane.label][f"obo_extra_{lane.proto}"] = Result(_slope(medians), "us")
+            out[lane.label][f"obo_lost_{lane.proto}"] = Result(lost[id(lane)], "messages")
 
 
-async def run_kernel_suite(targets: dict[str, Target]) -> dict[str, dict[str, Result]]:
-    """Every kernel benchmark on every target (round-robin); failures are reported, not raised."""
+async def run_kernel_suite(targets: dict[str, Target], relay_only: bool = False) -> dict[str, dict[str, Result]]:
+    """Every kernel benchmark on every target (round-robin), or only the one-by-one relay rows;
+    failures are reported, not raised."""
     out: dict[str, dict[str, Result]] = {label: {} for label in targets}
     if not targets:
         return out
     plan = next(iter(targets.values())).plan
-    await _starts(targets, out)
+    if not relay_only:
+        await _starts(targets, out)
     lanes = await _open_lanes(targets, out)
     try:
-        await _round_trips(lanes, plan.round_trips, out)
-        await _prints(lanes, plan.print_mb, plan.print_reps, out)
-        await _floods(lanes, plan.flood, out)
+        if not relay_only:
+            await _round_trips(lanes, plan.round_trips, out)
+            await _prints(lanes, plan.print_mb, plan.print_reps, out)
+            await _floods(lanes, plan.flood, out)
         await _one_by_one(lanes, plan.prints, plan.print_reps, out)
     finally:
         for lane in lanes:

@@ -88,8 +88,15 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float, prints_n: int)
                 judge=_info(CARME, ANCHOR)),
             Row(f"[{proto}] server CPU per relayed message, one by one (us)", f"obo_{proto}", "cpu_us",
                 target="carme <= 40 us", judge=lambda v: (v[CARME] / 40, v[CARME] <= 40)),  # type: ignore[operator]
-            Row(f"[{proto}] ... each further client (us per message)", f"obo_extra_{proto}",
-                target="carme <= 10 us", judge=lambda v: (v[CARME] / 10, v[CARME] <= 10)),  # type: ignore[operator]
+            Row(f"[{proto}] ... with 2 clients of the kernel (us)", f"obo2_{proto}", target="jupyter_server/carme",
+                judge=_info(ANCHOR, CARME)),
+            Row(f"[{proto}] ... with 4 clients of the kernel (us)", f"obo4_{proto}", target="jupyter_server/carme",
+                judge=_info(ANCHOR, CARME)),
+            Row(f"[{proto}] ... each further client: slope over 1, 2, 4 clients (us per message)",
+                f"obo_extra_{proto}", target="carme <= 10 us",
+                judge=lambda v: (v[CARME] / 10, v[CARME] <= 10)),  # type: ignore[operator]
+            Row(f"[{proto}] ... messages the further clients missed", f"obo_lost_{proto}", target="carme: none",
+                judge=lambda v: (v[CARME], v[CARME] == 0), ratio_suffix=""),  # type: ignore[operator]
         ]
     out += [
         Row("server RSS with 20 idle kernels (MB)", "rss20", target="carme/jupyter_server < 0.7x",
@@ -102,6 +109,8 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float, prints_n: int)
 def _fmt(value: float | None) -> str:
     if value is None:
         return "–"
+    if value == int(value) and abs(value) < 100:  # a count (messages missed)
+        return str(int(value))
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -139,7 +148,8 @@ def render(results: dict[str, dict[str, Result]], header: str, **sizes: float) -
         if row.judge is not None:
             try:
                 number, ok = row.judge(values)
-                ratio = f"{number:.2f}{row.ratio_suffix}" if row.ratio_suffix == "x" else f"{number:.1f}%"
+                ratio = (f"{number:.2f}x" if row.ratio_suffix == "x" else f"{number:.1f}%" if row.ratio_suffix == "%"
+                         else "")
                 met = "" if ok is None else "yes" if ok else "**no**"
             except (TypeError, ZeroDivisionError):
                 pass

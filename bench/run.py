@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # everything, table to bench/results/latest.md
     .venv/bin/python bench/run.py --quick    # small smoke run
     .venv/bin/python bench/run.py --only rest --targets carme,jupyter_server
+    .venv/bin/python bench/run.py --only relay   # the one-by-one relay rows alone (~3 min)
 
 Every target serves the same fixture folder and launches the same kernel (ipykernel on this
 interpreter, kernelspec ``benchpy``). Wall times come with the server's own CPU time (utime+stime
@@ -42,14 +43,17 @@ def plans(quick: bool) -> tuple[Sizes, RestPlan, KernelPlan]:
         return (Sizes(listing_files=300, notebook_mb=1),
                 RestPlan(reps=1, clients=50, small_requests=500, listing_files=300),
                 KernelPlan(start_reps=1, round_trips=20, print_mb=1, print_reps=1, flood=500, prints=300,
-                           idle_kernels=2))
+                           obo_clients=(1, 2), idle_kernels=2))
     return Sizes(), RestPlan(), KernelPlan()
 
 
 async def bench_all(targets: list[str], root: Path, work: Path, env: dict[str, str], only: set[str],
                     rest_plan: RestPlan, kernel_plan: KernelPlan, anchor: Path | None) -> dict[str, dict[str, Result]]:
     """Start every server at once (same machine state), measure idle RSS, run the REST and kernel
-    suites round-robin over them, then measure RSS with idle kernels on fresh servers."""
+    suites round-robin over them, then measure RSS with idle kernels on fresh servers.
+
+    ``only``: rest, kernels (all kernel rows), relay (the one-by-one relay rows alone), rss (RSS
+    with idle kernels)."""
     results: dict[str, dict[str, Result]] = {label: {} for label in targets}
     labels = [t for t in targets if t != DIRECT]
     servers: dict[str, ServerProc] = {}
@@ -64,11 +68,12 @@ async def bench_all(targets: list[str], root: Path, work: Path, env: dict[str, s
             for label, res in (await run_rest({k: v for k, v in servers.items() if k in REST_TARGETS},
                                               rest_plan)).items():
                 results[label] |= res
-        if "kernels" in only:
-            _log("kernels")
-            kernel_targets = {label: Target(servers.get(label), work, env, kernel_plan) for label in targets}
+        if only & {"kernels", "relay"}:
+            _log("kernels" if "kernels" in only else "relay")
+            kernel_targets = {label: Target(servers.get(label), work, env, _plan_for(label, kernel_plan))
+                              for label in targets}
             try:
-                for label, res in (await run_kernel_suite(kernel_targets)).items():
+                for label, res in (await run_kernel_suite(kernel_targets, "kernels" not in only)).items():
                     results[label] |= res
             finally:
                 for target in kernel_targets.values():
@@ -76,7 +81,7 @@ async def bench_all(targets: list[str], root: Path, work: Path, env: dict[str, s
     finally:
         for server in servers.values():
             server.stop()
-    if "kernels" in only:
+    if "rss" in only:
         for label in labels:
             _log(f"idle kernels on a fresh {label}")
             server = start(label, root, env, work / "logs", anchor)
@@ -87,6 +92,14 @@ async def bench_all(targets: list[str], root: Path, work: Path, env: dict[str, s
                 await target.close()
                 server.stop()
     return results
+
+
+def _plan_for(label: str, plan: KernelPlan) -> KernelPlan:
+    """The plan of one target: the anchor with TCP_NODELAY relays as the stock anchor does, so
+    its one-by-one rows run with one client only (its column is about latency)."""
+    if label in (NODELAY, DIRECT):
+        return KernelPlan(**(asdict(plan) | {"obo_clients": (1,)}))
+    return plan
 
 
 def _load() -> str:
@@ -101,7 +114,9 @@ def _log(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small fixtures and few repetitions (smoke run)")
-    parser.add_argument("--only", default="rest,kernels", help="comma list of: rest, kernels")
+    parser.add_argument("--only", default="rest,kernels,rss",
+                        help="comma list of: rest, kernels (every kernel row), relay (the one-by-one relay rows "
+                             "alone), rss (RSS with idle kernels)")
     parser.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma list of: " + ", ".join(ALL_TARGETS))
     parser.add_argument("--no-deflate", action="store_true",
                         help="do not offer permessage-deflate on kernel websockets (browsers do offer it)")

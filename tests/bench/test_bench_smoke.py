@@ -29,6 +29,10 @@ def test_quick_run_against_carme_and_the_direct_floor(tmp_path: Path) -> None:
     assert floor["print_zmq"]["value"] > 0
     assert floor["flood_n_zmq"]["value"] == 500
     assert results["carme"]["rss_idle"]["value"] > 1
+    # one by one, with a further client of the kernel: it got every message too
+    assert results["carme"]["obo_v1"]["value"] > 0
+    assert results["carme"]["obo2_v1"]["value"] is not None
+    assert results["carme"]["obo_lost_v1"]["value"] == 0
     # the README's embedding snippet (carme.run) serves kernels too
     assert results["carme embedded"]["flood_n_v1"]["value"] == 500
 
