@@ -89,7 +89,10 @@ class ServerChannels:
             group.remove_all()
 
     def _drain_iopub(self, group: SocketGroup, drain: zmq.Socket) -> None:  # type: ignore[type-arg]
+        ready = group.ready
         for _ in range(256):
+            if drain not in ready:
+                return
             parts = group.recv(drain)
             if parts is None:
                 return

@@ -299,7 +299,10 @@ class ClientRelay:
 
     def _read(self, group: SocketGroup, wire: bytes, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
         """Queue up to BATCH verified replies from one of this client's request sockets."""
+        ready = group.ready
         for _ in range(BATCH):
+            if sock not in ready:
+                return
             frames = group.recv(sock)
             if frames is None:
                 return

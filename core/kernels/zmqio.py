@@ -78,7 +78,8 @@ class SocketGroup:
             self._writable.set()
 
     def recv(self, sock: Socket) -> list[bytes] | None:
-        """One multipart message from ``sock``, or None (and not ready any more) when it has none."""
+        """One multipart message from ``sock``, or None when it has none; either way ``sock``
+        stays in :attr:`ready` only while another message is queued (read it while it is)."""
         try:
             frame = sock.recv(NOBLOCK, copy=False)
         except zmq.Again:
@@ -88,6 +89,11 @@ class SocketGroup:
         while frame.more:
             frame = sock.recv(NOBLOCK, copy=False)
             parts.append(frame.bytes)
+        # Ask whether more is queued (which re-arms the FD, as _look does) rather than let the
+        # next receive find nothing: zmq.Again costs more than the question, and a kernel that
+        # prints line by line wakes the relay once per message.
+        if not sock.get(EVENTS) & POLLIN:
+            self.ready.discard(sock)
         return parts
 
     def discard(self, sock: Socket) -> None:
