@@ -192,10 +192,16 @@ async def test_a_kernel_that_exits_at_once_is_seen_to_exit(tmp_path: Path) -> No
 
 
 async def test_a_kernel_released_before_its_exit_is_reaped_when_it_exits(tmp_path: Path) -> None:
-    """carme's wait for a killed kernel can run out; the pid is reaped once it does exit."""
+    """carme's wait for a killed kernel can run out; the pid is reaped once it does exit. The
+    kernel's process group is its own from the start (a signal to it reaches no other)."""
     servers, server, env = await started_server(tmp_path)
     try:
+        for _ in range(10):  # a group of its own as soon as its start returns: carme signals that group
+            once = await server.fork("ipykernel_launcher", ["--version"], True, tmp_path, env)
+            assert os.getpgid(once.pid) == once.pid
+            server.release(once)
         kernel = await server.fork("ipykernel_launcher", ["-f", str(tmp_path / "kernel.json")], True, tmp_path, env)
+        assert os.getpgid(kernel.pid) == kernel.pid
         server.release(kernel)
         server.release(kernel)  # once is enough: a second reap could take a reused pid
         assert kernel.poll() is None and alive(kernel.pid)

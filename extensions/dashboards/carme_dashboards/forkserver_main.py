@@ -165,13 +165,22 @@ class ForkServer:
         if not self.ready:
             self.send({"id": request["id"], "error": "the fork server is not ready"})
             return
+        in_session, started = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
+            os.close(in_session)
+            os.close(started)
             self.send({"id": request["id"], "error": f"fork failed: {exc}"})
             return
         if pid == 0:
-            self.run_kernel(request)  # never returns
+            os.close(in_session)
+            self.run_kernel(request, started)  # never returns
+        os.close(started)
+        # Until the child's setsid() its pid names no process group, and its group is this
+        # server's: carme, which signals the group, hears of the pid only once that is done (EOF).
+        os.read(in_session, 1)
+        os.close(in_session)
         self.running.add(pid)
         self.send({"id": request["id"], "pid": pid})
 
@@ -203,11 +212,13 @@ class ForkServer:
             except ChildProcessError:
                 pass
 
-    def run_kernel(self, request):
-        """In the forked child: become the kernel the request describes, then exit."""
+    def run_kernel(self, request, started):
+        """In the forked child: become the kernel the request describes, then exit. ``started``
+        is closed once it is in its own session (the server waits for that)."""
         code = 1
         try:
             os.setsid()  # its own process group, as carme's local kernels: interrupts reach only it
+            os.close(started)
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, signal.SIG_DFL)
