@@ -332,9 +332,11 @@ def carme_before_save(server: Server, path: str, model: dict[str, Any]) -> Await
     """A file or notebook is about to be saved through the contents API (PUT). May be awaitable.
 
     ``path`` is the API path; ``model`` is the model being saved (``type``, ``format``,
-    ``content``: for a notebook, the notebook as a dict). Change it in place to change what is
-    written (jupyter_server's ``pre_save_hook``): the widgets extension adds the live widget
-    state to the notebook metadata. Called before the write, by the contents route, whatever
+    ``content``: for a notebook, the notebook as a dict; for a file, a str, except in a body of
+    more than 8 MiB, where it is a :class:`carme.contents.streamed.StreamedText` still in the
+    request's buffer: iterate it for str pieces, or put a str in its place). Change it in place
+    to change what is written (jupyter_server's ``pre_save_hook``): the widgets extension adds
+    the live widget state to the notebook metadata. Called before the write, by the contents route, whatever
     contents manager serves it. Exceptions are logged and the save goes on unchanged by that plugin.
     """
 

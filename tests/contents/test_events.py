@@ -11,6 +11,7 @@ import httpx
 import websockets
 
 from carme import create_app
+from carme.contents.streamed import StreamedText
 from carme.hooks import hookimpl
 from tests.serving import AUTH, TOKEN, Served, serve
 
@@ -102,6 +103,9 @@ def test_hook_carme_before_save(root: Path) -> None:
             seen.append(path)
             if model["type"] == "notebook":
                 model["content"]["metadata"]["stamped"] = True
+            elif path == "big.txt":  # a big body's text is not a str, but may be replaced by one
+                assert isinstance(model["content"], StreamedText)
+                model["content"] = "".join(model["content"]).upper()
 
     class Broken:
         @hookimpl
@@ -119,5 +123,9 @@ def test_hook_carme_before_save(root: Path) -> None:
             .status_code == 404
         assert c.put("/api/contents/.hidden", json={"type": "file", "format": "text", "content": "x"}) \
             .status_code == 400
-    assert seen == ["n.ipynb", "t.txt"]
+        big = "abc" * (3 << 20)  # past the 8 MiB from which the content is left in the body
+        assert c.put("/api/contents/big.txt", json={"type": "file", "format": "text", "content": big}) \
+            .status_code == 201
+    assert seen == ["n.ipynb", "t.txt", "big.txt"]
+    assert (root / "big.txt").read_text() == big.upper()
     assert json.loads((root / "n.ipynb").read_text())["metadata"] == {"stamped": True}
