@@ -101,7 +101,10 @@ class SessionManager:
     async def start_kernel_for(self, path: str, name: str | None, kernel_name: str | None,
                                kernel_id: str | None = None, user: User | None = None) -> Kernel:
         env = await asyncio.to_thread(self.kernel_env, path, name)
-        return await self.server.kernels.start_kernel(kernel_name, path, env=env, kernel_id=kernel_id, user=user)
+        # pending=None: with pending kernels on, the session is made (and answered) while its
+        # kernel still starts, as jupyter_server's
+        return await self.server.kernels.start_kernel(kernel_name, path, env=env, kernel_id=kernel_id, user=user,
+                                                      pending=None)
 
     async def create(self, path: str, name: str | None = None, type: str | None = None,
                      kernel_name: str | None = None, kernel_id: str | None = None,

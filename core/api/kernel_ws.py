@@ -32,7 +32,7 @@ from ..kernels.frames import V1_SUBPROTOCOL, select_subprotocol
 from ..kernels.kernel import KernelDeadError
 from ..kernels.policy import MessagePolicy
 from ..kernels.ratelimit import RateLimits
-from ..kernels.relay import RelayOptions, SinkClosed
+from ..kernels.relay import Outgoing, RelayOptions, SinkClosed
 
 if TYPE_CHECKING:
     from ..kernels.kernel import Kernel
@@ -177,27 +177,47 @@ class KernelWebsockets:
             return
         kernels = self.server.kernels
         kernel = kernels.get(kernel_id) if kernel_id in kernels else None
-        if kernel is None or kernel.closed:
+        if kernel is None:
             await deny(scope, send, 404, f"Kernel does not exist: {kernel_id}")
             return
-        try:
-            await kernel.wait_ready()
-        except KernelDeadError as exc:  # it died, or was shut down, while starting
-            await deny(scope, send, 500, f"Kernel {kernel_id} is not available: {exc}")
-            return
+        # A kernel still starting (pending kernels) is joined at once: the client is told it is
+        # starting and wired once it is ready. Otherwise (a restart in progress) wait before the upgrade.
+        early = kernels.starting(kernel)
+        if not early:
+            try:
+                await kernel.wait_ready()
+            except KernelDeadError as exc:  # it died, or was shut down, while (re)starting
+                await deny(scope, send, 500, f"Kernel {kernel_id} is not available: {exc}")
+                return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         session_id = (query.get("session_id") or [""])[0]
         subprotocol = select_subprotocol(scope.get("subprotocols") or [])
+        v1 = subprotocol == V1_SUBPROTOCOL
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         kernel.connections += 1
         sink = AsgiSink(send)
-        clients = self.clients_of(kernel)
         client = None
+        clients: KernelClients | None = None
+        held: list[Message] = []
+        next_message: asyncio.Future[Message] | None = None  # a receive begun while the kernel started
         max_size = self.server.settings["websocket_max_message_size"]
         try:
-            client = await clients.connect(_identity_safe(session_id), sink, subprotocol == V1_SUBPROTOCOL, policy)
+            if early:
+                waited = await self._await_start(kernel, receive, sink, v1, held)
+                if waited is None:
+                    return
+                next_message = waited
+            clients = self.clients_of(kernel)
+            client = await clients.connect(_identity_safe(session_id), sink, v1, policy)
+            if early:  # it is ready: the client hears so as jupyter_server's clients hear the nudge's status
+                client.post(status_message(kernel, kernel.execution_state))
             while True:
-                message = await receive()
+                if held:
+                    message = held.pop(0)
+                elif next_message is not None:
+                    message, next_message = await next_message, None
+                else:
+                    message = await receive()
                 kind = message["type"]
                 if kind == "websocket.receive":
                     data = message.get("bytes")
@@ -216,9 +236,61 @@ class KernelWebsockets:
                                     "(uvicorn ws_max_size)", kernel_id)
                     break
         finally:
+            if next_message is not None:
+                next_message.cancel()
             kernel.connections -= 1
-            if client is not None:
+            if client is not None and clients is not None:
                 await clients.disconnect(client, sink)
+
+    async def _await_start(self, kernel: Kernel, receive: Receive, sink: AsgiSink, v1: bool,
+                           held: list[Message]) -> asyncio.Future[Message] | None:
+        """Tell the client ``kernel`` is starting and wait for its start, keeping what the client
+        sends meanwhile in ``held``. Returns the receive still in progress (the caller awaits it
+        next), or None when the client left or the start failed (then the client was told
+        ``dead`` and the websocket is closed with the reason)."""
+        incoming: asyncio.Future[Message] = asyncio.ensure_future(receive())
+        ready = asyncio.ensure_future(kernel.wait_ready())
+        try:
+            await sink.send(status_message(kernel, "starting").frame(v1))
+            while not ready.done():
+                await asyncio.wait({ready, incoming}, return_when=asyncio.FIRST_COMPLETED)
+                if incoming.done():
+                    message = incoming.result()
+                    if message["type"] == "websocket.disconnect":
+                        sink.closed = True
+                        return None
+                    held.append(message)
+                    incoming = asyncio.ensure_future(receive())
+            try:
+                ready.result()
+            except KernelDeadError as exc:
+                log.warning("kernel %s: closing a websocket that waited for its start: %s", kernel.id, exc)
+                await sink.send(status_message(kernel, "dead").frame(v1))
+                await sink.close(1011, _close_reason(f"kernel failed to start: {kernel.reason or exc}"))
+                return None
+            waiting, incoming = incoming, None  # type: ignore[assignment]
+            return waiting
+        except SinkClosed:
+            return None
+        finally:
+            ready.cancel()
+            if incoming is not None:
+                incoming.cancel()
+
+
+Message = dict[str, Any]
+
+
+def status_message(kernel: Kernel, state: str) -> Outgoing:
+    """A synthetic iopub status of ``kernel`` (``starting`` while it starts), for one client."""
+    msg = kernel.session.msg("iopub", "status", {"execution_state": state}, synthetic=True)
+    return Outgoing(b"iopub", msg.frames, msg.header)
+
+
+def _close_reason(text: str) -> str:
+    """A websocket close reason: at most 123 bytes of UTF-8."""
+    data = text.encode("utf-8")
+    return text if len(data) <= 123 else data[:120].decode("utf-8", "ignore") + "..."
 
 
 def _identity_safe(session_id: str) -> str:

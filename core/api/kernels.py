@@ -61,7 +61,8 @@ async def start_kernel(request: Request) -> Response:
     if kernel_id is not None and not ID_RE.match(kernel_id):
         raise bad_request(f"'kernel_id' {kernel_id!r} is not a UUID")
     try:
-        kernel = await server.kernels.start_kernel(name, path, kernel_id=kernel_id,
+        # pending=None: answered at once with the kernel starting when pending kernels are on
+        kernel = await server.kernels.start_kernel(name, path, kernel_id=kernel_id, pending=None,
                                                    user=server.auth.named_user(request.scope.get("user")))
     except KernelIdConflict as exc:
         raise ApiError(409, str(exc), "Conflict") from None
@@ -94,7 +95,7 @@ async def interrupt_kernel(request: Request) -> Response:
     kernel = kernel_of(request)
     try:
         await server_of(request).kernels.interrupt_kernel(kernel.id)
-    except (KernelDeadError, TimeoutError) as exc:
+    except (KernelDeadError, KernelStartError, TimeoutError) as exc:
         raise ApiError(500, f"Exception interrupting kernel: {exc}", "Internal Server Error") from None
     return Response(status_code=204)
 

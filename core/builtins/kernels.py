@@ -37,6 +37,11 @@ def carme_register_settings() -> list[Setting]:
         Setting("shutdown_wait_time", float, 5.0,
                 "Seconds a kernel gets to stop after shutdown_request (SIGTERM at half time, then SIGKILL)"),
         Setting("restart_limit", int, 5, "Automatic restarts in a row before a dying kernel is declared dead"),
+        Setting("pending_kernels", bool, None,
+                "Answer a kernel start (POST /api/kernels, /api/sessions) at once, with the kernel listed as "
+                "'starting' until it answers (jupyter_server's use_pending_kernels): true for every kernel, "
+                "false for none, null: for kernels whose provisioner starts slowly (the gateway's)",
+                nullable=True),
         Setting("kernel_poll_interval", float, 3.0, "Seconds between checks that a kernel process is alive"),
         Setting("kernel_heartbeat_timeout", float, 30.0,
                 "A kernel that does not answer its heartbeat for this many seconds is restarted (0: off)"),

@@ -226,7 +226,10 @@ class Kernel:
                 await self._launch(None)
             except BaseException as exc:
                 self.reason = str(exc) if isinstance(exc, Exception) else "start cancelled"
-                await self._close(self.reason)
+                # Shielded: in its own task the cleanup runs to its end (a remote kernel shut down
+                # there) even when this start was cancelled (a DELETE while it started), which
+                # would otherwise cut short every await of the cleanup.
+                await asyncio.shield(self._close(self.reason))
                 raise
         self._monitor = asyncio.ensure_future(self._watch())
 
@@ -246,6 +249,8 @@ class Kernel:
         if self._closed:
             raise KernelDeadError(f"kernel {self.id} is dead")
         async with self._lock:
+            if self._closed:  # its start (or a shutdown) held the lock, and it did not survive it
+                raise KernelDeadError(f"kernel {self.id} is dead: {self.reason or 'shut down'}")
             self._ready.clear()
             self.execution_state = "restarting"
             try:

@@ -9,6 +9,7 @@ app's lifespan) leaves no kernel process and no connection file behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from ..events import KERNEL_ACTIONS_SCHEMA
 from ..jsonutil import utcnow
 from ..tasks import cancel_and_wait
 from .connection import PortPool
-from .kernel import Kernel, KernelOptions
+from .kernel import Kernel, KernelDeadError, KernelOptions
 from .provisioner import LocalProvisioner, Provisioner
 from .specs import KernelSpec, KernelSpecManager
 
@@ -88,6 +89,8 @@ class KernelManager:
         self._kernels: dict[str, Kernel] = {}
         self._starting: set[Kernel] = set()
         self._starting_ids: set[str] = set()  # claimed before start_kernel's first await
+        self._start_tasks: dict[str, asyncio.Future[None]] = {}  # pending starts (listed while starting)
+        self._announced: set[str] = set()  # ids the plugins heard start (carme_on_kernel_started)
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -132,20 +135,37 @@ class KernelManager:
         """The built-in provisioner, configured from the settings."""
         return LocalProvisioner(self.ports, self.runtime_dir, self.server.settings["ipykernel_no_drop"])
 
+    def pending_for(self, kernel: Kernel) -> bool:
+        """Whether a start request for ``kernel`` is answered before it is ready: the
+        ``pending_kernels`` setting, or (null) what its provisioner says (``slow_start``)."""
+        setting = self.server.settings["pending_kernels"]
+        if setting is None:
+            return bool(getattr(kernel.provisioner, "slow_start", False))
+        return bool(setting)
+
     async def start_kernel(self, name: str | None = None, path: str | None = None,
                            env: dict[str, str] | None = None, kernel_id: str | None = None,
-                           provisioner: ProvisionerChoice | None = None, user: User | None = None) -> Kernel:
+                           provisioner: ProvisionerChoice | None = None, user: User | None = None,
+                           pending: bool | None = False) -> Kernel:
         """Start a kernel of spec ``name`` (default: ``default_kernel_name``) for the notebook at
         API ``path``; returns once it answers kernel_info. ``kernel_id`` chooses the id (a running
         kernel of that id is returned as is). Raises NoSuchKernelSpec for an unknown name and
         KernelStartError when it does not come up, KernelIdConflict when ``kernel_id`` is being started
         by another request. ``provisioner(spec, chosen)`` may put another provisioner in place of
         the one the hooks chose, for this kernel only (dashboards start theirs from a warm process).
-        ``user`` is who asked for it, for the provisioner hook (None: carme itself, or anonymous)."""
+        ``user`` is who asked for it, for the provisioner hook (None: carme itself, or anonymous).
+
+        ``pending`` True returns the kernel at once, listed with ``execution_state`` ``starting``
+        while it starts (jupyter_server's pending kernels); None decides by :meth:`pending_for`
+        (the REST routes). A pending start that fails leaves the kernel listed ``dead`` with its
+        ``reason`` until it is deleted (or culled); :meth:`ready` awaits the outcome."""
         if self._closing:
             raise RuntimeError("the server is shutting down")
         if kernel_id is not None and kernel_id in self._kernels:
-            return self._kernels[kernel_id]  # jupyter_server: "Using existing kernel"
+            kernel = self._kernels[kernel_id]  # jupyter_server: "Using existing kernel"
+            if pending is False:
+                await self.ready(kernel)
+            return kernel
         if kernel_id is not None and kernel_id in self._starting_ids:
             raise KernelIdConflict(f"kernel {kernel_id} is already starting")
         kernel_id = kernel_id or str(uuid.uuid4())
@@ -160,6 +180,36 @@ class KernelManager:
             self._starting_ids.discard(kernel_id)
             raise
         self._starting.add(kernel)
+        if pending is None:
+            pending = self.pending_for(kernel)
+        if not pending:
+            await self._start(kernel, listed=False)
+            return kernel
+        self._kernels[kernel.id] = kernel
+        task = asyncio.ensure_future(self._start(kernel, listed=True))
+        self._start_tasks[kernel.id] = task
+        task.add_done_callback(lambda t: self._start_done(kernel, t))
+        return kernel
+
+    async def ready(self, kernel: Kernel) -> None:
+        """Until ``kernel``'s start is over: returns once it answered kernel_info; raises the
+        start's error (KernelStartError) if it failed, KernelDeadError if it was shut down meanwhile."""
+        task = self._start_tasks.get(kernel.id)
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # the caller itself was cancelled
+            raise KernelDeadError(f"kernel {kernel.id} was shut down while starting") from None
+
+    def starting(self, kernel: Kernel) -> bool:
+        """True while ``kernel``'s first start is in progress."""
+        return kernel in self._starting
+
+    async def _start(self, kernel: Kernel, listed: bool) -> None:
+        """Start ``kernel``; list it (if not yet) and tell the plugins once it answers."""
         try:
             await kernel.start()
         except Exception as exc:
@@ -167,27 +217,52 @@ class KernelManager:
             raise
         finally:
             self._starting.discard(kernel)
-            self._starting_ids.discard(kernel_id)
+            self._starting_ids.discard(kernel.id)
         if self._closing:  # the server began shutting down while this kernel started
             await kernel.shutdown()
             raise RuntimeError("the server is shutting down")
+        if listed and self._kernels.get(kernel.id) is not kernel:  # deleted as it became ready
+            await kernel.shutdown()
+            return
         self._kernels[kernel.id] = kernel
+        self._announced.add(kernel.id)
         self._emit(kernel, "start", "success", "Kernel started")
         self._ensure_culler()
         await self.server.notify("carme_on_kernel_started", kernel=kernel)
-        return kernel
+
+    def _start_done(self, kernel: Kernel, task: asyncio.Future[None]) -> None:
+        """A pending start ended: a failure stays in the kernel's model (dead, with its reason)."""
+        if self._start_tasks.get(kernel.id) is task:
+            del self._start_tasks[kernel.id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("kernel %s (%s) failed to start: %s", kernel.id, kernel.name, exc)
+
+    async def _cancel_start(self, kernel: Kernel) -> None:
+        """Stop a pending start (its launch is closed and cleaned up by Kernel.start)."""
+        task = self._start_tasks.get(kernel.id)
+        if task is not None and not task.done():
+            if kernel in self._starting:  # else it is telling the plugins it started: let it finish
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     async def shutdown_kernel(self, kernel_id: str) -> None:
-        """Stop a kernel and forget it (NoSuchKernel when unknown)."""
+        """Stop a kernel and forget it (NoSuchKernel when unknown); a kernel still starting has its
+        start cancelled."""
         kernel = self.get(kernel_id)
         self._kernels.pop(kernel_id, None)
+        await self._cancel_start(kernel)
         await kernel.shutdown()
         self._emit(kernel, "shutdown", "success", "Kernel shutdown")
-        await self.server.notify("carme_on_kernel_stopped", kernel=kernel)
+        if kernel_id in self._announced:
+            self._announced.discard(kernel_id)
+            await self.server.notify("carme_on_kernel_stopped", kernel=kernel)
 
     async def restart_kernel(self, kernel_id: str) -> Kernel:
-        """Restart in place (same id); returns once it answers kernel_info."""
+        """Restart in place (same id); returns once it answers kernel_info. A kernel still
+        starting is restarted once started (KernelStartError if its start fails)."""
         kernel = self.get(kernel_id)
+        await self.ready(kernel)
         try:
             await kernel.restart()
         except Exception as exc:
@@ -198,7 +273,10 @@ class KernelManager:
         return kernel
 
     async def interrupt_kernel(self, kernel_id: str) -> None:
+        """Interrupt the kernel's code; a kernel still starting is interrupted once started
+        (KernelStartError if its start fails)."""
         kernel = self.get(kernel_id)
+        await self.ready(kernel)
         await kernel.interrupt()
         self._emit(kernel, "interrupt", "success", "Kernel interrupted")
 
@@ -207,8 +285,10 @@ class KernelManager:
         self._closing = True
         if self._culler is not None:
             await cancel_and_wait(self._culler, "the kernel culler", log)
-        started = list(self._kernels.values())
-        kernels = started + list(self._starting)
+        for kernel in list(self._kernels.values()):
+            await self._cancel_start(kernel)
+        started = [k for k in self._kernels.values() if k.id in self._announced]
+        kernels = list(dict.fromkeys([*self._kernels.values(), *self._starting]))
         self._kernels.clear()
         results = await asyncio.gather(*(k.shutdown() for k in kernels), return_exceptions=True)
         for kernel, result in zip(kernels, results, strict=True):
@@ -222,7 +302,9 @@ class KernelManager:
         """A kernel gave up restarting (or failed a restart): forget it, tell the plugins."""
         if self._kernels.pop(kernel.id, None) is not None:
             await kernel.shutdown()
-            await self.server.notify("carme_on_kernel_stopped", kernel=kernel)
+            if kernel.id in self._announced:
+                self._announced.discard(kernel.id)
+                await self.server.notify("carme_on_kernel_stopped", kernel=kernel)
 
     def _emit(self, kernel: Kernel, action: str, status: str, msg: str) -> None:
         data = {"kernel_id": kernel.id, "kernel_name": kernel.name, "action": action, "status": status, "msg": msg}
@@ -252,8 +334,8 @@ class KernelManager:
         """Shut ``kernel`` down if it is idle by the culling settings; True when culled."""
         settings = self.server.settings
         timeout = kernel.spec.metadata.get("cull_idle_timeout", settings["cull_idle_timeout"])
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            return False
+        if not isinstance(timeout, int | float) or timeout <= 0 or kernel in self._starting:
+            return False  # a kernel still starting is not idle: its launch is bounded by its own timeouts
         idle = utcnow() - kernel.last_activity
         if kernel.execution_state != "dead":
             if idle <= timedelta(seconds=timeout):

@@ -64,6 +64,11 @@ class Provisioner(Protocol):
     :meth:`launch` is called at start, on restart (``reuse`` is the previous connection info:
     keep its ports and key so connected clients keep working) and on a retry after an early
     death (``reuse`` is None: pick new ports).
+
+    Optional: a class attribute ``slow_start = True`` says its launches can take long (a pod
+    being scheduled); with the ``pending_kernels`` setting left at null, a start request for such
+    a kernel is answered at once with the kernel ``starting`` (read with ``getattr``, so
+    provisioners without it stay valid).
     """
 
     async def launch(self, kernel_id: str, spec: KernelSpec, cwd: Path, env: dict[str, str], key: bytes,

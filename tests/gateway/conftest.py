@@ -11,8 +11,10 @@ from tests.serving import Served, serve_isolated
 
 from .enterprise_gateway import USER, EnterpriseGateway, running_gateway
 
-# Fast monitoring, as the kernel tests have it, and quick reconnects to a lost gateway.
-FAST = {"kernel_poll_interval": 0.2, "kernel_info_timeout": 60.0, "shutdown_wait_time": 4.0}
+# Fast monitoring, as the kernel tests have it, and quick reconnects to a lost gateway. Starts
+# answered once the kernel runs (these tests are about kernels that run; test_pending.py covers
+# the default, the start answered while the gateway launches).
+FAST = {"kernel_poll_interval": 0.2, "kernel_info_timeout": 60.0, "shutdown_wait_time": 4.0, "pending_kernels": False}
 TAG = "made-by-carme"
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(300)
 
 def test_lab_runs_a_notebook_on_the_gateway(chromium: Any, serve_app: Callable[..., Served],
                                             enterprise_gateway: EnterpriseGateway) -> None:
-    served = serve_app(extensions=["lab", "gateway"], settings=gateway_settings(enterprise_gateway))
+    # pending kernels as by default on a gateway: JupyterLab's session starts with the kernel "starting"
+    served = serve_app(extensions=["lab", "gateway"], settings=gateway_settings(enterprise_gateway, pending_kernels=None))
     with browsing(chromium, served, "/", "gateway") as flow:
         open_lab(flow)
         new_notebook_runs(flow)

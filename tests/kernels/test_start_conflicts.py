@@ -4,8 +4,6 @@ the kernel starts are held at a gate so the two requests overlap whatever the ma
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,38 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from carme import hookimpl
-from carme.kernels.provisioner import LocalProvisioner
-from carme.kernels.specs import KernelSpec
-from carme.server import Server
+from tests.kernels.gated import GatedProvisioners
 from tests.serving import Served, serve_isolated
-
-
-class GatedProvisioners:
-    """Local provisioners whose launch says it ``arrived`` and waits for ``gate``; ``refuse``
-    makes choosing one fail."""
-
-    name = "gated"
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.refuse: Exception | None = None
-
-    @hookimpl
-    def carme_kernel_provisioner(self, server: Server, spec: KernelSpec) -> LocalProvisioner:
-        if self.refuse is not None:
-            raise self.refuse
-        plugin = self
-
-        class Gated(LocalProvisioner):
-            async def launch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-                plugin.arrived.set()
-                assert await asyncio.to_thread(plugin.gate.wait, 60), "the test never opened the gate"
-                return await super().launch(*args, **kwargs)
-
-        return Gated(server.kernels.ports, server.kernels.runtime_dir, server.settings["ipykernel_no_drop"])
 
 
 @pytest.fixture(scope="module")

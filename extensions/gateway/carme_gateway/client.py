@@ -67,6 +67,7 @@ class GatewayClient:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        self._reaping: set[asyncio.Future[None]] = set()
         self._http = httpx.AsyncClient(
             base_url=config.url, headers=config.headers, verify=config.ssl_context(),
             auth=httpx.BasicAuth(*config.basic_auth) if config.basic_auth else None,
@@ -74,7 +75,31 @@ class GatewayClient:
         )
 
     async def close(self) -> None:
+        """Close the connections, after the kernels being reaped are shut down (each bounded by
+        the start request's own timeout)."""
+        if self._reaping:
+            await asyncio.gather(*self._reaping, return_exceptions=True)
         await self._http.aclose()
+
+    def reap(self, launch: asyncio.Future[dict[str, Any]], asked_id: str) -> None:
+        """A start nobody waits for any more (the kernel was deleted while the gateway launched
+        it): once ``launch`` answers, shut that kernel down on the gateway, in the background."""
+        async def shut_down() -> None:
+            try:
+                model = await launch
+            except Exception:  # noqa: BLE001 - it did not start (the start's error went nowhere: nobody waits)
+                return
+            remote_id = model["id"]
+            log.info("kernel %s was deleted while the gateway launched it; shutting down %s there",
+                     asked_id, remote_id)
+            try:
+                await self.shutdown_kernel(remote_id)
+            except GatewayError as exc:
+                log.warning("kernel %s may be left running on the gateway: %s", remote_id, exc.message)
+
+        task = asyncio.ensure_future(shut_down())
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
 
     async def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> httpx.Response:
         """``method`` on ``path``; the response when its status is below 400, else :class:`GatewayError`."""

@@ -9,10 +9,17 @@ To carme the kernel is a local process: the provisioner hands it the connection 
 - ``send_signal(SIGINT)`` interrupts (``POST .../interrupt``); other signals and ``kill`` are left to
   ``cleanup``, which shuts the kernel down there (``DELETE``);
 - ``poll`` is None while the gateway knows the kernel, an exit code once it is gone.
+
+Its starts can be slow (a pod being scheduled): it says so (``slow_start``), so carme answers the
+start request at once with the kernel ``starting`` unless the ``pending_kernels`` setting says
+otherwise. A start cancelled while the gateway still launches (the kernel deleted meanwhile) lets
+that launch finish in the background and shuts the kernel down there as soon as it has an id:
+a gateway cannot cancel a launch, and nothing may be left running there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -41,6 +48,8 @@ def launch_error(exc: GatewayError, doing: str) -> KernelLaunchError:
 
 class GatewayProvisioner:
     """One kernel on the gateway (one provisioner per kernel, as carme makes them)."""
+
+    slow_start = True  # carme's pending kernels: the start request is answered while it launches
 
     def __init__(self, client: GatewayClient, context: zmq.Context[Any], started_by: str | None = None) -> None:
         self.client = client
@@ -97,10 +106,16 @@ class GatewayProvisioner:
     async def _start(self, kernel_id: str, spec: KernelSpec, cwd: Path, env: dict[str, str],
                      key: bytes) -> ConnectionInfo:
         self._asked_id = kernel_id
+        launch = asyncio.ensure_future(self.client.start_kernel(spec.name, self.start_env(kernel_id, cwd, env)))
         try:
-            model = await self.client.start_kernel(spec.name, self.start_env(kernel_id, cwd, env))
+            model = await asyncio.shield(launch)
         except GatewayError as exc:
             raise launch_error(exc, f"the gateway could not start a {spec.name!r} kernel") from None
+        except asyncio.CancelledError:
+            if not launch.done():
+                self._asked_id = None  # cleanup() has nothing to delete yet: the launch's end will
+                self.client.reap(launch, kernel_id)
+            raise
         self.remote_id = model["id"]
         log.info("kernel %s runs on the gateway as %s", kernel_id, self.remote_id)
         self.bridge = Bridge(self.client, self.context, self.remote_id, key, spec.name)
