@@ -72,3 +72,31 @@ def test_hook_carme_dashboards_extra_page_config(root: Path) -> None:
         assert match is not None
         config = json.loads(match.group(1))
         assert config["productName"] == "ACME nb.ipynb" and config["kernelId"]  # added, the rest kept
+
+
+class RefusedReload:
+    """Refuses the page config of every request after the first (a plugin's transient failure)."""
+
+    name = "refused-reload"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def carme_dashboards_extra_page_config(self, server: Any, request: Request, path: str,
+                                           page_config: dict[str, Any]) -> dict[str, Any] | None:
+        self.calls += 1
+        if self.calls > 1:
+            raise ApiError(503, "the page config is unavailable", "Service Unavailable")
+        return None
+
+
+def test_a_reload_whose_page_config_fails_leaves_the_visit_alone(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "print('hi')")
+    with served_with(root, RefusedReload()) as served, http(served) as client:
+        assert "hi" in cells(client.get("dashboards/render/nb.ipynb").text)[0]
+        (kernel_id,) = kernel_ids(served)
+        refused = client.get("dashboards/render/nb.ipynb")  # the same visit (cookie, path, query)
+        assert refused.status_code == 503 and "the page config is unavailable" in refused.text
+        assert kernel_ids(served) == {kernel_id}  # the first page's kernel runs on
+        assert not served.app.server.kernels.get(kernel_id).closed

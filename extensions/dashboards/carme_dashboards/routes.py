@@ -142,6 +142,7 @@ async def dashboard(request: Request, path: str) -> Response:
             await service.before_launch(request, path, notebook.notebook, env)
         except ApiError as exc:
             return await error_page(request, exc.status, exc.message, exc.reason or "Error")
+    made_here = service.visits.find(key) is None  # (no await until open: nobody else can make it now)
     try:
         visit = service.visits.open(key, notebook, env, options, base)
     except Busy:
@@ -160,7 +161,8 @@ async def dashboard(request: Request, path: str) -> Response:
     try:
         config = await service.extended_page_config(request, path, page_config(service, base, visit, options))
     except ApiError as exc:
-        await service.visits.end(visit, "its page could not be made")
+        if made_here:  # a reload's failure leaves the visit to the page that has it
+            await service.visits.end(visit, "its page could not be made")
         return await error_page(request, exc.status, exc.message, exc.reason or "Error")
     context["page_config"] = script_json(config)
 
