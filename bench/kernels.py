@@ -130,10 +130,13 @@ async def start_once(target: Target, attempts: int = 3) -> float:
 STALL = 60.0
 
 
-async def execute(client: KernelClient, code: str, stall: float = STALL) -> tuple[list[Msg], float]:
+async def execute(client: KernelClient, code: str, stall: float = STALL,
+                  settle: float | None = None) -> tuple[list[Msg], float]:
     """Run ``code``; return the iopub messages of that request (up to idle) and the wall time to
     both the execute_reply and the idle status. TimeoutError when no message of the request
-    arrives for ``stall`` seconds."""
+    arrives for ``stall`` seconds; with ``settle``, a request that was replied to is also done
+    after ``settle`` silent seconds (a server that drops messages may drop the idle status too:
+    the caller counts what is missing)."""
     t0 = time.perf_counter()
     msg_id = await client.send("shell", "execute_request", {
         "code": code, "silent": False, "store_history": False, "user_expressions": {},
@@ -141,7 +144,14 @@ async def execute(client: KernelClient, code: str, stall: float = STALL) -> tupl
     outputs, replied, idle = [], False, False
     async with Watchdog(stall) as progress:
         while not (replied and idle):
-            msg = await client.recv()
+            if replied and settle is not None:
+                try:
+                    async with asyncio.timeout(settle):
+                        msg = await client.recv()
+                except TimeoutError:
+                    break
+            else:
+                msg = await client.recv()
             if msg.parent_id != msg_id:
                 continue
             progress()

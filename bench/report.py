@@ -95,7 +95,7 @@ def rows(flood_n: int, files: int, nb_mb: float, print_mb: float, prints_n: int)
             Row(f"[{proto}] ... each further client: slope over 1, 2, 4 clients (us per message)",
                 f"obo_extra_{proto}", target="carme <= 10 us",
                 judge=lambda v: (v[CARME] / 10, v[CARME] <= 10)),  # type: ignore[operator]
-            Row(f"[{proto}] ... messages the further clients missed", f"obo_lost_{proto}", target="carme: none",
+            Row(f"[{proto}] ... stream messages the clients missed (all rounds)", f"obo_lost_{proto}", target="carme: none",
                 judge=lambda v: (v[CARME], v[CARME] == 0), ratio_suffix=""),  # type: ignore[operator]
         ]
     out += [
