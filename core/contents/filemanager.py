@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ..errors import ApiError
 from . import checkpoints, fileio, notebooks
 from .manager import ContentsManager
-from .models import FileStream, Model, add_hash, file_content, guess_mimetype, kind_of, stat_model
+from .models import FileStream, Model, file_content, guess_mimetype, hash_beside, kind_of, stat_model
 from .paths import PathPolicy, join, normalize, split
 from .streamed import PIECE, StreamedText
 from .trust import Notary
@@ -148,6 +148,7 @@ class FileContentsManager(ContentsManager):
         kind = "notebook" if type == "notebook" or (type is None and path.endswith(".ipynb")) else "file"
         model = stat_model(path, st, kind, self.policy.may(st, os.W_OK))
         data = fileio.read_bytes(os_path) if content or require_hash else b""
+        finish_hash = hash_beside(data) if require_hash else None  # hashed while it is parsed
         if content and kind == "notebook":
             nb, message = notebooks.parse(data, path, validate=validate)
             model.update(content=nb, format="json")
@@ -157,8 +158,8 @@ class FileContentsManager(ContentsManager):
             model["content"], model["format"] = file_content(data, format, path)
             if model["mimetype"] is None:
                 model["mimetype"] = "text/plain" if model["format"] == "text" else "application/octet-stream"
-        if require_hash:
-            add_hash(model, data)
+        if finish_hash is not None:
+            finish_hash(model)
         return model
 
     def _dir_model(self, path: str, os_path: str, st: os.stat_result, content: bool) -> Model:

@@ -12,6 +12,8 @@ import hashlib
 import mimetypes
 import os
 import stat
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -22,6 +24,7 @@ from ..errors import ApiError
 Model = dict[str, Any]
 Kind = Literal["directory", "file", "notebook"]
 HASH_ALGORITHM = "sha256"
+HASH_BESIDE_BYTES = 1 << 20  # from this size a file's hash runs beside the parse of its content
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -76,6 +79,27 @@ def stat_model(path: str, st: os.stat_result, kind: Kind, writable: bool, mimety
 def add_hash(model: Model, data: bytes) -> None:
     model["hash"] = hashlib.new(HASH_ALGORITHM, data).hexdigest()
     model["hash_algorithm"] = HASH_ALGORITHM
+
+
+def hash_beside(data: bytes) -> Callable[[Model], None]:
+    """Start hashing ``data``; the returned function waits for the hash and adds it to a model.
+
+    hashlib lets go of the GIL while it hashes a big buffer, so a big file is hashed on a thread of
+    its own while the caller parses it: reading a 20 MB notebook then costs the parse, not the
+    parse plus the hash (~16 ms). A small file is hashed when the model asks for it.
+    """
+    if len(data) < HASH_BESIDE_BYTES:
+        return lambda model: add_hash(model, data)
+    digest = hashlib.new(HASH_ALGORITHM)
+    thread = threading.Thread(target=digest.update, args=(data,), name="carme-hash", daemon=True)
+    thread.start()
+
+    def finish(model: Model) -> None:
+        thread.join()
+        model["hash"] = digest.hexdigest()
+        model["hash_algorithm"] = HASH_ALGORITHM
+
+    return finish
 
 
 def file_content(data: bytes, format: str | None, path: str) -> tuple[str, str]:

@@ -3,10 +3,14 @@ document while it is unchanged, never handed out once the document changed."""
 
 from __future__ import annotations
 
-from pycrdt import Doc, Text
+import asyncio
+from pathlib import Path
+
+from pycrdt import Doc, Map, Text
 
 from carme_collab import protocol
 from carme_collab.room import FULL_STATE_KEPT_BYTES, Peer, Room
+from carme_collab.store import UpdateStore
 
 
 def joiner(frames: list[bytes]) -> Peer:
@@ -16,16 +20,26 @@ def joiner(frames: list[bytes]) -> Peer:
     return Peer(send)
 
 
-async def step2_of(room: Room) -> Doc:
-    """What a client joining with an empty document is sent, applied to a fresh document."""
+async def sync_of(room: Room) -> list[protocol.Frame]:
+    """The sync frames a client joining with an empty document is sent after its step 1."""
     frames: list[bytes] = []
     peer = joiner(frames)
     room.join(peer)
+    frames.clear()  # what the server sends first (its step 1) is not the answer
+    await asyncio.sleep(0)
+    frames.clear()
     room.receive(peer, protocol.sync_step1(protocol.EMPTY_STATE))
     await peer.stop()
-    (update,) = [protocol.parse(f).payload for f in frames if protocol.parse(f).sub == protocol.SYNC_STEP2]
+    room.leave(peer)
+    return [frame for frame in map(protocol.parse, frames) if frame.kind == protocol.SYNC]
+
+
+async def step2_of(room: Room) -> Doc:
+    """What a client joining with an empty document is sent, applied to a fresh document."""
+    (step2,) = await sync_of(room)
+    assert step2.sub == protocol.SYNC_STEP2
     doc = Doc()
-    doc.apply_update(update)
+    doc.apply_update(step2.payload)
     return doc
 
 
@@ -61,4 +75,43 @@ async def test_changes_made_unobserved_are_not_missed() -> None:
         text += "loaded"
     assert room.full_state() is not before
     assert str((await step2_of(room)).get("source", type=Text)).endswith("loaded")
+    room.close()
+
+
+async def test_a_loaded_document_is_served_from_the_encoding_the_load_built(tmp_path: Path) -> None:
+    """A room filled from a built first version (as a cold load does, unobserved) gives joiners
+    and the store that encoding plus the server's changes after it, not an encoding made anew:
+    the joiner and a document rebuilt from the store hold everything the room holds."""
+    source = Doc(client_id=0)
+    source.get("source", type=Text).insert(0, "w" * (FULL_STATE_KEPT_BYTES + 10))
+    built = source.get_update()
+    room = Room("text:file:l")
+    state = room.ydoc.get("state", type=Map)
+    with room.unobserved():
+        room.ydoc.apply_update(built)
+        built_state = room.ydoc.get_state()
+        state["hash"] = "abc"  # the load's own change, after the built version
+    room.loaded(built, built_state)
+    assert room.full_state()[0] is built
+
+    frames = await sync_of(room)
+    assert [frame.sub for frame in frames] == [protocol.SYNC_STEP2, protocol.SYNC_UPDATE]  # in one go
+    assert frames[0].payload == built
+    store = UpdateStore(str(tmp_path / "store.db"), max_bytes=1 << 30, compact_after=100)
+    await store.open()
+    await store.epoch("l")
+    store.compact("l", room.full_state())
+    history = await store.load("l")
+    await store.close()
+    for updates in ([frame.payload for frame in frames], history.updates):
+        doc = Doc()
+        for update in updates:
+            doc.apply_update(update)
+        assert doc.get_state() == room.ydoc.get_state()
+        assert doc.get("state", type=Map)["hash"] == "abc"
+        assert len(str(doc.get("source", type=Text))) == FULL_STATE_KEPT_BYTES + 10
+
+    state["hash"] = "def"  # a change: the built encoding is not handed out any more
+    assert len(room.full_state()) == 1
+    assert (await step2_of(room)).get("state", type=Map)["hash"] == "def"
     room.close()

@@ -20,7 +20,7 @@ async def test_compaction_keeps_the_document_and_bounds_the_history(tmp_path: Pa
     for i in range(23):
         text += f"{i},"
         if store.append("room", updates[-1]):
-            store.compact("room", doc.get_update())
+            store.compact("room", [doc.get_update()])
     text += "after"  # queued after the last compaction: kept too
     store.append("room", updates[-1])
     history = await store.load("room")

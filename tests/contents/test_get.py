@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from carme.contents.models import HASH_BESIDE_BYTES
+
 from .conftest import json_of, notebook, write_notebook
 
 MODEL_KEYS = {"name", "path", "type", "writable", "created", "last_modified", "mimetype", "size", "content",
@@ -118,6 +120,21 @@ def test_notebook_model(client: httpx.Client, root: Path) -> None:
     assert body["hash"] == hashlib.sha256((root / "n.ipynb").read_bytes()).hexdigest()
     # The same file as a plain file, when asked.
     assert client.get("/api/contents/n.ipynb", params={"type": "file"}).json()["format"] == "text"
+
+
+def test_big_file_hash_made_beside_the_parse(client: httpx.Client, root: Path) -> None:
+    """From HASH_BESIDE_BYTES on, the hash is made on a thread of its own while the content is
+    parsed: it is still the hash of exactly the bytes read, for a notebook and a text file."""
+    nb = notebook("x = 1", outputs=[{"output_type": "stream", "name": "stdout",
+                                     "text": "y" * (HASH_BESIDE_BYTES + 1000)}])
+    write_notebook(root / "big.ipynb", nb)
+    (root / "big.txt").write_text("z" * (HASH_BESIDE_BYTES + 7))
+    for name, kind in (("big.ipynb", "notebook"), ("big.txt", "file")):
+        body = client.get(f"/api/contents/{name}", params={"type": kind, "content": "1", "hash": "1"}).json()
+        assert body["hash"] == hashlib.sha256((root / name).read_bytes()).hexdigest()
+        assert body["hash_algorithm"] == "sha256"
+    body = client.get("/api/contents/big.ipynb", params={"content": "1", "hash": "1"}).json()
+    assert body["content"]["cells"][0]["outputs"][0]["text"].startswith("yyy")
 
 
 def test_invalid_notebook_opens_with_message(client: httpx.Client, root: Path) -> None:

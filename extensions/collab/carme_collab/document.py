@@ -97,12 +97,12 @@ class Document:
                                                format=self.kind.read_format(), require_hash=True,
                                                validate=False)
         content = self.kind.from_model(model)
-        initial = None if history else await asyncio.to_thread(first_version, self.kind, content)
+        built: tuple[bytes, bytes] | None = None
         async with self._lock:
             # Nobody has joined yet: no change of the load is observed (each observer would
             # encode or convert the whole document once more); the document is observed after.
             with self._server_change(), self.room.unobserved():
-                if initial is None:
+                if history:
                     for update in history:
                         self.room.ydoc.apply_update(update)
                     if model["hash"] != stored_hash and await self._differs(content):
@@ -112,14 +112,25 @@ class Document:
                         self.unsaved = True  # edits the store kept but the file has not seen yet
                     self.access.report("load", "content loaded from the store")
                 else:
-                    self.room.ydoc.apply_update(initial)
+                    # On a worker thread (the loop stays free for the other rooms): nothing else
+                    # touches this document until the load is over.
+                    built = await asyncio.to_thread(self._fill, content)
                     self.access.report("load", "content loaded from disk")
                 self.disk_hash = model["hash"]
                 self._set_state(path=path, dirty=self.unsaved, hash=model["hash"])
+            if built is not None:
+                self.room.loaded(*built)  # the first joiners get the built encoding, not a new one
             self.doc.observe(self._on_change)
         self.access.matched(self.disk_hash)
         if self.unsaved:
             self._schedule()
+
+    def _fill(self, content: Any) -> tuple[bytes, bytes]:
+        """Fill the empty document with the first version of ``content``; returns that version's
+        encoding and the document's state vector after it."""
+        built = first_version(self.kind, content)
+        self.room.ydoc.apply_update(built)
+        return built, self.room.ydoc.get_state()
 
     async def _differs(self, content: Any) -> bool:
         return bool(await self.doc.aget() != content)

@@ -26,7 +26,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -122,14 +122,14 @@ class UpdateStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def _queue(self, what: Write, room: str, value: bytes | str | None) -> None:
-        self._pending.append((what, room, value))
+    def _queue(self, *writes: tuple[Write, str, bytes | str | None]) -> None:
+        self._pending.extend(writes)
         if self._flushing is None:
             self._write_next()
 
     def append(self, room: str, update: bytes) -> bool:
         """Queue one update of ``room``; True when the room's history is due for compaction."""
-        self._queue("append", room, update)
+        self._queue(("append", room, update))
         count = self._counts.get(room, 0) + 1
         self._counts[room] = count
         return count == self.compact_after
@@ -173,16 +173,18 @@ class UpdateStore:
             self._compactions = 0
             await self.enforce_cap()
 
-    def compact(self, room: str, state: bytes) -> None:
-        """Replace ``room``'s history by ``state``, the whole document as one update taken now:
-        queued behind the updates it includes, ahead of those that come after."""
-        self._counts[room] = 1
-        self._queue("compact", room, state)
+    def compact(self, room: str, state: Sequence[bytes]) -> None:
+        """Replace ``room``'s history by ``state``, the whole document as updates taken now
+        (:meth:`Room.full_state`): queued behind the updates it includes, ahead of those that come
+        after, written in one transaction."""
+        first, *rest = state
+        self._counts[room] = len(state)
+        self._queue(("compact", room, first), *(("append", room, update) for update in rest))
         self._compactions += 1
 
     def set_disk_hash(self, room: str, disk_hash: str | None) -> None:
         """Queue the hash of the file ``room``'s history now matches (after its queued updates)."""
-        self._queue("hash", room, disk_hash)
+        self._queue(("hash", room, disk_hash))
 
     async def drop(self, room: str) -> None:
         """Forget ``room``'s history and epoch."""
