@@ -115,3 +115,27 @@ async def test_a_loaded_document_is_served_from_the_encoding_the_load_built(tmp_
     assert len(room.full_state()) == 1
     assert (await step2_of(room)).get("state", type=Map)["hash"] == "def"
     room.close()
+
+
+async def test_an_update_reaches_every_peer_but_the_one_it_came_from() -> None:
+    room = Room("text:file:e")
+    of_sender: list[bytes] = []
+    of_other: list[bytes] = []
+    sender, other = joiner(of_sender), joiner(of_other)
+    room.join(sender)
+    room.join(other)
+    client = Doc()
+    client.get("source", type=Text).insert(0, "hi")
+    room.receive(sender, protocol.sync_update(client.get_update()))
+    await sender.stop()
+    await other.stop()
+
+    def updates(frames: list[bytes]) -> list[protocol.Frame]:
+        return [f for f in map(protocol.parse, frames) if f.kind == protocol.SYNC and f.sub == protocol.SYNC_UPDATE]
+
+    assert updates(of_sender) == []  # it has it already
+    (update,) = updates(of_other)
+    seen = Doc()
+    seen.apply_update(update.payload)
+    assert str(seen.get("source", type=Text)) == str(room.ydoc.get("source", type=Text)) == "hi"
+    room.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from pycrdt import Doc, Text
 
 from carme_collab.store import UpdateStore
+from tests.collab.clients import eventually
 
 
 async def test_compaction_keeps_the_document_and_bounds_the_history(tmp_path: Path) -> None:
@@ -47,4 +50,27 @@ async def test_cap_drops_closed_rooms_least_recently_used_first(tmp_path: Path) 
     assert (await store.load("old")).epoch != epochs["old"]  # a new epoch: its clients reload
     assert (await store.load("open")).epoch == epochs["open"]
     assert await store.total_size() <= 1 << 20
+    await store.close()
+
+
+async def test_appends_are_written_together_soon_and_at_once_on_flush(tmp_path: Path) -> None:
+    """Appended updates are not handed to the database thread one by one: a burst is written in
+    one go a moment later (or at once by flush, which a save awaits), and nothing is lost."""
+    path = tmp_path / "store.db"
+    store = UpdateStore(str(path), max_bytes=1 << 20, compact_after=1000)
+    await store.open()
+    await store.epoch("room")
+
+    def stored() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0])
+
+    for i in range(5):
+        store.append("room", bytes([i]) * 10)
+    assert stored() == 0  # queued, no write yet
+    await eventually(lambda: stored() == 5, "the burst written without a flush")
+    store.append("room", b"last")
+    await store.flush()
+    assert stored() == 6
+    assert (await store.load("room")).updates[-1] == b"last"
     await store.close()

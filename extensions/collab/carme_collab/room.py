@@ -8,10 +8,10 @@ or the sender.
 On join the server sends its SyncStep1 and the room's awareness states. A client's SyncStep1 is
 answered with the updates it lacks; its updates are applied to the server's document, and every
 change of the document (whoever made it: a client, the disk, server-side execution) is broadcast to
-every peer and handed to the room's listeners (the update store, the disk sync). Awareness
-messages are echoed to the sender (y-websocket clients reconnect after 30 s of silence) and
-forwarded to the others when they change something. A read-only peer receives everything and its
-document updates are dropped.
+every peer but the one it came from and handed to the room's listeners (the update store, the disk
+sync). Awareness messages are echoed to the sender (y-websocket clients reconnect after 30 s of
+silence) and forwarded to the others when they change something. A read-only peer receives
+everything and its document updates are dropped.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ class Room:
         self.dropped_updates = 0  # updates of read-only peers, dropped
         self._subscription: Subscription | None = self.ydoc.observe(self._on_transaction)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._origin: Peer | None = None  # the peer whose update is being applied
         # The whole document as updates, kept until the next change and for a moment after its
         # last use: the store's compaction and the clients joining with an empty document around
         # the same time share one encoding of it.
@@ -233,6 +234,7 @@ class Room:
         if peer.read_only:
             self.dropped_updates += 1
             return
+        self._origin = peer
         try:
             self.ydoc.apply_update(frame.payload)
         except Exception as exc:
@@ -241,6 +243,8 @@ class Room:
             log.warning("room %s: update from %s does not apply (%s); telling it about the conflict",
                         self.room_id, peer.username, exc)
             peer.push(protocol.raw_frame({"type": "conflict"}))
+        finally:
+            self._origin = None
 
     def _awareness(self, peer: Peer, data: bytes, payload: bytes) -> None:
         try:
@@ -280,6 +284,7 @@ class Room:
             return
         frame = protocol.sync_update(update)
         for peer in self.peers:
-            peer.push(frame)
+            if peer is not self._origin:
+                peer.push(frame)
         for listener in self.listeners:
             listener(update)

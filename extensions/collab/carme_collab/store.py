@@ -4,8 +4,11 @@ A reconnecting client (after a restart, a network drop, a laptop that slept for 
 holds the history it synced; the server must hold the same history, or Yjs merges two histories of
 the same content and cells are duplicated (jupyter-collaboration #545, #594, #621). So:
 
-- every update is appended as it happens (batched into one transaction per burst) and reaches the
-  store before the file it leads to is written (:meth:`UpdateStore.flush` before a save);
+- every update is appended, written within ``APPEND_DELAY_S`` (the updates of that while in one
+  transaction, so typing costs a write per burst, not a thread hand-off per keystroke), and reaches
+  the store before the file it leads to is written (:meth:`UpdateStore.flush` before a save). An
+  update lost with the process in that moment is one the clients still hold: they send it back
+  when they reconnect (same epoch, same Yjs items), nothing is duplicated;
 - each room's history carries an **epoch**: a random id that the session endpoint hands to clients
   as ``sessionId``. The epoch lives exactly as long as the stored history: when a room's history is
   dropped (size cap, a store that was deleted), the next session gets a new epoch and a client still
@@ -35,6 +38,7 @@ from .dbthread import DatabaseThread
 log = logging.getLogger("carme.collab.store")
 
 Write = Literal["append", "compact", "hash"]
+APPEND_DELAY_S = 0.05  # appended updates wait at most this long to be written together
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
@@ -75,6 +79,7 @@ class UpdateStore:
         # hash is recorded only with the updates that lead to it.
         self._pending: list[tuple[Write, str, bytes | str | None]] = []
         self._flushing: asyncio.Future[object] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the write of appended updates, due soon
         self._counts: dict[str, int] = {}
         self._compactions = 0
         self.is_open: Callable[[str], bool] = lambda room: False
@@ -128,14 +133,23 @@ class UpdateStore:
             self._write_next()
 
     def append(self, room: str, update: bytes) -> bool:
-        """Queue one update of ``room``; True when the room's history is due for compaction."""
-        self._queue(("append", room, update))
+        """Queue one update of ``room`` (written within ``APPEND_DELAY_S``); True when the room's
+        history is due for compaction."""
+        self._pending.append(("append", room, update))
+        self._write_soon()
         count = self._counts.get(room, 0) + 1
         self._counts[room] = count
         return count == self.compact_after
 
+    def _write_soon(self) -> None:
+        if self._timer is None and self._flushing is None:
+            self._timer = asyncio.get_running_loop().call_later(APPEND_DELAY_S, self._write_next)
+
     def _write_next(self) -> None:
         # On the event loop: the batch is handed over whole, the thread never touches _pending.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         batch, self._pending = self._pending, []
         self._flushing = self.db.submit(lambda conn: self._write(conn, batch))
         self._flushing.add_done_callback(self._flushed)
@@ -145,7 +159,7 @@ class UpdateStore:
         if future.exception() is not None:
             log.error("writing collaboration history failed: %s", future.exception())
         if self._pending:
-            self._write_next()
+            self._write_soon()  # what came during the write: with what comes next
 
     @staticmethod
     def _write(conn: sqlite3.Connection, batch: list[tuple[Write, str, bytes | str | None]]) -> None:
@@ -166,9 +180,12 @@ class UpdateStore:
     async def flush(self) -> None:
         """Wait until every queued update is written; then keep the store under its cap if
         histories were compacted meanwhile."""
-        while self._flushing is not None:
+        while self._flushing is not None or self._pending:
+            if self._flushing is None:
+                self._write_next()  # not waiting for the timer
+            assert self._flushing is not None
             await asyncio.shield(self._flushing)
-            await asyncio.sleep(0)  # let _flushed run (it may chain another write)
+            await asyncio.sleep(0)  # let _flushed run
         if self._compactions:
             self._compactions = 0
             await self.enforce_cap()
