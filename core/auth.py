@@ -294,7 +294,7 @@ class AuthMiddleware:
         try:
             result = await identify(self.server, conn)
         except ApiError as exc:
-            await self._deny(scope, receive, send, exc.status, exc.message)
+            await self._deny(scope, receive, send, exc.status, exc.message, exc.reason)
             return
         if result.user is None:
             if scope["type"] == "http" and self._is_page_request(path, conn.headers):
@@ -388,8 +388,9 @@ class AuthMiddleware:
                     "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str,
+                    reason: str | None = None) -> None:
         if scope["type"] == "websocket":
             await refuse_websocket(scope, send, status, message)
         else:
-            await error_response(status, message)(scope, receive, send)
+            await error_response(status, message, reason)(scope, receive, send)

@@ -55,6 +55,13 @@ def refused(response: httpx.Response) -> GatewayError:
     return GatewayError(response.status_code, f"{message}: {words}" if words else message, phrase)
 
 
+def not_json(config: GatewayConfig, asked: str, response: httpx.Response, exc: Exception) -> GatewayError:
+    """The 502 for a success answer carme cannot read (a proxy's HTML page, a wrong URL)."""
+    kind = response.headers.get("content-type") or "no Content-Type"
+    return GatewayError(502, f"Jupyter Enterprise Gateway at {config.url} answered {asked} with "
+                        f"{response.status_code} but not JSON ({kind}): {exc}", "Bad Gateway")
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -124,8 +131,14 @@ class GatewayClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def json(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        """The decoded JSON answer (None when empty); an answer that is not JSON is a 502."""
         response = await self.request(method, path, body, timeout)
-        return orjson.loads(response.content) if response.content else None
+        if not response.content:
+            return None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise not_json(self.config, f"{method} {path}", response, exc) from None
 
     # -- kernelspecs ------------------------------------------------------------------------
 

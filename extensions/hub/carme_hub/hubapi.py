@@ -58,6 +58,16 @@ class HubClient:
             raise ApiError(502, f"The hub answered {response.status_code} to {method} {path}", "Bad Gateway")
         return response
 
+    def _json(self, response: httpx.Response, asked: str) -> Any:
+        """A success answer's JSON; one that is not JSON is a 502 naming the hub (a proxy's page,
+        an API URL that is not the hub's)."""
+        try:
+            return response.json()
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            kind = response.headers.get("content-type") or "no Content-Type"
+            raise ApiError(502, f"The hub API at {self.api_url} answered {asked} with {response.status_code} "
+                           f"but not JSON ({kind}): {exc}", "Bad Gateway") from None
+
     async def wait_for_hub(self, tries: int = 5) -> None:
         """Reach the hub at start (as jupyterhub-singleuser: up to 5 tries, backing off), and learn
         its version for the ``X-JupyterHub-Version`` header; raises when it never answers."""
@@ -83,8 +93,8 @@ class HubClient:
         response = await self._request("GET", "/user", token=token)
         identity = None
         if response.status_code == 200:
-            model = response.json()
-            if model.get("kind", "user") == "user" and isinstance(model.get("name"), str):
+            model = self._json(response, "GET /user")
+            if isinstance(model, dict) and model.get("kind", "user") == "user" and isinstance(model.get("name"), str):
                 identity = HubIdentity(model["name"], bool(model.get("admin")), frozenset(model.get("scopes") or ()))
         elif response.status_code not in (401, 403):
             raise ApiError(500, f"The hub answered {response.status_code} when asked who owns a token",
@@ -105,7 +115,8 @@ class HubClient:
         if response.status_code != 200:
             raise ApiError(500, f"The hub refused the OAuth code ({response.status_code}): {response.text[:200]}",
                            "OAuth code refused")
-        token = response.json().get("access_token")
+        answer = self._json(response, "POST /oauth2/token")
+        token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise ApiError(500, "The hub's OAuth answer has no access_token", "OAuth code refused")
         return token
