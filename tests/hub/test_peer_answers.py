@@ -1,9 +1,12 @@
 """A hub that misbehaves, played by a tiny real app: answers that are not JSON (a 502 naming the
-hub, never a 500)."""
+hub, never a 500), a malformed activity URL (reports off, said at start) and a report that fails
+in a way nobody foresaw (the reports go on)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,7 +17,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from carme import create_app
-from tests.serving import serve
+from carme.jsonutil import isoformat
+from carme_hub.activity import ActivityReporter
+from carme_hub.service import HubService
+from tests.polling import await_until
+from tests.serving import serve, serve_here
 
 
 class TinyHub:
@@ -66,3 +73,56 @@ def test_a_hub_answer_that_is_not_json_is_a_502_naming_the_hub(root: Path, tiny_
     assert f"{hub_url}/hub/api" in body["message"] and "GET /user" in body["message"], body
     assert "not JSON (text/html" in body["message"], body
     assert body["reason"] == "Bad Gateway"
+
+
+@pytest.mark.usefixtures("server_token")
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://hub:port/hub/api/users/alice/activity", "is malformed: Invalid port"),
+    ("http://127.0.0.1:99999/hub/api/users/alice/activity", "port 99999, out of range"),
+    ("hub/api/users/alice/activity", "not an http:// or https:// URL"),
+    ("http:///hub/api/users/alice/activity", "names no host"),
+])
+async def test_a_malformed_activity_url_turns_reports_off_with_a_warning(
+        root: Path, caplog: pytest.LogCaptureFixture, url: str, problem: str) -> None:
+    app = create_app(str(root), environ=spawned("http://127.0.0.1:8081", JUPYTERHUB_ACTIVITY_URL=url),
+                     config_files=False)
+    hub = HubService(app.server)
+    reporter = ActivityReporter(app.server, hub)
+    try:
+        with caplog.at_level(logging.WARNING, "carme.hub.activity"):
+            reporter.start()
+        assert not reporter.running
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("JUPYTERHUB_ACTIVITY_URL" in m and url in m and problem in m for m in warned), warned
+    finally:
+        await reporter.stop()
+        await hub.client.close()
+
+
+@pytest.mark.usefixtures("server_token")
+async def test_a_report_that_fails_unforeseen_does_not_end_the_reports(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tiny = TinyHub()
+    async with serve_here(tiny.app) as running:
+        app = create_app(str(root), environ=spawned(running.url, JUPYTERHUB_ACTIVITY_INTERVAL="1"),
+                         config_files=False)
+        hub = HubService(app.server)
+        reporter = ActivityReporter(app.server, hub)
+        good_url = hub.activity_url
+        try:
+            reporter.start()
+            await await_until(lambda: len(tiny.reports), "the first activity report")
+            # The URL goes bad under the running reporter (httpx fails it with no OSError) while
+            # there is news to report.
+            hub.activity_url = "http://127.0.0.1:99999/hub/api/users/alice/activity"
+            app.server.last_activity = datetime.now(UTC) + timedelta(seconds=1)
+            with caplog.at_level(logging.ERROR, "carme.hub.activity"):
+                await await_until(lambda: [r for r in caplog.records if r.levelno >= logging.ERROR],
+                                  "the failed report logged")
+            assert reporter.running
+            hub.activity_url = good_url
+            await await_until(lambda: len(tiny.reports) >= 2, "a report after the failed one")
+            assert tiny.reports[-1]["last_activity"] == isoformat(app.server.last_activity)
+        finally:
+            await reporter.stop()
+            await hub.client.close()

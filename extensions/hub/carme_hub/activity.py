@@ -5,7 +5,9 @@ The last activity is the newest of the server's (the last authenticated request 
 at start and then every ``hub.activity_interval`` seconds (±10 %, so a hub's servers do not all
 report at once), only when it is newer than the last report; a failed report is retried with
 backoff for up to a minute, then waits for the next round, as jupyterhub-singleuser does. No
-activity URL, or an interval of 0 (or less), turns reports off, as there too.
+activity URL, or an interval of 0 (or less), turns reports off, as there too. A malformed URL also
+turns them off, with a warning at start: jupyterhub-singleuser starts anyway (it only logs each
+failed report), and a server the hub spawned is more use running than refusing to start.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import logging
 import random
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+import httpx
 
 from carme.jsonutil import isoformat
 
@@ -45,8 +49,14 @@ class ActivityReporter:
 
     def start(self) -> None:
         # An interval of 0 would report in a loop that never sleeps.
-        if self.hub.activity_url and self.hub.activity_interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="carme-hub-activity")
+        if not self.hub.activity_url or self.hub.activity_interval <= 0 or self._task is not None:
+            return
+        problem = url_problem(self.hub.activity_url)
+        if problem:
+            log.warning("activity reports are off: the activity URL (JUPYTERHUB_ACTIVITY_URL, setting "
+                        "hub.activity_url) %r %s", self.hub.activity_url, problem)
+            return
+        self._task = asyncio.create_task(self._run(), name="carme-hub-activity")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -79,6 +89,25 @@ class ActivityReporter:
 
     async def _run(self) -> None:
         while True:
-            await self.report()
+            try:
+                await self.report()
+            except Exception:  # noqa: BLE001 - one failed report must not end the reports
+                log.exception("activity report failed, trying again in %d s", self.hub.activity_interval)
             interval = self.hub.activity_interval
             await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable for the reports (said after the URL), or None."""
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except httpx.InvalidURL as exc:
+        return f"is malformed: {exc}"
+    if parsed.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if not parsed.host:
+        return "names no host"
+    if port is not None and not 0 < port < 65536:
+        return f"has port {port}, out of range"
+    return None
