@@ -20,7 +20,7 @@ uvicorn (bench/terminals_floor.py: pty to websocket and back, one message per re
 else) measured with the same client, and the *ceiling* of a flood, the same command on a pty read
 by a bare Python loop, with no server, websocket or client at all.
 
-    python bench/terminals_bench.py [--quick] [--rounds 3] [--out bench/results/terminals.md]
+    python bench/terminals_bench.py [--quick] [--rounds 3] [--no-anchor] [--out bench/results/terminals.md]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -171,9 +172,9 @@ def bare_reader(megabytes: float, kind: str) -> float:
     return received / 1e6 / (time.perf_counter() - start)
 
 
-def start_servers(work: Path) -> dict[str, ServerProc]:
+def start_servers(work: Path, anchor: bool = True) -> dict[str, ServerProc]:
     servers = {}
-    for label in ("carme", ANCHOR, FLOOR):
+    for label in ("carme", ANCHOR, FLOOR) if anchor else ("carme", FLOOR):
         root = work / label / "root"
         root.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CARME_", "JUPYTER"))}
@@ -214,10 +215,11 @@ async def measure(servers: dict[str, ServerProc], args: argparse.Namespace) -> d
 
 
 def table(results: dict[str, dict[str, list[Any]]], megabytes: float, header: str) -> str:
-    carme, anchor, floor, bare = results["carme"], results[ANCHOR], results[FLOOR], results["bare"]
+    carme, floor, bare = results["carme"], results[FLOOR], results["bare"]
+    anchor = results.get(ANCHOR) or {"echo": [], **{kind: [] for kind in FLOODS}}  # --no-anchor: n/a
 
     def middle(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
+        return sorted(values)[len(values) // 2] if values else float("nan")
 
     def rate(r: dict[str, list[Any]], kind: str) -> float:
         return middle([mb / s for mb, s, *_ in r[kind]])
@@ -226,7 +228,7 @@ def table(results: dict[str, dict[str, list[Any]]], megabytes: float, header: st
         return middle([run[which] / run[0] for run in r[kind]]) * 1e3
 
     def echo(r: dict[str, list[Any]], q: int) -> float:
-        return percentile(r["echo"], q) * 1e3
+        return percentile(r["echo"], q) * 1e3 if r["echo"] else float("nan")
 
     rows: list[tuple[str, float, float, str, Any, float, float | None]] = [
         (f"keystroke echo round trip p{q} (ms)", echo(carme, q), echo(anchor, q), "<= 0.5x",
@@ -246,7 +248,7 @@ def table(results: dict[str, dict[str, list[Any]]], megabytes: float, header: st
              "|---|---:|---:|---:|---|:---:|---:|---:|"]
     for name, ours, theirs, target, met, least, bare_rate in rows:
         ratio = ours / theirs if theirs else float("nan")
-        verdict = "" if met is None else "yes" if met(ratio) else "**no**"
+        verdict = "" if met is None or math.isnan(ratio) else "yes" if met(ratio) else "**no**"
         lines.append(f"| {name} | {ours:,.3g} | {theirs:,.3g} | {ratio:.2f}x | {target} | {verdict} | {least:,.3g} | "
                      f"{'' if bare_rate is None else f'{bare_rate:,.3g}'} |")
     return "\n".join(lines) + "\n"
@@ -256,6 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (a smoke run)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-anchor", action="store_true", help="carme, the floor and the ceiling only")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "terminals.md")
     args = parser.parse_args()
     args.rounds = 1 if args.quick else args.rounds
@@ -264,7 +267,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="carme-terminals-bench-"))
     load_before = f"{os.getloadavg()[0]:.2f}"
     try:
-        servers = start_servers(work)
+        servers = start_servers(work, anchor=not args.no_anchor)
         try:
             results = asyncio.run(measure(servers, args))
         finally:
