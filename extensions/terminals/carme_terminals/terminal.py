@@ -66,13 +66,13 @@ def stdout_message(text: str) -> str:
 class Attachment:
     """One browser on a terminal: the output waiting for it and the task sending it.
 
-    Output is batched by when it comes: a chunk arriving while nothing is queued and nothing was
-    sent for ``FLUSH_DELAY`` (a keystroke's echo, a prompt, the first chunk of a burst) wakes the
-    sender at once; more output arriving soon after (a flood, a long listing) waits up to
-    ``FLUSH_DELAY`` or until ``FRAME_CHARS`` are queued and goes as one message. Small chunks
-    always go at once, so typing stays as fast as the pty. A flood then costs one websocket
-    message per ~64 KiB instead of one per pty read (~4 KiB): fewer sends for the server, fewer
-    and larger messages for the browser to parse.
+    Output is batched by when and how it comes: a chunk arriving while nothing is queued wakes the
+    sender at once if it is small (under ``SMALL_CHARS``: a keystroke's echo, a prompt, so typing
+    stays as fast as the pty) or nothing was sent for ``FLUSH_DELAY`` (the first chunk of a
+    burst). Other output (a flood, a long listing) waits until ``FRAME_CHARS`` are queued or
+    ``FLUSH_DELAY`` after the last message, and goes as one message. A flood then costs one
+    websocket message per ~64 KiB instead of one per pty read (~4 KiB): fewer sends for the
+    server, fewer and larger messages for the browser to parse.
     """
 
     def __init__(self, terminal: Terminal, sink: Sink) -> None:
