@@ -128,7 +128,10 @@ def start_held(served: Served, kernel_id: str) -> str:
         try:
             await client.send("shell", "execute_request", {"code": HELD, "silent": False, "store_history": False,
                                                            "user_expressions": {}, "allow_stdin": False})
-            printed = await client.wait_for(lambda m: m.msg_type == "stream", timeout=60)
+            # stdout only: the kernel may write to stderr meanwhile (ipykernel's "No such comm: ..."
+            # warning came first in some runs, and was taken for the model id).
+            printed = await client.wait_for(
+                lambda m: m.msg_type == "stream" and m.content.get("name") == "stdout", timeout=60)
         finally:
             await client.close()
         return str(printed.content["text"]).strip()
