@@ -4,7 +4,11 @@ it; ``carme_dashboards_extra_page_config`` adds to the page config."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,9 @@ from starlette.requests import Request
 from carme import create_app
 from carme.errors import ApiError
 from carme.hooks import hookimpl
+from carme_dashboards.routes import COOKIE_PREFIX
 from tests.dashboards.site import CONFIG, SENTINEL, cells, http, kernel_ids, write_notebook
+from tests.polling import wait_until
 from tests.serving import TOKEN, serve
 
 
@@ -63,6 +69,50 @@ def test_hook_carme_dashboards_before_launch(root: Path) -> None:
         refused = client.get("dashboards/render/nb.ipynb?user=guest")
         assert refused.status_code == 403 and "guests may not open this dashboard" in refused.text
         assert len(kernel_ids(served)) == 1  # the refused visit started no kernel
+
+
+class GatedPrelaunch:
+    """Holds every launch until the test opens the gate; counts them."""
+
+    name = "gated-prelaunch"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate = threading.Event()
+
+    @hookimpl
+    async def carme_dashboards_before_launch(self, server: Any, request: Request, path: str,
+                                             notebook: NotebookNode, env: dict[str, str]) -> None:
+        self.calls += 1
+        await asyncio.to_thread(self.gate.wait, 60)
+
+
+def test_two_racing_requests_of_one_visit_launch_it_once(root: Path) -> None:
+    write_notebook(root / "nb.ipynb", "print('hi')")
+    hook = GatedPrelaunch()
+    with served_with(root, hook) as served:
+        visits = served.app.server.services["dashboards"].visits
+        # One browser (its visit cookie) loads the page twice at once: a double click, two tabs.
+        cookie = {COOKIE_PREFIX + f"127-0-0-1-{served.port}": secrets.token_urlsafe(24)}
+
+        def load() -> str:
+            with http(served, cookies=cookie) as client:
+                response = client.get("dashboards/render/nb.ipynb")
+                assert response.status_code == 200, response.text
+                match = CONFIG.search(response.text)
+                assert match is not None
+                return str(json.loads(match.group(1))["kernelId"])
+
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(load)
+            wait_until(lambda: hook.calls == 1, "the first launch to reach the hook")
+            second = pool.submit(load)
+            # The second either waits for the first's launch, or (the race) launches again.
+            wait_until(lambda: visits.waiting == 1 or hook.calls == 2, "the second request to arrive")
+            hook.gate.set()
+            assert first.result() == second.result()
+        assert hook.calls == 1
+        assert len(kernel_ids(served)) == 1
 
 
 def test_hook_carme_dashboards_extra_page_config(root: Path) -> None:

@@ -137,14 +137,15 @@ async def dashboard(request: Request, path: str) -> Response:
     browser = browser or secrets.token_urlsafe(24)
     key = VisitKey(browser, path, request.scope.get("query_string", b"").decode("latin-1"))
     env = request_environ(request, service.header_envs)
-    if service.visits.find(key) is None:  # a new visit: extensions may change what it runs, or refuse it
-        try:
-            await service.before_launch(request, path, notebook.notebook, env)
-        except ApiError as exc:
-            return await error_page(request, exc.status, exc.message, exc.reason or "Error")
-    made_here = service.visits.find(key) is None  # (no await until open: nobody else can make it now)
+
+    async def begin() -> Visit:  # a new visit: extensions may change what it runs, or refuse it
+        await service.before_launch(request, path, notebook.notebook, env)
+        return service.visits.open(key, notebook, env, options, base)
+
     try:
-        visit = service.visits.open(key, notebook, env, options, base)
+        visit, made_here = await service.visits.launch(key, begin)
+    except ApiError as exc:
+        return await error_page(request, exc.status, exc.message, exc.reason or "Error")
     except Busy:
         body = await service.pages.render(options.template, "busy.html", base,
                                           {**_common(service, base, options), "title": _title(path)})

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,6 +96,8 @@ class VisitRegistry:
         self.runner: Callable[[Visit], asyncio.Task[None]] | None = None  # set by the plugin: runs a visit
         self.provisioner: ProvisionerChoice | None = None  # how visits' kernels start (the fork servers)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._launching: dict[VisitKey, asyncio.Event] = {}  # set once that launch is over
+        self.waiting = 0  # requests waiting for another request's launch of their visit
         self.closing = False
 
     # -- visits -------------------------------------------------------------------------------
@@ -106,6 +108,30 @@ class VisitRegistry:
         if visit is None or visit.ended or (visit.kernel is not None and visit.kernel.closed):
             return None
         return visit
+
+    async def launch(self, key: VisitKey, begin: Callable[[], Awaitable[Visit]]) -> tuple[Visit, bool]:
+        """The visit of ``key`` and whether this call made it: the live one, else the one another
+        request is launching (awaited: a launch's hooks run once per visit, not once per racing
+        request), else the one ``begin`` launches now. When another's launch fails (its hook
+        refused, or its client left) this one tries for itself."""
+        while True:
+            visit = self.find(key)
+            if visit is not None:
+                return visit, False
+            other = self._launching.get(key)
+            if other is None:
+                break
+            self.waiting += 1
+            try:
+                await other.wait()
+            finally:
+                self.waiting -= 1
+        done = self._launching[key] = asyncio.Event()
+        try:
+            return await begin(), True
+        finally:
+            del self._launching[key]
+            done.set()
 
     def open(self, key: VisitKey, notebook: LoadedNotebook, env: dict[str, str], options: RenderOptions,
              base_url: str) -> Visit:
