@@ -5,10 +5,13 @@ visitor's pick changes the look only: never whether sources or tracebacks are sh
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from tests.dashboards.site import CONFIG, SENTINEL, cells, dashboards, http, write_notebook
 
@@ -85,3 +88,31 @@ def test_an_unknown_template_or_theme_is_a_bad_request(root: Path, tmp_path: Pat
             response = client.get(f"dashboards/render/nb.ipynb?voila-template=lab&voila-theme={bad}")
             assert response.status_code == 400 and "unknown theme" in response.text
         assert served.app.server.kernels.list() == []  # nothing started for a bad request
+
+
+def test_a_broken_template_a_visitor_picks_is_a_500_naming_it_and_what_is_wrong(
+        root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    notebook_with(root / "nb.ipynb")
+    folder = tmp_path / "templates"
+    for name, conf, page in [("syntax", {"base_template": "lab"}, "{% extends 'lab/page.html' %}{% block footer %"),
+                             ("badconf", "{not json", None),
+                             ("orphan", {"base_template": "gone"}, None)]:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "conf.json").write_text(conf if isinstance(conf, str) else json.dumps(conf))
+        if page is not None:
+            (folder / name / "page.html").write_text(page)
+    with dashboards(root, template_paths=[str(folder)]) as served, http(served) as client:
+        for name, problem in [("syntax", "page.html, line 1: "), ("badconf", "conf.json: cannot read"),
+                              ("orphan", "base_template 'gone' is not installed")]:
+            with caplog.at_level(logging.ERROR, "carme.dashboards"):
+                page = client.get(f"dashboards/render/nb.ipynb?voila-template={name}")
+            assert page.status_code == 500, page.text
+            text = html.unescape(page.text)
+            assert f"The dashboard template {name!r} is broken: " in text and problem in text, text
+            assert "Traceback" not in text
+            assert str(folder) not in text  # where the server keeps it is the log's to say
+            logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert any(str(folder / name) in m and problem in m for m in logged), logged
+        # One that is not installed is still the visitor's mistake.
+        unknown = client.get("dashboards/render/nb.ipynb?voila-template=nowhere")
+        assert unknown.status_code == 400 and "unknown template" in unknown.text

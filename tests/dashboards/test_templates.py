@@ -9,7 +9,7 @@ import pytest
 
 from carme.config import ConfigError
 from carme_dashboards.settings import RenderOptions
-from carme_dashboards.templates import Templates, search_path
+from carme_dashboards.templates import BrokenTemplate, Templates, search_path
 
 
 def template(root: Path, name: str, conf: object | None = None, files: dict[str, str] | None = None) -> Path:
@@ -38,13 +38,13 @@ def test_errors_name_what_is_wrong(tmp_path: Path) -> None:
     template(tmp_path, "broken", "{nope")
     template(tmp_path, "typed", {"settings": ["theme"]})
     templates = Templates(search_path([tmp_path]))
-    with pytest.raises(ConfigError, match="loops: a -> b -> a"):
+    with pytest.raises(BrokenTemplate, match="loops: a -> b -> a"):
         templates.chain("a")
     with pytest.raises(ConfigError, match="no template 'missing'.*found: .*lab"):
         templates.find("missing")
-    with pytest.raises(ConfigError, match=r"broken/conf.json: cannot read"):
+    with pytest.raises(BrokenTemplate, match=r"template 'broken' \(.*broken\) is broken: conf.json: cannot read"):
         templates.find("broken")
-    with pytest.raises(ConfigError, match="settings must be a JSON object"):
+    with pytest.raises(BrokenTemplate, match="settings must be a JSON object"):
         templates.find("typed")
     with pytest.raises(ConfigError, match="not a template name"):
         templates.find("../lab")

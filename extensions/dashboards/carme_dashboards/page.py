@@ -18,10 +18,11 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import jinja2
 from markupsafe import Markup
 
 from .stream import Event, RenderLog
-from .templates import Templates
+from .templates import BrokenTemplate, Templates
 
 log = logging.getLogger("carme.dashboards.page")
 
@@ -71,10 +72,18 @@ class PageRenderer:
         return {**self.urls(template, base_url), "template": template, "resources": resources, **context}
 
     def compile(self, template: str) -> None:
-        """Load and compile the template's pages now (blocking: call it off the event loop)."""
-        _chain, env = self.templates.environment(template)
+        """Load and compile the template's pages now (blocking: call it off the event loop);
+        :class:`BrokenTemplate` naming the file and line jinja2 refuses."""
+        chain, env = self.templates.environment(template)
         for name in PAGES:
-            env.get_template(name)
+            try:
+                env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                raise BrokenTemplate(template, chain[0].path, f"{exc.name or name}, line {exc.lineno}: "
+                                     f"{exc.message}") from None
+            except jinja2.TemplateNotFound as exc:  # an extends or include of a file nobody has
+                raise BrokenTemplate(template, chain[0].path, f"{name}: no template file {exc.name!r} "
+                                     "in its chain") from None
 
     async def render(self, template: str, name: str, base_url: str, context: Mapping[str, Any]) -> str:
         """A whole page (tree, busy, error) at once."""

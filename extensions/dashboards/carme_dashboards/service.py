@@ -23,7 +23,7 @@ from .notebooks import load_notebook
 from .page import PageRenderer
 from .runner import VisitRunner
 from .settings import GUARDED_SETTINGS, THEMES, RenderOptions, pick, script_mapping, theme_name
-from .templates import Template, Templates, search_path
+from .templates import BrokenTemplate, Template, Templates, search_path
 from .visits import VisitRegistry
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ class DashboardsService:
             chain = await asyncio.to_thread(self.templates.chain, template)
             await asyncio.to_thread(self.pages.compile, template)
             options = replace(self._options_of(chain), template=template)
+        except BrokenTemplate as exc:  # installed but unusable: the admin's to fix, not the visitor's
+            log.error("%s", exc)
+            raise ApiError(500, f"The dashboard template {template!r} is broken: {exc.problem}. "
+                           "The server's administrator can fix it; see the server log.", "Broken Template") from None
         except ConfigError:
             names = await asyncio.to_thread(self.templates.available)
             raise ApiError(400, f"unknown template {template!r}: expected one of {', '.join(names)}",

@@ -39,6 +39,19 @@ ROOT_TEMPLATE = "base"
 CONF_FILE = "conf.json"
 
 
+class BrokenTemplate(ConfigError):
+    """A template that is installed but cannot be used: the server admin's to fix.
+
+    ``problem`` names the file and what is wrong with it, relative to the template's folder (fit
+    for a visitor's error page); the message says where that folder is (for the log).
+    """
+
+    def __init__(self, name: str, folder: Path, problem: str) -> None:
+        super().__init__(f"dashboards template {name!r} ({folder}) is broken: {problem}")
+        self.name = name
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class Template:
     """One template folder and what its conf.json says."""
@@ -63,13 +76,14 @@ def _read_conf(folder: Path, name: str) -> Template:
         try:
             conf = json.loads(conf_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{conf_path}: cannot read the template settings: {exc}") from None
+            raise BrokenTemplate(name, folder, f"{CONF_FILE}: cannot read the template settings: {exc}") from None
     if not isinstance(conf, dict):
-        raise ConfigError(f"{conf_path}: expected a JSON object")
+        raise BrokenTemplate(name, folder, f"{CONF_FILE}: expected a JSON object")
     base = conf.get("base_template", None if name == ROOT_TEMPLATE else ROOT_TEMPLATE)
     for key, kind in (("base_template", str), ("settings", dict), ("resources", dict)):
         if key in conf and not isinstance(conf[key], kind):
-            raise ConfigError(f"{conf_path}: {key} must be a {'string' if kind is str else 'JSON object'}")
+            raise BrokenTemplate(name, folder,
+                                 f"{CONF_FILE}: {key} must be a {'string' if kind is str else 'JSON object'}")
     return Template(name, folder, base, dict(conf.get("settings") or {}), dict(conf.get("resources") or {}))
 
 
@@ -118,14 +132,23 @@ class Templates:
         return sorted(n for n in names if not n.startswith((".", "_")))
 
     def chain(self, name: str) -> list[Template]:
-        """``name``, its base, its base's base ... down to ``base``; a cycle is a ConfigError."""
+        """``name``, its base, its base's base ... down to ``base``. A ConfigError when ``name`` is
+        not installed; :class:`BrokenTemplate` when its chain loops or names a missing base."""
         chain: list[Template] = []
         current: str | None = name
         while current is not None:
             if any(t.name == current for t in chain):
-                raise ConfigError(f"dashboards.template: the base_template chain of {name!r} loops: "
-                                  + " -> ".join([*(t.name for t in chain), current]))
-            template = self.find(current)
+                raise BrokenTemplate(name, chain[0].path, f"{CONF_FILE}: the base_template chain loops: "
+                                     + " -> ".join([*(t.name for t in chain), current]))
+            try:
+                template = self.find(current)
+            except BrokenTemplate:
+                raise
+            except ConfigError:
+                if not chain:
+                    raise
+                raise BrokenTemplate(name, chain[0].path, f"{CONF_FILE} of {chain[-1].name!r}: its base_template "
+                                     f"{current!r} is not installed") from None
             chain.append(template)
             current = template.base
         return chain
