@@ -210,3 +210,46 @@ async def test_a_kernel_released_before_its_exit_is_reaped_when_it_exits(tmp_pat
         assert kernel.poll() == -signal.SIGKILL
     finally:
         await servers.close()
+
+
+async def test_fork_servers_past_the_limit_are_retired_least_recently_used_idle_first(tmp_path: Path) -> None:
+    """One server per start-up environment (a hook setting LANG per visitor makes many): past
+    the limit the least recently used one without kernels stops; one with a kernel is kept,
+    and its kernel runs on."""
+    base = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
+    servers = ForkServers(tmp_path, limit=2)
+    argv = [sys.executable, "-m", "ipykernel_launcher"]
+
+    async def server_of(lang: str) -> ForkServer:
+        found = servers.server_for(argv, {**base, "LANG": lang})
+        assert found is not None
+        assert await found[0].ready is True, found[0].reason
+        return found[0]
+
+    def process_of(server: ForkServer) -> subprocess.Popen[bytes]:
+        assert server.process is not None
+        return server.process
+
+    try:
+        busy = await server_of("C.UTF-8")
+        kernel = await busy.fork("ipykernel_launcher", ["-f", str(tmp_path / "kernel.json")], True, tmp_path,
+                                 {**base, "LANG": "C.UTF-8"})
+        idle = await server_of("en_US.UTF-8")
+        third = await server_of("de_DE.UTF-8")
+        # Three past a limit of two: the least recently used has a kernel, so the next one goes.
+        assert servers.servers == [busy, third]
+        await await_until(lambda: process_of(idle).poll() is not None, "the retired fork server to exit")
+        assert kernel.poll() is None and alive(kernel.pid) and parent_of(kernel.pid) == process_of(busy).pid
+        # Used again, a server is the most recent: a new one retires the other, idle one.
+        assert await server_of("C.UTF-8") is busy
+        fourth = await server_of("fr_FR.UTF-8")
+        assert servers.servers == [busy, fourth] and third.closed
+        # Once its kernel is gone, the busy one is idle and, least recently used, goes next.
+        os.killpg(kernel.pid, signal.SIGKILL)
+        await await_until(kernel.poll, "the kernel's exit seen", check=lambda code: code is not None)
+        busy.release(kernel)
+        await server_of("it_IT.UTF-8")
+        assert busy not in servers.servers and len(servers.servers) == 2
+        await await_until(lambda: process_of(busy).poll() is not None, "the once busy fork server to exit")
+    finally:
+        await servers.close()

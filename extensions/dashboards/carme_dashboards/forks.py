@@ -12,7 +12,9 @@ does not fit: a kernelspec that is not ``python -m ipykernel_launcher`` (or carm
 launcher), a request whose environment changes how Python starts (``PYTHON*``, ``LD_*``),
 a server that failed its warm-up or died. One server per (Python, launcher, start-up
 environment), started at the service's start for the kernels app mode will need, otherwise
-on first use.
+on first use. At most ``dashboards.max_fork_servers`` of them are kept: past it the least
+recently used server with no kernel is retired (a hook that sets ``LANG`` or ``TZ`` per visitor
+would otherwise start one per value); a server with kernels is kept, they die with it.
 
 Process control stays with carme: it signals the kernel's process group itself (interrupts,
 SIGTERM, SIGKILL). The server reports each kernel's exit without reaping it, so the pid cannot
@@ -35,6 +37,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +57,7 @@ SERVER_MAIN = Path(__file__).with_name("forkserver_main.py")
 STARTUP_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "OMP_", "OPENBLAS_", "MKL_", "LANG", "LC_", "TZ")
 CLOSE_TIMEOUT = 5.0
 WARM_UP_WAIT = 60.0  # seconds a kernel waits for its fork server's warm-up before it is spawned instead
+MAX_SERVERS = 4  # a warm server holds ipykernel, IPython and debugpy imported: tens of MB each
 
 
 class ForkUnavailable(RuntimeError):
@@ -97,8 +101,10 @@ def startup_env(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
 class ForkServer:
     """One fork server process and the kernels it forked."""
 
-    def __init__(self, python: str, no_drop: bool, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, python: str, no_drop: bool, env: dict[str, str], cwd: Path,
+                 on_idle: Callable[[], None] | None = None) -> None:
         self.python = python
+        self.on_idle = on_idle  # called when its last kernel exits
         self.no_drop = no_drop
         self.env = env
         self.cwd = cwd
@@ -111,6 +117,11 @@ class ForkServer:
         self._pending: dict[int, asyncio.Future[ForkedProcess]] = {}
         self._kernels: dict[int, ForkedProcess] = {}
         self.closed = False
+
+    @property
+    def idle(self) -> bool:
+        """No kernel of its own running or being forked: closing it ends no visit."""
+        return not self._kernels and not self._pending
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair()
@@ -157,6 +168,8 @@ class ForkServer:
                 kernel.returncode = int(message["code"])
             if kernel is None or kernel.released:  # nobody will signal it (a cancelled start) any more
                 self._send({"op": "reap", "pid": pid})
+            if self.idle and self.on_idle is not None:
+                self.on_idle()
         elif "id" in message:
             future = self._pending.pop(int(message["id"]), None)
             if "pid" in message and (future is None or future.done()):  # its start was cancelled
@@ -241,11 +254,14 @@ class ForkServer:
 
 
 class ForkServers:
-    """The fork servers of one app, one per (Python, launcher, start-up environment)."""
+    """The fork servers of one app, one per (Python, launcher, start-up environment), at most
+    ``limit`` of them once the idle ones past it are retired."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, limit: int = MAX_SERVERS) -> None:
         self.cwd = cwd
-        self._servers: dict[tuple[Any, ...], ForkServer] = {}
+        self.limit = max(1, limit)
+        self._servers: dict[tuple[Any, ...], ForkServer] = {}  # least recently used first
+        self._retiring: set[asyncio.Future[None]] = set()
         self.closed = False
 
     @property
@@ -261,17 +277,35 @@ class ForkServers:
         launcher, args, module = form
         no_drop = not module
         key = (argv[0], no_drop, startup_env(env))
-        server = self._servers.get(key)
-        if server is None or server.closed:
+        server = self._servers.pop(key, None)
+        if server is not None and not server.closed:
+            self._servers[key] = server  # now the most recently used
+        else:
             # The server's own environment is the server's plus what changes how Python starts;
             # each kernel gets its whole environment when it is forked.
             server_env = {k: v for k, v in os.environ.items() if not k.startswith(STARTUP_PREFIXES)}
             server_env.update(key[2])
-            server = self._servers[key] = ForkServer(argv[0], no_drop, server_env, self.cwd)
+            server = self._servers[key] = ForkServer(argv[0], no_drop, server_env, self.cwd, self.retire_idle)
             task = asyncio.ensure_future(server.start())
             task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
                                    or server._unavailable(f"start failed: {t.exception()}"))
+            self.retire_idle()
         return server, launcher, args, module
+
+    def retire_idle(self) -> None:
+        """Past ``limit`` servers, close the least recently used ones that have no kernel."""
+        excess = len(self._servers) - self.limit
+        for key, server in list(self._servers.items()):
+            if excess <= 0:
+                return
+            if server.idle:
+                del self._servers[key]
+                excess -= 1
+                log.info("fork server of %s retired: more than dashboards.max_fork_servers (%d) and unused",
+                         server.python, self.limit)
+                closing = asyncio.ensure_future(server.close())
+                self._retiring.add(closing)
+                closing.add_done_callback(self._retiring.discard)
 
     def warm(self, spec: KernelSpec, no_drop: bool) -> None:
         """Start the server for kernels of ``spec`` now (a kernel started later need not wait)."""
@@ -289,7 +323,7 @@ class ForkServers:
         self.closed = True
         servers = list(self._servers.values())
         self._servers.clear()
-        await asyncio.gather(*(server.close() for server in servers), return_exceptions=True)
+        await asyncio.gather(*(server.close() for server in servers), *self._retiring, return_exceptions=True)
 
 
 class ForkProvisioner(LocalProvisioner):

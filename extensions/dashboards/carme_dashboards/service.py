@@ -58,7 +58,7 @@ class DashboardsService:
         self.labextensions = Labextensions(section["extra_labextensions_path"], section["labextensions_denylist"])
         self.visits = VisitRegistry(server, section)
         self.visits.runner = VisitRunner(server, self.visits).start
-        self.forks = ForkServers(server.root_dir) if section["fork_kernels"] else None
+        self.forks = ForkServers(server.root_dir, section["max_fork_servers"]) if section["fork_kernels"] else None
         self.app_mode: bool = bool(section["app_mode"])
         self.notebook: str = str(section["notebook"]).strip("/")
         self.header_envs: list[str] = [str(h) for h in section["http_header_envs"]]

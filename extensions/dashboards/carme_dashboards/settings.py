@@ -11,6 +11,8 @@ from typing import Any
 
 from carme.config import ConfigError, Setting
 
+from .forks import MAX_SERVERS
+
 # Voila's defaults: images may be served next to a notebook, notebooks and scripts never.
 DEFAULT_FILE_ALLOWLIST = [r".*\.(png|jpg|jpeg|gif|svg|webp)"]
 DEFAULT_FILE_DENYLIST = [r".*\.(ipynb|py)"]
@@ -69,6 +71,8 @@ def declared() -> list[Setting]:
         Setting("fork_kernels", bool, True, "Start Python (ipykernel) kernels by forking a warm process that "
                 "has imported ipykernel once, instead of a new Python each time: a fresh kernel per visit "
                 "in a fraction of the time (other kernels, and a failed warm-up, start the usual way)"),
+        Setting("max_fork_servers", int, MAX_SERVERS, "Most fork servers kept (one per start-up environment: Python, "
+                "LANG, TZ ...); past it the least recently used one without kernels is stopped (at least 1)"),
         Setting("pool_notebooks", list, [], "Notebooks (paths under the root) whose pools fill at start-up"),
         # Files and assets.
         Setting("file_allowlist", list, DEFAULT_FILE_ALLOWLIST, "Regular expressions: files under the root "
