@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.serving import Served, serve_isolated
@@ -35,3 +36,10 @@ def gserved(enterprise_gateway: EnterpriseGateway, tmp_path_factory: pytest.Temp
     with serve_isolated(tmp_path_factory.mktemp("carme-on-gateway"), extensions=["gateway", "widgets"],
                         settings=gateway_settings(enterprise_gateway)) as running:
         yield running
+
+
+@pytest.fixture
+def http(gserved: Served) -> Iterator[httpx.Client]:
+    """A REST client of the module's carme (test_kernels.py keeps one per module for its kernel)."""
+    with gserved.client(timeout=120) as c:
+        yield c

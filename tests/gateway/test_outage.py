@@ -30,17 +30,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnterpriseGate
 
 
 @pytest.fixture(scope="module")
-def served(gateway: EnterpriseGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def gserved(gateway: EnterpriseGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     # Asks the gateway every half second whether it still knows each kernel.
     settings = gateway_settings(gateway, **{"gateway.check_interval": 0.5})
     with serve_isolated(tmp_path_factory.mktemp("carme-outage"), extensions=["gateway"], settings=settings) as running:
         yield running
 
-
-@pytest.fixture
-def http(served: Served) -> Iterator[httpx.Client]:
-    with served.client(timeout=120) as c:
-        yield c
 
 
 def start(http: httpx.Client) -> str:
@@ -53,28 +48,28 @@ def is_dead(msg: Msg) -> bool:
     return msg.msg_type == "status" and msg.content.get("execution_state") == "dead"
 
 
-async def dies_for_its_client(served: Served, http: httpx.Client, kernel_id: str, client: Client) -> None:
+async def dies_for_its_client(gserved: Served, http: httpx.Client, kernel_id: str, client: Client) -> None:
     """The client hears ``dead`` and carme forgets the kernel."""
     await client.wait_for(is_dead, timeout=60)
     wait_until(lambda: http.get(f"/api/kernels/{kernel_id}").status_code == 404, "carme to forget the dead kernel")
 
 
-async def test_a_kernel_culled_on_the_gateway_is_reported_dead(served: Served, http: httpx.Client,
+async def test_a_kernel_culled_on_the_gateway_is_reported_dead(gserved: Served, http: httpx.Client,
                                                                gateway: EnterpriseGateway) -> None:
     kernel_id = start(http)
-    client = await Client.open(served.ws_url, kernel_id)
+    client = await Client.open(gserved.ws_url, kernel_id)
     try:
         await client.run("x = 1")
         assert httpx.delete(f"{gateway.url}/api/kernels/{kernel_id}").status_code == 204  # its culler's doing
-        await dies_for_its_client(served, http, kernel_id, client)
+        await dies_for_its_client(gserved, http, kernel_id, client)
     finally:
         await client.close()
 
 
-async def test_the_gateway_crashes_and_comes_back(served: Served, http: httpx.Client,
+async def test_the_gateway_crashes_and_comes_back(gserved: Served, http: httpx.Client,
                                                   gateway: EnterpriseGateway) -> None:
     kernel_id = start(http)
-    client = await Client.open(served.ws_url, kernel_id)
+    client = await Client.open(gserved.ws_url, kernel_id)
     try:
         await client.run("x = 1")
         gateway.kill()
@@ -85,12 +80,12 @@ async def test_the_gateway_crashes_and_comes_back(served: Served, http: httpx.Cl
             assert response.status_code == 503, response.text
             assert gateway.url in response.json()["message"], response.text
         gateway.start()  # it knows none of its old kernels
-        await dies_for_its_client(served, http, kernel_id, client)
+        await dies_for_its_client(gserved, http, kernel_id, client)
     finally:
         await client.close()
     # Back in service for new kernels.
     again = start(http)
-    client = await Client.open(served.ws_url, again)
+    client = await Client.open(gserved.ws_url, again)
     try:
         assert (await client.run("print(6 * 7)")).strip() == "42"
     finally:

@@ -86,16 +86,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, gates: Gates) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def served(gateway: EnterpriseGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def gserved(gateway: EnterpriseGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     settings = gateway_settings(gateway, pending_kernels=None)  # the default: the provisioner says "slow"
     with serve_isolated(tmp_path_factory.mktemp("carme-pending"), extensions=["gateway"], settings=settings) as running:
         yield running
 
-
-@pytest.fixture
-def http(served: Served) -> Iterator[httpx.Client]:
-    with served.client(timeout=120) as c:
-        yield c
 
 
 def start(http: httpx.Client, spec: str) -> str:
@@ -115,12 +110,12 @@ def on_gateway(gateway: EnterpriseGateway, kernel_id: str) -> bool:
 
 
 @pytest.mark.parametrize("spec", ["held", "slow"])
-async def test_a_client_sees_starting_then_idle(served: Served, http: httpx.Client, gateway: EnterpriseGateway,
+async def test_a_client_sees_starting_then_idle(gserved: Served, http: httpx.Client, gateway: EnterpriseGateway,
                                                 gates: Gates, spec: str) -> None:
     kernel_id = start(http, spec)
     assert state(http, kernel_id) == "starting"
     assert [k["execution_state"] for k in http.get("/api/kernels").json() if k["id"] == kernel_id] == ["starting"]
-    client = await Client.open(served.ws_url, kernel_id)
+    client = await Client.open(gserved.ws_url, kernel_id)
     try:
         first = await client.recv()
         assert (first.msg_type, first.content) == ("status", {"execution_state": "starting"})
@@ -141,14 +136,14 @@ async def test_a_client_sees_starting_then_idle(served: Served, http: httpx.Clie
 
 @pytest.mark.parametrize("spec", ["held", "slow"])
 async def test_delete_during_the_start_leaves_nothing_on_the_gateway(
-        served: Served, http: httpx.Client, gateway: EnterpriseGateway, gates: Gates, spec: str) -> None:
+        gserved: Served, http: httpx.Client, gateway: EnterpriseGateway, gates: Gates, spec: str) -> None:
     kernel_id = start(http, spec)
     if spec == "held":  # the gateway's launch is waiting: carme's POST to it is pending
         wait_until(lambda: gates.arrived(kernel_id), "the gateway to begin the launch", timeout=60)
         assert not on_gateway(gateway, kernel_id)
     else:  # launched there; carme waits for the kernel to answer
         wait_until(lambda: gateway.kernel(kernel_id).status_code == 200, "the gateway to launch it", timeout=60)
-    client = await Client.open(served.ws_url, kernel_id)
+    client = await Client.open(gserved.ws_url, kernel_id)
     try:
         assert (await client.recv()).content == {"execution_state": "starting"}
         assert http.delete(f"/api/kernels/{kernel_id}").status_code == 204
@@ -165,10 +160,10 @@ async def test_delete_during_the_start_leaves_nothing_on_the_gateway(
     assert kernel_id not in {k["id"] for k in http.get("/api/kernels").json()}
 
 
-async def test_a_launch_the_gateway_refuses_is_reported(served: Served, http: httpx.Client,
+async def test_a_launch_the_gateway_refuses_is_reported(gserved: Served, http: httpx.Client,
                                                         gateway: EnterpriseGateway, gates: Gates) -> None:
     kernel_id = start(http, "held")
-    client = await Client.open(served.ws_url, kernel_id)
+    client = await Client.open(gserved.ws_url, kernel_id)
     try:
         assert (await client.recv()).content == {"execution_state": "starting"}
         gates.open("held", kernel_id, "fail")
