@@ -169,7 +169,8 @@ class Terminal:
         self.size = DEFAULT_SIZE
         self._on_end = on_end
         self._on_activity = on_activity
-        self._undecoded = b""  # the start of a UTF-8 character the last read cut in two
+        # Keeps the start of a UTF-8 character a read cut in two for the next read.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._touch_due = 0.0  # loop time after which output counts as activity again
         self._loop = asyncio.get_running_loop()
         self._input = bytearray()
@@ -213,18 +214,10 @@ class Terminal:
             self.paused = True
             self._loop.remove_reader(self.process.fd)
 
-    def _decode(self, data: bytes, final: bool = False) -> str:
-        """Text of ``data``; a character cut at the end of a read waits for the next read."""
-        if self._undecoded:
-            data = self._undecoded + data
-        text, used = codecs.utf_8_decode(data, "replace", final)
-        self._undecoded = data[used:]
-        return text
-
     def _output(self, data: bytes) -> bool:
         """Give ``data`` to the replay buffer and every browser; whether a browser's queue is full."""
         self.bytes_read += len(data)
-        text = self._decode(data)
+        text = self._decoder.decode(data)
         if not text:
             return False
         self.replay.append(text)
@@ -275,7 +268,7 @@ class Terminal:
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_writer(self.process.fd)
         self.process.close()
-        tail = self._decode(b"", final=True)
+        tail = self._decoder.decode(b"", final=True)
         for client in self.clients:
             if tail:
                 client.push(tail)
