@@ -283,7 +283,7 @@ Message = dict[str, Any]
 
 def status_message(kernel: Kernel, state: str) -> Outgoing:
     """A synthetic iopub status of ``kernel`` (``starting`` while it starts), for one client."""
-    msg = kernel.session.msg("iopub", "status", {"execution_state": state}, synthetic=True)
+    msg = kernel.synthetic_status(state)
     return Outgoing(b"iopub", msg.frames, msg.header)
 
 

@@ -409,10 +409,15 @@ class Kernel:
     def _deliver(self, msg: KernelMessage) -> None:
         self._subscribers.notify(msg)
 
+    def synthetic_status(self, state: str) -> KernelMessage:
+        """An iopub status of ``state`` made by carme for the kernel (starting, restarting, dead),
+        as jupyter_server sends them."""
+        return self.session.msg("iopub", "status", {"execution_state": state}, synthetic=True)
+
     def _emit_status(self, state: str) -> None:
-        """A synthetic iopub status (restarting/dead) for subscribers, as jupyter_server sends."""
+        """A synthetic iopub status (restarting/dead) for subscribers."""
         self.execution_state = state
-        self._deliver(self.session.msg("iopub", "status", {"execution_state": state}, synthetic=True))
+        self._deliver(self.synthetic_status(state))
 
     def _emit_lifecycle(self, event: str) -> None:
         self._lifecycle.notify(event)
