@@ -120,13 +120,15 @@ class KernelWebsockets:
                                     lambda channel, identity: self._open_socket(kernel, channel, identity),
                                     self.options(kernel), kernel.subscribe,
                                     self.server.settings["buffer_offline_messages"], kernel.client_message,
-                                    kernel.on_send_to_client)
+                                    kernel.on_send_to_client, lambda: kernel.transport)
             info = dict(kernel.connection_info)
+            transport = kernel.transport
 
             def on_lifecycle(event: str) -> None:
-                nonlocal info
-                if event == "restarted" and kernel.connection_info != info:
+                nonlocal info, transport
+                if event == "restarted" and (kernel.connection_info != info or kernel.transport is not transport):
                     info = dict(kernel.connection_info)
+                    transport = kernel.transport
                     self._background(clients.reopen())
                 if event in ("shutdown", "dead") and self.registry.get(kernel.id) is clients:
                     self._background(self.registry.forget(kernel.id))

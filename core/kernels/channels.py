@@ -2,13 +2,16 @@
 
 Clients (websockets) get their own sockets from :meth:`carme.kernels.kernel.Kernel.connect`;
 this one is the server's: it asks ``kernel_info`` / ``shutdown`` / ``interrupt``, reads iopub
-once for activity tracking and subscribers, and pings the heartbeat.
+once for activity tracking and subscribers, and pings the heartbeat. A kernel whose provisioner
+carries its messages itself has :class:`~carme.kernels.transport.TransportChannels` instead; both
+are :class:`Channels`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import zmq
@@ -23,26 +26,23 @@ from .zmqio import SocketGroup
 log = logging.getLogger("carme.kernels.channels")
 
 
-class ServerChannels:
-    """Shell + control DEALERs with reply matching, an iopub SUB, and a heartbeat REQ."""
+class Channels(ABC):
+    """The server's requests to one kernel and the matching of their replies; how messages travel
+    is the subclass's: :class:`ServerChannels` (ZMQ sockets) or
+    :class:`~carme.kernels.transport.TransportChannels` (a provisioner's transport)."""
 
-    def __init__(self, context: zmq.asyncio.Context, info: ConnectionInfo, session: Session,
-                 on_iopub: Callable[[KernelMessage], None]) -> None:
-        self.context = context
+    def __init__(self, info: ConnectionInfo, on_iopub: Callable[[KernelMessage], None]) -> None:
         self.info = info
-        self.session = session
         self._on_iopub = on_iopub
         self._pending: dict[str, asyncio.Future[KernelMessage]] = {}
-        self._sockets = {name: open_socket(context, info, name) for name in ("shell", "control", "iopub")}
-        self._hb: zmq.asyncio.Socket | None = open_socket(context, info, "hb")
-        self._history = DigestHistory()
-        self._tasks = [asyncio.ensure_future(self._read_replies("shell")),
-                       asyncio.ensure_future(self._read_replies("control")),
-                       asyncio.ensure_future(self._read_iopub())]
 
+    @abstractmethod
     def send(self, msg: KernelMessage) -> None:
         """Send a request without waiting for its reply (fire and forget)."""
-        self._sockets[msg.channel].send_multipart(self.session.serialize(msg))
+
+    @abstractmethod
+    async def _send(self, msg: KernelMessage) -> None:
+        """Send a request; returns once it is on its way."""
 
     def expect_reply(self, msg_id: str, future: asyncio.Future[KernelMessage]) -> Callable[[], None]:
         """Resolve ``future`` with the reply to ``msg_id`` (several ids may share one future)."""
@@ -54,21 +54,56 @@ class ServerChannels:
         future: asyncio.Future[KernelMessage] = asyncio.get_running_loop().create_future()
         self._pending[msg.msg_id] = future
         try:
-            await self._sockets[msg.channel].send_multipart(self.session.serialize(msg))
+            await self._send(msg)
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(msg.msg_id, None)
+
+    def _reply(self, msg: KernelMessage) -> None:
+        """A reply (shell or control) to one of the server's requests arrived."""
+        future = self._pending.get(msg.parent_msg_id or "")
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    @abstractmethod
+    async def ping(self, timeout: float) -> bool:
+        """True while the kernel is reachable (a heartbeat round trip for a ZMQ kernel)."""
+
+    async def close(self) -> None:
+        """Stop reading and release what this object opened; pending requests are cancelled."""
+        for future in self._pending.values():
+            if not future.done():
+                future.cancel()
+
+
+class ServerChannels(Channels):
+    """Shell + control DEALERs with reply matching, an iopub SUB, and a heartbeat REQ."""
+
+    def __init__(self, context: zmq.asyncio.Context, info: ConnectionInfo, session: Session,
+                 on_iopub: Callable[[KernelMessage], None]) -> None:
+        super().__init__(info, on_iopub)
+        self.context = context
+        self.session = session
+        self._sockets = {name: open_socket(context, info, name) for name in ("shell", "control", "iopub")}
+        self._hb: zmq.asyncio.Socket | None = open_socket(context, info, "hb")
+        self._history = DigestHistory()
+        self._tasks = [asyncio.ensure_future(self._read_replies("shell")),
+                       asyncio.ensure_future(self._read_replies("control")),
+                       asyncio.ensure_future(self._read_iopub())]
+
+    def send(self, msg: KernelMessage) -> None:
+        self._sockets[msg.channel].send_multipart(self.session.serialize(msg))
+
+    async def _send(self, msg: KernelMessage) -> None:
+        await self._sockets[msg.channel].send_multipart(self.session.serialize(msg))
 
     async def _read_replies(self, channel: str) -> None:
         sock = self._sockets[channel]
         while True:
             parts = await sock.recv_multipart()
             msg = self.session.deserialize(channel, parts)
-            if msg is None:
-                continue
-            future = self._pending.get(msg.parent_msg_id or "")
-            if future is not None and not future.done():
-                future.set_result(msg)
+            if msg is not None:
+                self._reply(msg)
 
     async def _read_iopub(self) -> None:
         # Every iopub message of the kernel passes here once (relayed to all its clients from
@@ -123,9 +158,7 @@ class ServerChannels:
         """Stop the readers and close every socket this object opened."""
         for task in self._tasks:
             await cancel_and_wait(task, "a kernel channel reader", log)
-        for future in self._pending.values():
-            if not future.done():
-                future.cancel()
+        await super().close()
         for sock in self._sockets.values():
             sock.close(linger=0)
         if self._hb is not None:

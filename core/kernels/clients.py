@@ -31,6 +31,7 @@ from .message import KernelMessage
 from .policy import MessagePolicy
 from .relay import ClientRelay, Outgoing, RelayOptions, Sink, SocketOpener, close_sink
 from .session import Session
+from .transport import KernelTransport
 
 log = logging.getLogger("carme.kernels.clients")
 
@@ -44,9 +45,10 @@ class KernelClients:
                  subscribe: Subscribe, buffer_offline: bool = True,
                  observe: Callable[[str, list[bytes]], None] | None = None,
                  subscribe_direct: Callable[[Callable[[str, KernelMessage], None]], Callable[[], None]] | None = None,
-                 ) -> None:
+                 transport: Callable[[], KernelTransport | None] | None = None) -> None:
         self.kernel_id = kernel_id
         self.observe = observe
+        self.transport = transport  # Kernel.transport's getter: requests go there when it has one
         self.session = session
         self.open_socket = open_socket
         self.options = options
@@ -95,7 +97,7 @@ class KernelClients:
                 return client
             await self._discard_away(keep=session_id)
             client = ClientRelay(session_id, self.session, self.open_socket, self.options,
-                                 f"kernel {self.kernel_id} session {session_id}", self.observe)
+                                 f"kernel {self.kernel_id} session {session_id}", self.observe, self.transport)
             self.clients[session_id] = client
             client.attach(sink, v1, policy)
         await client.wait_connected(self.options.connect_timeout)

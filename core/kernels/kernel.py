@@ -31,6 +31,9 @@ The API other parts of carme use (the websocket relay, extensions such as widget
   ``"restarted"``, ``"dead"`` (gave up restarting) or ``"shutdown"``.
 - ``await kernel.wait_ready()``: returns once the kernel answers kernel_info (after a start or
   restart); raises :class:`KernelDeadError` if it is dead.
+- ``kernel.transport``: the provisioner's :class:`~carme.kernels.transport.KernelTransport` when
+  its messages travel through one (a gateway's websocket) rather than ZMQ sockets; None for a local
+  kernel. The relay sends its clients' requests through it.
 - ``interrupt()``, ``restart()``, ``shutdown()``: use the KernelManager's methods from routes
   (they also emit events); these are the per-kernel mechanics.
 
@@ -58,12 +61,13 @@ import zmq.asyncio
 from ..jsonutil import isoformat, utcnow
 from ..listeners import Listeners
 from ..tasks import cancel_and_wait
-from .channels import ServerChannels
+from .channels import Channels, ServerChannels
 from .connection import ConnectionInfo, open_socket
 from .message import UNTRACKED_MESSAGE_TYPES, KernelMessage
 from .provisioner import KernelLaunchError, Provisioner
 from .session import Session, new_key
 from .specs import KernelSpec
+from .transport import KernelTransport, TransportChannels
 
 log = logging.getLogger("carme.kernels.kernel")
 
@@ -128,7 +132,7 @@ class Kernel:
         self.kernel_info: dict[str, Any] = {}
         self._context = context
         self._on_dead = on_dead
-        self._channels: ServerChannels | None = None
+        self._channels: Channels | None = None
         self._subscribers: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: a message subscriber")
         self._inbound: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: an inbound subscriber")
         self._lifecycle: Listeners[[str]] = Listeners(log, f"kernel {kernel_id}: a lifecycle listener")
@@ -217,6 +221,13 @@ class Kernel:
     def pid(self) -> int | None:
         return self.provisioner.pid
 
+    @property
+    def transport(self) -> KernelTransport | None:
+        """The provisioner's transport the kernel's messages travel through, or None: ZMQ sockets
+        at :attr:`connection_info` (see :mod:`carme.kernels.transport`)."""
+        channels = self._channels
+        return channels.transport if isinstance(channels, TransportChannels) else None
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -294,10 +305,12 @@ class Kernel:
                 raise KernelStartError(str(exc), exc.status, exc.reason) from None
             except Exception as exc:  # a third-party provisioner failed: same outcome for callers
                 raise KernelStartError(f"the provisioner failed: {type(exc).__name__}: {exc}") from exc
-            if self._channels is None or self._channels.info != info:
+            transport: KernelTransport | None = getattr(self.provisioner, "transport", None)
+            if self._channels is None or self._channels.info != info or self.transport is not transport:
                 if self._channels is not None:
                     await self._channels.close()
-                self._channels = ServerChannels(self._context, info, self.session, self._on_iopub)
+                self._channels = (ServerChannels(self._context, info, self.session, self._on_iopub) if transport is None
+                                  else TransportChannels(transport, info, self._on_iopub, self._to_client.notify))
             self.connection_info = info
             try:
                 await self._wait_for_kernel_info()

@@ -69,6 +69,11 @@ class Provisioner(Protocol):
     being scheduled); with the ``pending_kernels`` setting left at null, a start request for such
     a kernel is answered at once with the kernel ``starting`` (read with ``getattr``, so
     provisioners without it stay valid).
+
+    Optional: an attribute ``transport``, a :class:`~carme.kernels.transport.KernelTransport`
+    (read with ``getattr`` after each launch; absent or None: ZMQ sockets at the connection info).
+    A provisioner that receives the kernel's messages itself (over a remote service's websocket)
+    hands them to carme through it, and takes carme's, without local sockets in between.
     """
 
     async def launch(self, kernel_id: str, spec: KernelSpec, cwd: Path, env: dict[str, str], key: bytes,

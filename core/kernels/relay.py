@@ -8,7 +8,9 @@ iopub is read once per kernel, not once per client: the kernel's own iopub reade
 verifies each message, and :class:`~carme.kernels.clients.KernelClients` posts it to every client
 (:meth:`ClientRelay.post`). Each client keeps its own shell/control/stdin DEALERs whose ZMQ
 identity is its session id, as in jupyter_server, so the kernel's replies (``input_request``
-included) go back to that client only.
+included) go back to that client only. A kernel with a transport (:mod:`carme.kernels.transport`)
+has no sockets for them: requests go to the transport with the session id as identity, and the
+kernel posts the replies to this client (:meth:`ClientRelay.post`).
 
 Each client has one queue and one task (the pump) that reads its request sockets into the queue
 and writes the queue to the sink. While the sink is slow the pump waits and the queue grows, for
@@ -36,6 +38,7 @@ from .message import REQUEST_CHANNELS
 from .policy import MessagePolicy, content_field
 from .ratelimit import IOPubRateLimiter, RateLimits
 from .session import DELIMITER, Session
+from .transport import KernelTransport
 from .zmqio import SocketGroup, monitor_socket
 
 log = logging.getLogger("carme.kernels.relay")
@@ -109,12 +112,16 @@ class ClientRelay:
     """One client (session id) of one kernel: request sockets, queue, pump, rate limiter."""
 
     def __init__(self, session_id: str, session: Session, open_socket: SocketOpener,
-                 options: RelayOptions, label: str, observe: Callable[[str, list[bytes]], None] | None = None) -> None:
+                 options: RelayOptions, label: str, observe: Callable[[str, list[bytes]], None] | None = None,
+                 transport: Callable[[], KernelTransport | None] | None = None) -> None:
         self.session_id = session_id
         self.session = session
         self.options = options
         self.label = label  # for log lines: "kernel <id> session <sid>"
         self._open_socket = open_socket
+        self._transport_of = transport  # the kernel's transport, read whenever the sockets are (re)made
+        self._transport: KernelTransport | None = None
+        self._identity = session_id.encode("utf-8")  # who asked, to the transport
         self._observe = observe  # told of every client message forwarded (Kernel.client_message)
         self._sink: Sink | None = None
         self.policy: MessagePolicy | None = None  # set per attachment; None: every message passes
@@ -134,8 +141,9 @@ class ClientRelay:
 
     def _open_sockets(self) -> None:
         self._group = SocketGroup(asyncio.get_running_loop())
-        identity = self.session_id.encode("utf-8")
-        for name in REQUEST_CHANNELS:
+        identity = self._identity
+        self._transport = self._transport_of() if self._transport_of is not None else None
+        for name in REQUEST_CHANNELS if self._transport is None else ():
             sock, url = self._open_socket(name, identity)
             if name == "stdin" and not url.startswith("inproc:"):
                 # The kernel sends first on stdin (input_request), to this identity: a ROUTER drops
@@ -179,6 +187,7 @@ class ClientRelay:
 
     async def _close_sockets(self) -> None:
         self._close_monitor()
+        self._transport = None
         task, self._pump_task = self._pump_task, None
         if self._group is not None:
             self._group.remove_all()
@@ -261,11 +270,15 @@ class ClientRelay:
             if local:
                 self._answer(header, local)
                 return
-        sock = self._sockets.get(name)
-        if sock is None or self._group is None:
-            log.warning("%s: dropped a client message for channel %s", self.label, name)
-            return
-        await self._group.send(sock, [DELIMITER, self.session.sign(parts), *parts])
+        transport = self._transport
+        if transport is not None:
+            await transport.send(name, self._identity, parts)
+        else:
+            sock = self._sockets.get(name)
+            if sock is None or self._group is None:
+                log.warning("%s: dropped a client message for channel %s", self.label, name)
+                return
+            await self._group.send(sock, [DELIMITER, self.session.sign(parts), *parts])
         if self._observe is not None:
             self._observe(name, parts)
 

@@ -1,14 +1,20 @@
-"""The bridge: a remote kernel's channels websocket on the gateway, as the local ZMQ sockets of a
-kernel process, so that a carme Kernel (its relay, replay, widgets, sessions, culling) drives a
-remote kernel exactly as it drives a local one.
+"""The bridge: a remote kernel's channels websocket on the gateway, as carme's kernel transport, so
+that a carme Kernel (its relay, replay, widgets, sessions, culling) drives a remote kernel exactly
+as it drives a local one.
 
-The bridge binds what a kernel binds (``inproc``, on carme's kernel context): ROUTERs for shell,
-control and stdin, a PUB for iopub and a REP for the heartbeat (answered here: the bridge is the
-process carme watches; the remote kernel's health is the gateway's business, and its disappearance
-is seen below). Messages from carme are verified with the kernel's key, then sent on ONE
-websocket to the gateway in the v1 binary protocol, raw parts untouched; what the gateway sends
-back is signed with the key and published (iopub) or routed to the ROUTER identity that sent the
-request it answers (by the parent msg_id), so replies reach the asking client only.
+The bridge is the kernel's :class:`~carme.kernels.transport.KernelTransport`: carme's server and
+its websocket clients hand it their messages (``send``: channel, identity, raw parts), and it
+delivers the gateway's to carme (``attach``'s callback): iopub as it comes, a reply with the
+identity of the request it answers (by the parent msg_id), so replies reach the asking client only.
+Neither way is anything signed or checked: nothing passes through a socket another process could
+reach, and on the gateway's websocket (v1 protocol) messages carry no signature at all: the
+gateway signs what it sends its kernel with its own key.
+
+For the extensions' own sockets (``kernel.connect``) the bridge also binds what a kernel binds
+(``inproc``, on carme's kernel context): ROUTERs for shell, control and stdin, an XPUB for iopub
+(published to, signed, only while someone subscribes) and a REP for the heartbeat. Messages from
+those sockets are verified with the kernel's key and go out on the same websocket; their replies
+are signed and routed back to the ROUTER identity that asked.
 
 The websocket is reconnected with the same session id when it drops (the gateway replays what it
 buffered), up to ``retry_max`` times with a doubling wait; requests sent meanwhile wait in a bounded
@@ -36,6 +42,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from carme.kernels.connection import ConnectionInfo, new_connection_info
 from carme.kernels.frames import V1_SUBPROTOCOL, FrameError, decode_legacy, decode_v1, encode_v1
 from carme.kernels.session import DELIMITER, Session
+from carme.kernels.transport import Deliver
 from carme.kernels.zmqio import SocketGroup
 from carme.tasks import cancel_and_wait
 
@@ -64,7 +71,10 @@ class Bridge:
         self.lost: GatewayError | None = None  # why the kernel is gone, once it is
         self._ws: ClientConnection | None = None
         self._outbox: deque[bytes] = deque()
-        self._pending: OrderedDict[str, bytes] = OrderedDict()  # request msg_id -> ROUTER identity
+        # request msg_id -> who asked: (identity, True) through the transport, (ROUTER identity, False)
+        self._pending: OrderedDict[str, tuple[bytes | None, bool]] = OrderedDict()
+        self._deliver: Deliver | None = None  # carme's, while attached
+        self._topics: set[bytes] = set()  # what the iopub XPUB's subscribers subscribed to
         self._connected = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,11 +84,11 @@ class Bridge:
         # inproc sockets on carme's kernel context: the bridge lives in carme's process, so the hot
         # path skips ZMQ's I/O threads and the kernel; no other process can connect at all.
         base = f"carme-gateway-{uuid.uuid4().hex}"
-        kinds = {"shell": zmq.ROUTER, "iopub": zmq.PUB, "stdin": zmq.ROUTER, "control": zmq.ROUTER, "hb": zmq.REP}
+        kinds = {"shell": zmq.ROUTER, "iopub": zmq.XPUB, "stdin": zmq.ROUTER, "control": zmq.ROUTER, "hb": zmq.REP}
         for port, (name, kind) in enumerate(kinds.items(), start=1):  # the order of connection.PORT_NAMES
             sock = context.socket(kind, socket_class=zmq.Socket)
             sock.setsockopt(zmq.LINGER, 0)
-            if kind == zmq.PUB:
+            if kind == zmq.XPUB:
                 sock.setsockopt(zmq.SNDHWM, 0)  # never drop output: the gateway's pace bounds it
             sock.bind(f"inproc://{base}-{port}")
             self._sockets[name] = sock
@@ -137,11 +147,27 @@ class Bridge:
         for sock in self._sockets.values():
             sock.close(linger=0)
 
+    # -- the transport ----------------------------------------------------------------------
+
+    def attach(self, deliver: Deliver) -> None:
+        """carme's kernel takes the gateway's messages from now on (see the module docstring)."""
+        self._deliver = deliver
+
+    def detach(self) -> None:
+        self._deliver = None
+
+    async def send(self, channel: str, identity: bytes | None, parts: list[bytes]) -> None:
+        """One message from carme (its server: ``identity`` None, or a websocket client) to the kernel."""
+        if len(parts) < 4:
+            log.warning("%s: dropped a %s message with too few parts", self.label, channel)
+            return
+        await self._forward(channel, (identity, True), parts)
+
     # -- carme -> gateway --------------------------------------------------------------------
 
     async def _zmq_loop(self) -> None:
         group = self._group = SocketGroup(asyncio.get_running_loop())
-        channels = [(name, self._sockets[name]) for name in (*REQUEST_CHANNELS, "hb")]
+        channels = [(name, self._sockets[name]) for name in (*REQUEST_CHANNELS, "hb", "iopub")]
         for _name, sock in channels:
             group.add(sock)
         try:
@@ -156,6 +182,8 @@ class Bridge:
                             if name == "hb":
                                 sock.send_multipart(frames)  # echo: the bridge is alive
                                 group.sent(sock)
+                            elif name == "iopub":
+                                self._subscription(frames[0])
                             else:
                                 await self._from_carme(name, frames)
                 if group.ready:
@@ -174,6 +202,18 @@ class Bridge:
         if split < 1 or len(parts) < 4 or not self.session.verify(frames[split + 1], parts):
             log.warning("%s: dropped a %s message with a bad signature or too few parts", self.label, channel)
             return
+        await self._forward(channel, (frames[0], False), parts)
+
+    def _subscription(self, frame: bytes) -> None:
+        """A subscribe (1) or unsubscribe (0) from the iopub XPUB: the first subscriber of a topic
+        and the last one leaving it (a closed socket leaves all of its)."""
+        if frame[:1] == b"\x01":
+            self._topics.add(frame[1:])
+        elif frame[:1] == b"\x00":
+            self._topics.discard(frame[1:])
+
+    async def _forward(self, channel: str, origin: tuple[bytes | None, bool], parts: list[bytes]) -> None:
+        """``parts`` of a request to the kernel, from ``origin`` (who to route the replies to)."""
         try:
             header = orjson.loads(parts[0])
         except orjson.JSONDecodeError:
@@ -186,7 +226,7 @@ class Bridge:
             return
         msg_id = header.get("msg_id")
         if isinstance(msg_id, str):
-            self._pending[msg_id] = frames[0]
+            self._pending[msg_id] = origin
             if len(self._pending) > PENDING_MAX:
                 self._pending.popitem(last=False)
         await self._send(encode_v1(channel.encode("ascii"), parts))
@@ -219,9 +259,12 @@ class Bridge:
             return
         if len(parts) < 4:
             return
-        signed = [DELIMITER, self.session.sign(parts), *parts]
+        deliver = self._deliver
         if channel == "iopub":
-            self._sockets["iopub"].send_multipart(signed, copy=len(parts[-1]) < 65536)
+            if deliver is not None:
+                deliver(channel, None, parts)
+            if self._topics:  # an extension's own iopub socket (kernel.connect): it checks signatures
+                self._publish(self._sockets["iopub"], [DELIMITER, self.session.sign(parts), *parts])
             return
         if channel not in REQUEST_CHANNELS:
             return
@@ -229,14 +272,22 @@ class Bridge:
             parent = orjson.loads(parts[1]) if parts[1] else {}
         except orjson.JSONDecodeError:
             parent = {}
-        identity = self._pending.get(parent.get("msg_id", "")) if isinstance(parent, dict) else None
-        if identity is None:
+        origin = self._pending.get(parent.get("msg_id", "")) if isinstance(parent, dict) else None
+        if origin is None:
             log.debug("%s: a %s message answers no request of carme's; dropped", self.label, channel)
             return
-        sock = self._sockets[channel]
-        sock.send_multipart([identity, *signed], copy=len(parts[-1]) < 65536)
+        identity, direct = origin
+        if direct:
+            if deliver is not None:
+                deliver(channel, identity, parts)
+            return
+        assert identity is not None  # a ROUTER's
+        self._publish(self._sockets[channel], [identity, DELIMITER, self.session.sign(parts), *parts])
+
+    def _publish(self, sock: zmq.Socket[Any], frames: list[bytes]) -> None:
+        sock.send_multipart(frames, copy=len(frames[-1]) < 65536)
         if self._group is not None:
-            self._group.sent(sock)  # the send may have taken the FD's signal of a request from carme
+            self._group.sent(sock)  # the send may have taken the FD's signal of a message from carme
 
     # -- the websocket -----------------------------------------------------------------------
 

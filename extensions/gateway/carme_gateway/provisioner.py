@@ -1,8 +1,10 @@
 """The gateway provisioner: carme's :class:`~carme.kernels.provisioner.Provisioner` for a kernel
 that runs on a Jupyter Enterprise Gateway.
 
-To carme the kernel is a local process: the provisioner hands it the connection info of a
-:class:`~carme_gateway.bridge.Bridge` and maps the process verbs onto the gateway's REST API:
+To carme the kernel is a local process whose messages travel through a transport: the
+provisioner hands carme a :class:`~carme_gateway.bridge.Bridge` as the kernel's ``transport`` (and
+its connection info, for the extensions' own sockets) and maps the process verbs onto the
+gateway's REST API:
 
 - ``launch`` starts the kernel there (``POST /api/kernels`` with ``{name, env}``), or restarts it
   (``POST .../restart``) when carme restarts it in place;
@@ -63,6 +65,12 @@ class GatewayProvisioner:
     @property
     def pid(self) -> int | None:
         return None  # not a local process
+
+    @property
+    def transport(self) -> Bridge | None:
+        """The kernel's messages travel through the bridge (carme's kernel transport seam), not
+        through local ZMQ sockets."""
+        return self.bridge
 
     def start_env(self, kernel_id: str, cwd: Path, env: dict[str, str]) -> dict[str, str]:
         """The ``env`` of the start request: KERNEL_* (and ``allowed_envs``) of carme's own
