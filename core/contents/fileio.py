@@ -14,10 +14,13 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from ..errors import ApiError
 
+T = TypeVar("T")
 TEMP_PREFIX = ".~carme-"  # hidden, so temp files never show in listings
 
 
@@ -116,6 +119,41 @@ def atomic_write(os_path: str, data: bytes | Iterable[bytes], *, umask: int = 0o
             for piece in pieces:
                 f.write(piece)
         _finish_temp(fd, tmp, os_path, umask, fsync)
+
+
+def atomic_write_beside(os_path: str, data: bytes, work: Callable[[], T], *, umask: int = 0o022) -> T:
+    """:func:`atomic_write` of ``data`` while ``work()`` runs on this thread; returns its result.
+
+    The bytes are written and fsync'ed by a helper thread (those calls let other threads run), so
+    CPU work such as checking what is saved does not wait for the disk. The file is replaced only
+    once both are done: when either fails, the old file stays as it was.
+    """
+    if not os.access(os.path.dirname(os_path) or ".", os.W_OK):
+        result = work()  # the in-place rewrite of atomic_write: no temporary file to fill early
+        atomic_write(os_path, data, umask=umask)
+        return result
+    with _temp_beside(os_path) as (fd, tmp):
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except BaseException as exc:  # raised on the caller's thread below
+                failed.append(exc)
+
+        writer = threading.Thread(target=write, name="carme-write")
+        writer.start()
+        try:
+            result = work()
+        finally:
+            writer.join()
+        if failed:
+            raise failed[0]
+        _finish_temp(fd, tmp, os_path, umask, fsync=False)
+    return result
 
 
 def atomic_copy(src: str, dst: str, *, umask: int = 0o022, fsync: bool = True) -> None:

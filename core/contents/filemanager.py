@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ..errors import ApiError
@@ -121,9 +122,7 @@ class FileContentsManager(ContentsManager):
     async def get(self, path: str, *, content: bool = True, type: str | None = None,
                   format: str | None = None, require_hash: bool = False, validate: bool = True) -> Model:
         path = normalize(path)
-        model = await self._run(path, self._get_sync, path, content, type, format, require_hash, validate)
-        if self.notary is not None and model["type"] == "notebook" and isinstance(model["content"], dict):
-            await self.notary.mark_cells(model["content"])
+        model = await self._run(path, self._get_sync, path, content, type, format, require_hash, validate, True)
         await self.changed("get", path)
         return model
 
@@ -134,7 +133,7 @@ class FileContentsManager(ContentsManager):
             raise ApiError(404, f"No such file or directory: {path}", "Not Found") from None
 
     def _get_sync(self, path: str, content: bool, type: str | None, format: str | None,
-                  require_hash: bool, validate: bool = True) -> Model:
+                  require_hash: bool, validate: bool = True, trust: bool = False) -> Model:
         os_path = self._resolve(path)
         st = self._stat(path, os_path)
         if stat.S_ISDIR(st.st_mode):
@@ -150,7 +149,12 @@ class FileContentsManager(ContentsManager):
         data = fileio.read_bytes(os_path) if content or require_hash else b""
         finish_hash = hash_beside(data) if require_hash else None  # hashed while it is parsed
         if content and kind == "notebook":
-            nb, message = notebooks.parse(data, path, validate=validate)
+            notary = self.notary if trust else None
+            checks: list[Future[bool]] = []  # the trust check (an HMAC of it all), beside the validation
+            loaded = None if notary is None else (lambda nb: checks.append(notary.check_soon(nb)))
+            nb, message = notebooks.parse(data, path, validate=validate, loaded=loaded)
+            if notary is not None:
+                notary.mark_cells(nb, checks[0] if checks else None)
             model.update(content=nb, format="json")
             if message:
                 model["message"] = message
@@ -252,8 +256,11 @@ class FileContentsManager(ContentsManager):
             elif not os.path.isdir(os_path):
                 raise bad_request(f"Not a directory: {path}")
         elif kind == "notebook":
-            data, message = notebooks.serialize(model["content"], path)
-            fileio.atomic_write(target, data, umask=self.umask)
+            content = model["content"]
+            data, _ = notebooks.serialize(content, path, validate=False)
+            # Validated while its bytes go to disk (an invalid notebook is saved anyway, with a message).
+            message = fileio.atomic_write_beside(target, data, lambda: notebooks.validation_message(content),
+                                                 umask=self.umask)
             if not checkpoints.list_checkpoints(os_path):  # the first save keeps a checkpoint
                 try:
                     checkpoints.create_checkpoint(os_path, path, self.umask)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -125,11 +126,14 @@ def validation_message(nb: Any) -> str | None:
     return None
 
 
-def parse(data: bytes, path: str, *, validate: bool = True) -> tuple[dict[str, Any], str | None]:
+def parse(data: bytes, path: str, *, validate: bool = True,
+          loaded: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], str | None]:
     """Notebook bytes -> (notebook as nbformat v4 dict, validation message or None).
 
     A file that is not JSON, or not a notebook nbformat can read, is a 400 ``Unreadable Notebook``.
     ``validate=False`` skips the schema check of a v4 notebook (the message is then None).
+    ``loaded(nb)`` is called with a v4 notebook as soon as it is read, before its validation: work
+    that only reads it (the trust check) can start beside the validation in another thread.
     """
     try:
         nb = orjson.loads(data)
@@ -138,6 +142,8 @@ def parse(data: bytes, path: str, *, validate: bool = True) -> tuple[dict[str, A
     if isinstance(nb, dict) and nb.get("nbformat") == 4:
         rejoin_lines(nb)
         strip_transient(nb)
+        if loaded is not None:
+            loaded(nb)
         return nb, validation_message(nb) if validate else None
     return _parse_with_nbformat(data, path)
 
@@ -251,16 +257,16 @@ def _dumps_stdlib(nb: dict[str, Any], marker: str, aside: list[bytes]) -> bytes:
         raise ApiError(400, f"the notebook holds text that cannot be written as UTF-8: {exc}", "Bad Request") from None
 
 
-def serialize(content: Any, path: str) -> tuple[bytes, str | None]:
+def serialize(content: Any, path: str, *, validate: bool = True) -> tuple[bytes, str | None]:
     """A notebook from a save request -> (file bytes, validation message or None).
 
     Invalid notebooks are still saved, with a message (as jupyter_server does); content that is
-    not a notebook at all is a 400.
+    not a notebook at all is a 400. ``validate=False``: no message (the caller validates).
     """
     if not isinstance(content, dict):
         raise ApiError(400, f"Notebook content of {path} must be a JSON object, not {type(content).__name__}",
                        "Bad Request")
-    message = validation_message(content)
+    message = validation_message(content) if validate else None
     if content.get("nbformat") == 4:
         return dumps(own_copy(content)), message
     import nbformat

@@ -18,7 +18,7 @@ import contextlib
 import hmac
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,24 +109,28 @@ class Notary:
         return True
 
     def _signature(self, nb: dict[str, Any]) -> str:
+        """nbformat's signature of ``nb``: an HMAC of everything but ``metadata.signature``.
+        Reads ``nb`` only, so it may run while another thread reads it too (the validation)."""
         assert self._secret is not None
-        metadata = nb.get("metadata")
-        saved = metadata.pop("signature", None) if isinstance(metadata, dict) else None
-        try:
-            chunks: list[bytes] = []
-            _walk(nb, chunks)
-        finally:
-            if saved is not None:
-                nb["metadata"]["signature"] = saved
+        chunks: list[bytes] = []
+        for key in sorted(nb):
+            value = nb[key]
+            if key == "metadata" and isinstance(value, dict) and "signature" in value:
+                value = {k: v for k, v in value.items() if k != "signature"}
+            chunks.append(key.encode())
+            _walk(value, chunks)
+        # One update of the whole: hashlib lets other threads run while it hashes.
         return hmac.new(self._secret, b"".join(chunks), ALGORITHM).hexdigest()
 
-    def _mark(self, nb: dict[str, Any]) -> bool:
-        trusted = self._ready() and nb.get("nbformat") == 4 and self._store.check_signature(
-            self._signature(nb), ALGORITHM)
+    def _signed(self, nb: dict[str, Any]) -> bool:
+        return bool(self._ready() and nb.get("nbformat") == 4 and self._store.check_signature(
+            self._signature(nb), ALGORITHM))
+
+    @staticmethod
+    def _set_trusted(nb: dict[str, Any], trusted: bool) -> None:
         for cell in _code_cells(nb):
             if isinstance(cell.get("metadata"), dict):
-                cell["metadata"]["trusted"] = bool(trusted)
-        return bool(trusted)
+                cell["metadata"]["trusted"] = trusted
 
     def _sign_if_trusted(self, nb: dict[str, Any], force: bool) -> bool:
         if nb.get("nbformat") != 4 or not self._ready():
@@ -137,9 +141,19 @@ class Notary:
             self._store.store_signature(self._signature(nb), ALGORITHM)
         return trusted or force
 
-    async def mark_cells(self, nb: dict[str, Any]) -> bool:
-        """Set ``metadata.trusted`` on every code cell of a just-read notebook; True if signed."""
-        return bool(await self._call(self._mark, nb))
+    def check_soon(self, nb: dict[str, Any]) -> Future[bool]:
+        """Start finding out whether ``nb`` is signed, on this notary's thread; callable from any
+        thread (a reader starts it before validating the notebook, so the two overlap). ``nb``
+        must not change until the result is in; pass it to :meth:`mark_cells`."""
+        return self._executor.submit(self._signed, nb)
+
+    def mark_cells(self, nb: dict[str, Any], checked: Future[bool] | None = None) -> bool:
+        """Set ``metadata.trusted`` on every code cell of a just-read notebook; True if signed.
+        ``checked``: the :meth:`check_soon` of ``nb``, when it was started. Blocks: call it from
+        a worker thread, never on the event loop."""
+        trusted = bool((checked or self.check_soon(nb)).result())
+        self._set_trusted(nb, trusted)
+        return trusted
 
     async def sign_if_trusted(self, nb: dict[str, Any], *, force: bool = False) -> bool:
         """Before a save: remove the cells' trust flags and sign if they were all trusted (or

@@ -205,6 +205,20 @@ def test_a_save_that_fills_the_disk_is_507_and_keeps_the_old_file(client: httpx.
     assert (small_disk / "notes.txt").read_text() == "new\n"
 
 
+def test_a_notebook_save_that_fills_the_disk_is_507_and_keeps_the_old_file(
+        client: httpx.Client, small_disk: Path) -> None:
+    """A notebook's bytes are written while it is validated: a failed write still wins."""
+    old = notebook("print(1)")
+    write_notebook(small_disk / "n.ipynb", old)
+    before = (small_disk / "n.ipynb").read_bytes()
+    big = notebook("x = 1\n" * (80 * 1024))  # more than the whole disk
+    response = client.put("/api/contents/small/n.ipynb", json={"type": "notebook", "format": "json", "content": big})
+    assert response.status_code == 507, response.text
+    assert "small/n.ipynb" in response.json()["message"]
+    assert (small_disk / "n.ipynb").read_bytes() == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["n.ipynb"]
+
+
 BIG = 9 * 1024 * 1024  # past STREAM_BYTES: the content is decoded from the body piece by piece
 
 
