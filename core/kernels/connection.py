@@ -27,6 +27,11 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 CHANNEL_PORTS = {name: f"{name}_port" for name in (*CHANNELS, "hb")}
 
 ConnectionInfo = dict[str, Any]
+# ZMQ retries a refused connect after its reconnect interval plus up to as much again at random:
+# 100-200 ms by default. A kernel binds its ports some 100-200 ms after it is launched (and again
+# after a restart), so the server would hear it up to 200 ms late; a refused connect to a local
+# port costs next to nothing, so it retries every 10-20 ms instead.
+RECONNECT_MS = 10
 S = TypeVar("S", bound="zmq.Socket[Any]")
 
 
@@ -119,6 +124,7 @@ def open_socket(context: zmq.asyncio.Context, info: ConnectionInfo, channel: str
     if rcvhwm is not None:
         sock.setsockopt(zmq.RCVHWM, rcvhwm)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
     if connect:
         sock.connect(channel_url(info, channel))
     return sock

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import zmq
 
+from carme.kernels.connection import RECONNECT_MS
 from carme.kernels.kernel import Kernel, KernelStartError
 from carme.kernels.manager import NoSuchKernel
 from carme.server import Server
@@ -157,6 +159,7 @@ async def test_restart_keeps_id_ports_and_connected_sockets(kernel: Kernel, kser
     events: list[str] = []
     remove = kernel.on_lifecycle(events.append)
     sock = kernel.connect("shell", b"survivor")  # opened before the restart, used after it
+    assert sock.getsockopt(zmq.RECONNECT_IVL) == RECONNECT_MS  # back soon after the new process binds
     try:
         await execute(kernel, "marker = 1")
         restarted = await kserver.kernels.restart_kernel(kernel.id)
