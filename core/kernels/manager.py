@@ -193,9 +193,10 @@ class KernelManager:
 
     async def ready(self, kernel: Kernel) -> None:
         """Until ``kernel``'s start is over: returns once it answered kernel_info; raises the
-        start's error (KernelStartError) if it failed, KernelDeadError if it was shut down meanwhile."""
+        start's error (KernelStartError) if it failed, KernelDeadError if it was shut down meanwhile.
+        A kernel already dead is not waited for (its start task may still be cleaning up)."""
         task = self._start_tasks.get(kernel.id)
-        if task is None:
+        if task is None or kernel.closed:
             return
         try:
             await asyncio.shield(task)
@@ -205,8 +206,9 @@ class KernelManager:
             raise KernelDeadError(f"kernel {kernel.id} was shut down while starting") from None
 
     def starting(self, kernel: Kernel) -> bool:
-        """True while ``kernel``'s first start is in progress."""
-        return kernel in self._starting
+        """True while ``kernel``'s first start is in progress. A start that failed is over as soon
+        as the kernel is dead (its clients are told so then), not once its cleanup is done."""
+        return kernel in self._starting and not kernel.closed
 
     async def _start(self, kernel: Kernel, listed: bool) -> None:
         """Start ``kernel``; list it (if not yet) and tell the plugins once it answers."""

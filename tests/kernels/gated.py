@@ -14,8 +14,9 @@ from carme.server import Server
 
 
 class GatedProvisioners:
-    """Local provisioners whose launch says it ``arrived`` and waits for ``gate``; ``refuse``
-    makes choosing one fail; ``slow_start`` is what they say of themselves (pending kernels)."""
+    """Local provisioners whose launch says it ``arrived`` and waits for ``gate``, and whose final
+    cleanup (not the one between restarts) waits for ``cleanup_gate``; ``refuse`` makes choosing
+    one fail; ``slow_start`` is what they say of themselves (pending kernels)."""
 
     name = "gated"
 
@@ -23,6 +24,8 @@ class GatedProvisioners:
         self.arrived = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
+        self.cleanup_gate = threading.Event()
+        self.cleanup_gate.set()
         self.refuse: Exception | None = None
         self.slow_start = False
 
@@ -39,5 +42,10 @@ class GatedProvisioners:
                 plugin.arrived.set()
                 assert await asyncio.to_thread(plugin.gate.wait, 60), "the test never opened the gate"
                 return await super().launch(*args, **kwargs)
+
+            async def cleanup(self, restart: bool) -> None:
+                if not restart:
+                    assert await asyncio.to_thread(plugin.cleanup_gate.wait, 60), "the test never opened the cleanup"
+                await super().cleanup(restart)
 
         return Gated(server.kernels.ports, server.kernels.runtime_dir, server.settings["ipykernel_no_drop"])

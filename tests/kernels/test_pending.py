@@ -53,6 +53,7 @@ def http(served: Served, gated: GatedProvisioners) -> Iterator[httpx.Client]:
             yield client
     finally:
         gated.gate.set()
+        gated.cleanup_gate.set()
 
 
 def start_held(http: httpx.Client, gated: GatedProvisioners, **body: Any) -> str:
@@ -138,13 +139,18 @@ async def test_delete_while_starting_cancels_the_start(http: httpx.Client, gated
     assert http.get(f"/api/kernels/{kernel_id}").status_code == 404
 
 
-async def test_a_start_that_fails_leaves_a_dead_kernel_with_its_reason(http: httpx.Client, gated: GatedProvisioners,
-                                                                       served: Served) -> None:
+def exiting_spec() -> str:
+    """A kernel spec whose process exits at once with code 3; its name."""
     spec = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "exits"
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": [sys.executable, "-c", "import sys; sys.exit(3)", "{connection_file}"], "display_name": "Exits"}))
-    kernel_id = start_held(http, gated, name="exits")
+    return "exits"
+
+
+async def test_a_start_that_fails_leaves_a_dead_kernel_with_its_reason(http: httpx.Client, gated: GatedProvisioners,
+                                                                       served: Served) -> None:
+    kernel_id = start_held(http, gated, name=exiting_spec())
     client = await Client.open(served.ws_url, kernel_id)
     try:
         assert (await client.recv()).content == {"execution_state": "starting"}
@@ -161,6 +167,23 @@ async def test_a_start_that_fails_leaves_a_dead_kernel_with_its_reason(http: htt
     assert interrupted.status_code == 500 and "dead" in interrupted.json()["message"]
     assert http.delete(f"/api/kernels/{kernel_id}").status_code == 204
     assert http.get(f"/api/kernels/{kernel_id}").status_code == 404
+
+
+async def test_a_failed_start_is_over_once_the_kernel_is_dead_not_once_it_is_cleaned_up(
+        http: httpx.Client, gated: GatedProvisioners, served: Served) -> None:
+    # Its clients hear "dead" as soon as it is: what they do next must not meet a kernel that
+    # still counts as starting while its cleanup runs (held here at the cleanup gate).
+    gated.cleanup_gate.clear()
+    kernel_id = start_held(http, gated, name=exiting_spec())
+    gated.gate.set()
+    wait_until(lambda: state(http, kernel_id), "the start to fail", check=lambda s: s == "dead")
+    with pytest.raises(InvalidStatus) as refused:  # not joined as a starting kernel
+        await Client.open(served.ws_url, kernel_id)
+    assert refused.value.response.status_code == 500
+    interrupted = http.post(f"/api/kernels/{kernel_id}/interrupt")  # not held until the cleanup is over
+    assert interrupted.status_code == 500 and "dead" in interrupted.json()["message"]
+    gated.cleanup_gate.set()
+    assert http.delete(f"/api/kernels/{kernel_id}").status_code == 204
 
 
 def test_interrupt_and_restart_of_a_starting_kernel_wait_for_its_start(http: httpx.Client,
