@@ -357,8 +357,10 @@ class CollabService:
     # -- events -------------------------------------------------------------------------------
 
     def _emit_session(self, room_id: str, path: str, action: str, msg: str) -> None:
-        level = "WARNING" if action == "conflict" else "INFO"
-        self.server.events.emit(events.SESSION, {"level": level, "room": room_id, "path": path,
+        # Always INFO, a conflict too: JupyterLab's docprovider shows its modal "opened with two
+        # different views" warning for every WARNING of this schema (the anchor's rooms report INFO and
+        # ERROR only), which would stand in front of, or after, the conflict's own dialog.
+        self.server.events.emit(events.SESSION, {"level": "INFO", "room": room_id, "path": path,
                                                  "action": action, "msg": msg})
 
     def _emit_awareness(self, room_id: str, username: str, action: str) -> None:
