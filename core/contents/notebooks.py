@@ -183,13 +183,32 @@ def _fix_float(match: re.Match[bytes]) -> bytes:
     return match.group(1) + repr(float(token)).encode() + match.group(3)
 
 
+# What str.splitlines splits on besides "\n" (the last three are not ASCII), and the backslash,
+# whose JSON escape could end in "n".
+_ASCII_NOT_PLAIN = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\\")
+_WIDE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _plain_lines(text: str) -> bool:
+    """Lines end at "\\n" only, and no JSON escape of the text but the newline's ends in "n"."""
+    if any(c in text for c in _ASCII_NOT_PLAIN):
+        return False
+    return text.isascii() or not any(c in text for c in _WIDE_BREAKS)
+
+
 def _lines_json(text: str, depth: int) -> bytes:
     """``text`` as nbformat writes a split multi-line string whose key is indented ``depth``."""
-    lines = text.splitlines(True)
-    if not lines:
+    if not text:
         return b"[]"
-    body = orjson.dumps(lines, option=orjson.OPT_INDENT_2)  # a flat list: only element lines indent
-    return body[:-2].replace(b"\n  ", b"\n" + b" " * (depth + 1)) + b"\n" + b" " * depth + b"]"
+    inner = b"\n" + b" " * (depth + 1)
+    if _plain_lines(text):
+        # Cut the encoded string at its "\\n"s: twice as fast as splitting the text first.
+        body = (b'\\n",' + inner + b'"').join(orjson.dumps(text).split(b"\\n"))
+        if text.endswith("\n"):
+            body = body[:-len(inner) - 3]  # the empty string after the last newline, and its comma
+        return b"[" + inner + body + b"\n" + b" " * depth + b"]"
+    body = orjson.dumps(text.splitlines(True), option=orjson.OPT_INDENT_2)  # flat: only elements indent
+    return body[:-2].replace(b"\n  ", inner) + b"\n" + b" " * depth + b"]"
 
 
 def _set_aside(nb: dict[str, Any], marker: str, aside: list[bytes]) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import nbformat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from carme.contents import notebooks
 from carme.errors import ApiError
@@ -59,6 +61,23 @@ def test_dumps_slow_path_with_cells() -> None:
     """Numbers orjson cannot write send the whole notebook through the stdlib encoder."""
     nb = rich_notebook()
     nb["metadata"]["huge"] = 2 ** 80
+    expected = nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n"
+    assert notebooks.dumps(copy.deepcopy(nb)).decode("utf-8") == expected
+
+
+# Line breaks str.splitlines knows, backslashes and quotes (escapes that could end in "n"), text.
+MULTILINE = st.lists(st.sampled_from(["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\\", "\\n",
+                                      '"', "n", "a", " ", "\t", "é", "\U0001f600", "\x01"])).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=MULTILINE, text=MULTILINE, html=MULTILINE)
+def test_dumps_splits_any_text_into_lines_as_nbformat(source: str, text: str, html: str) -> None:
+    nb = {"cells": [{"cell_type": "code", "execution_count": 1, "id": "c", "metadata": {}, "source": source,
+                     "outputs": [{"output_type": "stream", "name": "stdout", "text": text},
+                                 {"output_type": "display_data", "metadata": {},
+                                  "data": {"text/html": html, "text/plain": text + source}}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     expected = nbformat.writes(nbformat.from_dict(copy.deepcopy(nb))) + "\n"
     assert notebooks.dumps(copy.deepcopy(nb)).decode("utf-8") == expected
 
