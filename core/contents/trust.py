@@ -60,6 +60,18 @@ def _walk(obj: Any, out: list[bytes]) -> None:
         out.append(str(obj).encode("utf8"))
 
 
+def _signed_bytes(nb: dict[str, Any]) -> bytes:
+    """What nbformat's signature hashes: everything but ``metadata.signature`` (``nb`` is only read)."""
+    chunks: list[bytes] = []
+    for key in sorted(nb):
+        value = nb[key]
+        if key == "metadata" and isinstance(value, dict) and "signature" in value:
+            value = {k: v for k, v in value.items() if k != "signature"}
+        chunks.append(key.encode())
+        _walk(value, chunks)
+    return b"".join(chunks)
+
+
 class Notary:
     """Signs trusted notebooks and marks the cells of signed ones (see the module docstring)."""
 
@@ -108,23 +120,14 @@ class Notary:
             return False
         return True
 
-    def _signature(self, nb: dict[str, Any]) -> str:
-        """nbformat's signature of ``nb``: an HMAC of everything but ``metadata.signature``.
-        Reads ``nb`` only, so it may run while another thread reads it too (the validation)."""
+    def _signature(self, data: bytes) -> str:
+        """The HMAC of :func:`_signed_bytes`: one update of the whole, during which hashlib lets
+        other threads run."""
         assert self._secret is not None
-        chunks: list[bytes] = []
-        for key in sorted(nb):
-            value = nb[key]
-            if key == "metadata" and isinstance(value, dict) and "signature" in value:
-                value = {k: v for k, v in value.items() if k != "signature"}
-            chunks.append(key.encode())
-            _walk(value, chunks)
-        # One update of the whole: hashlib lets other threads run while it hashes.
-        return hmac.new(self._secret, b"".join(chunks), ALGORITHM).hexdigest()
+        return hmac.new(self._secret, data, ALGORITHM).hexdigest()
 
-    def _signed(self, nb: dict[str, Any]) -> bool:
-        return bool(self._ready() and nb.get("nbformat") == 4 and self._store.check_signature(
-            self._signature(nb), ALGORITHM))
+    def _signed(self, data: bytes) -> bool:
+        return bool(self._ready() and self._store.check_signature(self._signature(data), ALGORITHM))
 
     @staticmethod
     def _set_trusted(nb: dict[str, Any], trusted: bool) -> None:
@@ -138,14 +141,18 @@ class Notary:
         cells = _code_cells(nb)
         trusted = all([_cell_trusted(cell) for cell in cells])  # every cell, so every flag is removed
         if trusted or force:
-            self._store.store_signature(self._signature(nb), ALGORITHM)
+            self._store.store_signature(self._signature(_signed_bytes(nb)), ALGORITHM)
         return trusted or force
 
     def check_soon(self, nb: dict[str, Any]) -> Future[bool]:
-        """Start finding out whether ``nb`` is signed, on this notary's thread; callable from any
-        thread (a reader starts it before validating the notebook, so the two overlap). ``nb``
-        must not change until the result is in; pass it to :meth:`mark_cells`."""
-        return self._executor.submit(self._signed, nb)
+        """Start finding out whether ``nb`` is signed; callable from any thread. What is hashed is
+        gathered here, in the caller's thread; the HMAC and the lookup run on this notary's thread,
+        so a reader validates the notebook meanwhile. Pass the result to :meth:`mark_cells`."""
+        if nb.get("nbformat") != 4:
+            unsigned: Future[bool] = Future()
+            unsigned.set_result(False)
+            return unsigned
+        return self._executor.submit(self._signed, _signed_bytes(nb))
 
     def mark_cells(self, nb: dict[str, Any], checked: Future[bool] | None = None) -> bool:
         """Set ``metadata.trusted`` on every code cell of a just-read notebook; True if signed.
