@@ -5,8 +5,9 @@ endpoint only adapts ASGI to it. Messages are terminado's JSON arrays.
 
 Flow control, both ways:
 
-- Output: the pty is read on the event loop (64 KiB at a time, so a flooding program shares the
-  loop fairly with everything else). Each browser has its own queue of output not yet sent: an
+- Output: the pty is read on the event loop, up to 64 KiB per wake-up (so a flooding program
+  shares the loop fairly with everything else), and a streaming program is read at most about
+  once a millisecond (see ``PACE_S``). Each browser has its own queue of output not yet sent: an
   echo or a prompt goes at once, a burst is batched into ``stdout`` messages of up to 64 KiB,
   none held more than 2 ms (see :class:`Attachment`). When a browser's queue holds
   ``client_buffer_chars``, the terminal stops reading the pty until every queue is below half of
@@ -37,6 +38,17 @@ from .replay import ReplayBuffer
 log = logging.getLogger("carme.terminals")
 
 READ_SIZE = 65536  # terminado's read size too (a pty hands out at most ~4 KiB a read anyway)
+# Reading on after a read of at least DRAIN_MIN bytes, up to BATCH_BYTES per wake-up (see
+# Terminal._read_batch).
+DRAIN_MIN = 1024
+BATCH_BYTES = 65536
+# Output that streams (two reads within STREAM_S) and emptied the pty: the pty is left alone for
+# PACE_S. A program writing slower than the server reads (base64 writes a tty a line at a time)
+# fills the kernel's ~64 KiB buffer meanwhile and costs a wake-up per ~64 KiB instead of one per
+# write. An echo after a quiet moment is read at once; output while a stream goes waits at most
+# PACE_S (and the loop's timer granularity, ~1 ms).
+STREAM_S = 0.004
+PACE_S = 0.001
 # Output batching (see Attachment): what counts as a small chunk (a keystroke's echo, a prompt),
 # how long later output may wait to join a message (far below a screen refresh), and the size
 # at which a message goes at once.
@@ -177,6 +189,8 @@ class Terminal:
         self._writing = False
         self._input_room = asyncio.Event()
         self._eof = False
+        self._pace: asyncio.TimerHandle | None = None  # not reading the pty until then (see PACE_S)
+        self._last_read = -STREAM_S  # loop time of the last read that found output
 
     def start(self) -> None:
         self._loop.add_reader(self.process.fd, self._readable)
@@ -201,18 +215,52 @@ class Terminal:
     # -- output --------------------------------------------------------------------------------
 
     def _readable(self) -> None:
-        try:
-            data = os.read(self.process.fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: no process holds the pty any more
-            data = b""
-        if not data:
+        data, eof = self._read_batch()
+        full = bool(data) and self._output(data)
+        if eof:
             self._at_eof()
-            return
-        if self._output(data) and not self.paused:
+        elif full:
             self.paused = True
             self._loop.remove_reader(self.process.fd)
+        elif data and len(data) < BATCH_BYTES:
+            now = self._loop.time()
+            if now - self._last_read < STREAM_S:
+                # Output streams and the pty has no more now: let the program write on for
+                # PACE_S and take that in one wake-up, instead of one per write (see PACE_S).
+                self._loop.remove_reader(self.process.fd)
+                self._pace = self._loop.call_later(PACE_S, self._paced)
+            self._last_read = now
+
+    def _paced(self) -> None:
+        self._pace = None
+        if self.state == "running" and not self.paused:
+            self._loop.add_reader(self.process.fd, self._readable)
+
+    def _read_batch(self) -> tuple[bytes, bool]:
+        """What the pty has now, up to BATCH_BYTES, and whether it is at its end.
+
+        A pty hands out at most ~4 KiB a read, but a read also moves what the writer left in
+        the kernel's buffers (up to ~64 KiB) into that 4 KiB. So after a big read, reading on
+        costs a syscall per 4 KiB instead of an event loop wake-up per 4 KiB; a short read (an
+        echo, a prompt) means the pty is empty and goes out alone.
+        """
+        fd = self.process.fd
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            try:
+                chunk = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:  # EIO: no process holds the pty any more
+                chunk = b""
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            total += len(chunk)
+            if len(chunk) < DRAIN_MIN or total >= BATCH_BYTES:
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks), False
 
     def _output(self, data: bytes) -> bool:
         """Give ``data`` to the replay buffer and every browser; whether a browser's queue is full."""
@@ -228,11 +276,17 @@ class Terminal:
             full = full or client.pending >= self.high_water
         return full
 
+    def _stop_pacing(self) -> None:
+        if self._pace is not None:
+            self._pace.cancel()
+            self._pace = None
+
     def drained(self) -> None:
         """A browser's queue shrank (or it left): read the pty again once every queue is low."""
         if self.paused and self.state == "running" and all(c.pending < self.high_water // 2 for c in self.clients):
             self.paused = False
-            self._loop.add_reader(self.process.fd, self._readable)
+            if self._pace is None:
+                self._loop.add_reader(self.process.fd, self._readable)
 
     def _at_eof(self) -> None:
         self._eof = True
@@ -246,15 +300,11 @@ class Terminal:
             return
         # What the program wrote last is still in the pty: deliver it before the disconnect.
         while not self._eof and self.process.fd >= 0:
-            try:
-                data = os.read(self.process.fd, READ_SIZE)
-            except BlockingIOError:
+            data, eof = self._read_batch()
+            if data:
+                self._output(data)
+            if eof or not data:
                 break
-            except OSError:
-                data = b""
-            if not data:
-                break
-            self._output(data)
         if self.state == "running":  # else terminate() ends it once the whole session is gone
             self._end()
 
@@ -262,6 +312,7 @@ class Terminal:
         if self.state == "ended":
             return
         self.state = "ended"
+        self._stop_pacing()
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.process.fd)
         if self._writing:
@@ -353,6 +404,7 @@ class Terminal:
         if self.state == "ended":
             return
         self.state = "ending"
+        self._stop_pacing()
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.process.fd)
         await self.process.kill_session()
