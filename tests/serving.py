@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from carme.running import WEBSOCKET_PROTOCOL
 from tests.environment import isolated
 from tests.polling import await_until, wait_until
 
@@ -45,13 +46,15 @@ class Served:
 
 @contextlib.contextmanager
 def serve(app: Any, **config: Any) -> Iterator[Served]:
-    """Serve ``app`` with uvicorn in a background thread (its own event loop), lifespan on.
+    """Serve ``app`` with uvicorn in a background thread (its own event loop), lifespan on, on
+    carme's websocket implementation (as ``carme serve``).
 
     Fails the test when the server does not start within START_S, and when it has not stopped
     STOP_S after being asked to (a hung shutdown must not pass unseen, nor leave a thread behind
     that keeps kernels alive)."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="on", ws_max_size=64 * 1024 * 1024, **config))
+                                           lifespan="on", ws_max_size=64 * 1024 * 1024,
+                                           **({"ws": WEBSOCKET_PROTOCOL} | config)))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True, name="uvicorn")
     thread.start()
 
@@ -82,7 +85,7 @@ async def serve_here(app: Any, **config: Any) -> AsyncIterator[Served]:
     """Serve ``app`` on the test's own event loop, for tests that call the server's async API
     directly while real clients talk to it: no thread, so no race between the two."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                                           **config))
+                                           **({"ws": WEBSOCKET_PROTOCOL} | config)))
     task = asyncio.ensure_future(server.serve())
     await await_until(lambda: server.started or task.done(), "uvicorn to start", timeout=START_S)
     if task.done():

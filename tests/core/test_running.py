@@ -31,6 +31,7 @@ def test_uvicorn_options_follow_the_settings(tmp_path: Path) -> None:
     assert options["ws_per_message_deflate"] is False
     assert options["ws_max_size"] == 1234
     assert options["lifespan"] == "on"
+    assert options["ws"] == carme.running.WEBSOCKET_PROTOCOL
 
 
 @pytest.mark.asyncio
