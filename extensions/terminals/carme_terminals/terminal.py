@@ -32,6 +32,7 @@ from typing import Literal, Protocol
 
 from carme.jsonutil import dumps, isoformat, utcnow
 
+from .eager import start_now
 from .process import PtyProcess, set_size
 from .replay import ReplayBuffer
 
@@ -42,11 +43,11 @@ READ_SIZE = 65536  # terminado's read size too (a pty hands out at most ~4 KiB a
 # Terminal._read_batch).
 DRAIN_MIN = 1024
 BATCH_BYTES = 65536
-# Output that streams (two reads within STREAM_S) and emptied the pty: the pty is left alone for
-# PACE_S. A program writing slower than the server reads (base64 writes a tty a line at a time)
-# fills the kernel's ~64 KiB buffer meanwhile and costs a wake-up per ~64 KiB instead of one per
-# write. An echo after a quiet moment is read at once; output while a stream goes waits at most
-# PACE_S (and the loop's timer granularity, ~1 ms).
+# Output that streams (two reads within STREAM_S, no input written between them) and emptied the
+# pty: the pty is left alone for PACE_S. A program writing slower than the server reads (base64
+# writes a tty a line at a time) fills the kernel's ~64 KiB buffer meanwhile and costs a wake-up
+# per ~64 KiB instead of one per write. Output after input (an echo, a program's answer to a key)
+# is read at once; output of a stream waits at most PACE_S (and the loop's timer granularity).
 STREAM_S = 0.004
 PACE_S = 0.001
 # Output batching (see Attachment): what counts as a small chunk (a keystroke's echo, a prompt),
@@ -85,6 +86,10 @@ class Attachment:
     ``FLUSH_DELAY`` after the last message, and goes as one message. A flood then costs one
     websocket message per ~64 KiB instead of one per pty read (~4 KiB): fewer sends for the
     server, fewer and larger messages for the browser to parse.
+
+    A small chunk that finds the sender idle is not even handed to it: it is sent right there, in
+    the pty's read callback (:func:`~carme_terminals.eager.start_now`), so an echo reaches the
+    websocket in the same event loop iteration that read it.
     """
 
     def __init__(self, terminal: Terminal, sink: Sink) -> None:
@@ -97,12 +102,17 @@ class Attachment:
         self._timer: asyncio.TimerHandle | None = None
         self._last_send = -FLUSH_DELAY  # loop time the last stdout message was taken from the queue
         self._ending = False
+        self._idle = False  # the sender waits with nothing queued: a small chunk may go directly
+        self._direct: asyncio.Task[None] | None = None  # a direct send that had to wait
         self.gone = False  # its websocket failed: nothing more is queued for it
         self.task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
 
     def push(self, text: str) -> None:
         if self.gone:
+            return
+        if len(text) < SMALL_CHARS and self._idle and self._direct is None and not self._chunks:
+            self._send_direct(text)
             return
         self._chunks.append(text)
         self.pending += len(text)
@@ -114,6 +124,37 @@ class Attachment:
             self._flush_now()
         elif self._timer is None:
             self._timer = loop.call_at(self._last_send + FLUSH_DELAY, self._flush_now)
+
+    def _send_direct(self, text: str) -> None:
+        self._last_send = self._loop.time()
+        try:
+            task = start_now(self.sink.send(stdout_message(text)))
+        except Exception as exc:
+            self._failed(exc)
+            return
+        if task is not None:  # the websocket makes it wait: the sender waits for it too
+            self.pending += len(text)
+            self._direct = task
+            task.add_done_callback(lambda task: self._direct_done(task, len(text)))
+
+    def _direct_done(self, task: asyncio.Task[None], size: int) -> None:
+        self._direct = None
+        self.pending -= size
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._failed(exc)
+        else:
+            self.terminal.drained()
+
+    def _failed(self, exc: BaseException) -> None:
+        """The websocket is gone; the endpoint detaches it."""
+        log.debug("terminal %s: a browser's websocket failed: %r", self.terminal.name, exc)
+        self.gone = True
+        self._chunks.clear()
+        self.pending = 0
+        self.terminal.drained()
 
     def _flush_now(self) -> None:
         if self._timer is not None:
@@ -133,8 +174,14 @@ class Attachment:
             if replay:
                 await sink.send(stdout_message(replay))
             while True:
+                self._idle = not self._chunks
                 await self._wake.wait()
+                self._idle = False
                 self._wake.clear()
+                if self._direct is not None:  # what went directly goes first
+                    await asyncio.wait((self._direct,))
+                    if self.gone:
+                        return
                 if self._chunks:
                     text = self._chunks[0] if len(self._chunks) == 1 else "".join(self._chunks)
                     self._chunks.clear()
@@ -148,16 +195,21 @@ class Attachment:
                     return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the websocket is gone; the endpoint detaches it
-            log.debug("terminal %s: a browser's websocket failed: %r", self.terminal.name, exc)
-            self.gone = True
-            self._chunks.clear()
-            self.pending = 0
-            self.terminal.drained()
+        except Exception as exc:
+            self._failed(exc)
         finally:
+            self._idle = False
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+    async def stop(self) -> None:
+        """Stop sending (the browser left)."""
+        for task in (self.task, self._direct):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
 
 class Terminal:
@@ -191,6 +243,7 @@ class Terminal:
         self._eof = False
         self._pace: asyncio.TimerHandle | None = None  # not reading the pty until then (see PACE_S)
         self._last_read = -STREAM_S  # loop time of the last read that found output
+        self._typed = False  # input was written since that read: output may be its echo
 
     def start(self) -> None:
         self._loop.add_reader(self.process.fd, self._readable)
@@ -224,12 +277,13 @@ class Terminal:
             self._loop.remove_reader(self.process.fd)
         elif data and len(data) < BATCH_BYTES:
             now = self._loop.time()
-            if now - self._last_read < STREAM_S:
+            if now - self._last_read < STREAM_S and not self._typed:
                 # Output streams and the pty has no more now: let the program write on for
                 # PACE_S and take that in one wake-up, instead of one per write (see PACE_S).
                 self._loop.remove_reader(self.process.fd)
                 self._pace = self._loop.call_later(PACE_S, self._paced)
             self._last_read = now
+            self._typed = False
 
     def _paced(self) -> None:
         self._pace = None
@@ -335,6 +389,7 @@ class Terminal:
         if self.state != "running":
             return
         self._touch()
+        self._typed = True
         self._input += text.encode("utf-8", errors="replace")
         self._flush()
         while len(self._input) >= INPUT_LIMIT and self.state == "running":
@@ -375,10 +430,7 @@ class Terminal:
 
     async def detach(self, client: Attachment) -> None:
         self.clients.discard(client)
-        if client.task is not None and not client.task.done():
-            client.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await client.task
+        await client.stop()
         self._apply_size()
         self.drained()
 
