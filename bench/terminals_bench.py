@@ -18,7 +18,7 @@ permessage-deflate as browsers do) measures both, alternating round by round:
 Two references show what no server could beat on this machine: the *floor*, the least server on
 uvicorn (bench/terminals_floor.py: pty to websocket and back, one message per read, nothing
 else) measured with the same client, and the *ceiling* of a flood, the same command on a pty read
-by a bare Python loop, with no server, websocket or client at all.
+by a bare Python loop reading as carme does, with no server, websocket or client at all.
 
     python bench/terminals_bench.py [--quick] [--rounds 3] [--no-anchor] [--out bench/results/terminals.md]
 """
@@ -30,6 +30,7 @@ import asyncio
 import json
 import math
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,8 @@ from results import percentile  # noqa: E402
 from servers import HERE, TOKEN, ServerProc, ensure_anchor, free_port, launch  # noqa: E402
 
 from carme.plugins import installed_extensions  # noqa: E402
+from carme_terminals.terminal import (  # noqa: E402
+    BATCH_BYTES, DRAIN_MIN, PACE_BELOW, PACE_S, READ_SIZE, STREAM_S)
 
 ANCHOR = "jupyter_server_terminals"
 ANCHOR_VENV = HERE / ".anchor-terminals-venv"
@@ -149,24 +152,44 @@ async def flood(server: ServerProc, megabytes: float, kind: str) -> tuple[float,
 
 
 def bare_reader(megabytes: float, kind: str) -> float:
-    """MB/s of the same flood on a pty read by a bare loop (no server, websocket or client)."""
+    """MB/s of the same flood on a pty read by a bare loop (no server, websocket or client) that
+    reads as carme's terminals do (carme_terminals.terminal: reading on after a big read, a
+    streaming pty left alone for PACE_S after a wake-up that found little): one wake-up per read
+    would leave the flooding program less of the machine than carme does."""
     controller, follower = os.openpty()
+    os.set_blocking(controller, False)
     command = FLOODS[kind].format(raw=flood_file(megabytes))
     start = time.perf_counter()
     proc = subprocess.Popen([*SHELL, "-c", command], stdin=follower, stdout=follower, stderr=follower,
                             start_new_session=True)
     os.close(follower)
-    received = 0
+    received, last_read, eof = 0, -STREAM_S, False
+    poll = select.epoll()
+    poll.register(controller, select.EPOLLIN)
     try:
-        while True:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:  # EIO: the program exited and its output is read
-                break
-            if not data:
-                break
-            received += len(data)
+        while not eof:
+            poll.poll()
+            got = 0
+            while True:
+                try:
+                    data = os.read(controller, READ_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError:  # EIO: the program exited and its output is read
+                    data = b""
+                if not data:
+                    eof = True
+                    break
+                got += len(data)
+                if len(data) < DRAIN_MIN or got >= BATCH_BYTES:
+                    break
+            received += got
+            now = time.perf_counter()
+            if 0 < got < PACE_BELOW and now - last_read < STREAM_S:
+                time.sleep(PACE_S)
+            last_read = now
     finally:
+        poll.close()
         os.close(controller)
         proc.wait()
     return received / 1e6 / (time.perf_counter() - start)

@@ -6,7 +6,7 @@ It speaks just enough of the terminals API for the bench's client (``POST /api/t
 ``DELETE /api/terminals/NAME``, ``/terminals/websocket/NAME`` with ``setup``, ``stdin`` and
 ``stdout``) and nothing else: no authentication, no replay, no flow control, no several
 browsers; one ``stdout`` message per pty read, input written as it comes. It runs on uvicorn
-with carme's websocket settings (uvloop, no compression).
+with carme's websocket settings (uvloop, carme's websocket implementation, no compression).
 
     python bench/terminals_floor.py PORT SHELL [ARGS...]
 """
@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 import uvicorn
+
+from carme.running import WEBSOCKET_PROTOCOL
 
 JSON = [(b"content-type", b"application/json")]
 
@@ -106,8 +108,8 @@ class Floor:
 def main() -> None:
     port, shell = int(sys.argv[1]), sys.argv[2:]
     # /api/status answers 200 too (any GET does): the bench's launcher waits for it.
-    uvicorn.run(Floor(shell), host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
-                lifespan="off")
+    uvicorn.run(Floor(shell), host="127.0.0.1", port=port, log_level="warning", ws=WEBSOCKET_PROTOCOL,
+                ws_per_message_deflate=False, lifespan="off")
 
 
 if __name__ == "__main__":

@@ -43,12 +43,15 @@ READ_SIZE = 65536  # terminado's read size too (a pty hands out at most ~4 KiB a
 # Terminal._read_batch).
 DRAIN_MIN = 1024
 BATCH_BYTES = 65536
-# Output that streams (two reads within STREAM_S, no input written between them) and emptied the
-# pty: the pty is left alone for PACE_S. A program writing slower than the server reads (base64
-# writes a tty a line at a time) fills the kernel's ~64 KiB buffer meanwhile and costs a wake-up
-# per ~64 KiB instead of one per write. Output after input (an echo, a program's answer to a key)
-# is read at once; output of a stream waits at most PACE_S (and the loop's timer granularity).
+# Output that streams (two reads within STREAM_S, no input written between them) and of which a
+# wake-up found less than PACE_BELOW: the pty is left alone for PACE_S. A program writing slower
+# than the server reads (base64 writes a tty a line at a time) fills the kernel's ~64 KiB buffer
+# meanwhile and costs a wake-up or two per ~64 KiB instead of one per write; a program writing
+# faster (cat) leaves more than PACE_BELOW per wake-up and is read on at once. Output after input
+# (an echo, a program's answer to a key) is read at once; output of a stream waits at most PACE_S
+# (and the loop's timer granularity).
 STREAM_S = 0.004
+PACE_BELOW = 16384
 PACE_S = 0.001
 # Output batching (see Attachment): what counts as a small chunk (a keystroke's echo, a prompt),
 # how long later output may wait to join a message (far below a screen refresh), and the size
@@ -275,7 +278,7 @@ class Terminal:
         elif full:
             self.paused = True
             self._loop.remove_reader(self.process.fd)
-        elif data and len(data) < BATCH_BYTES:
+        elif data and len(data) < PACE_BELOW:
             now = self._loop.time()
             if now - self._last_read < STREAM_S and not self._typed:
                 # Output streams and the pty has no more now: let the program write on for
