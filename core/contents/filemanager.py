@@ -120,9 +120,11 @@ class FileContentsManager(ContentsManager):
         return await self._run(path, lambda: bool(self.policy.os_path(path)) and self.policy.is_hidden(path))
 
     async def get(self, path: str, *, content: bool = True, type: str | None = None,
-                  format: str | None = None, require_hash: bool = False, validate: bool = True) -> Model:
+                  format: str | None = None, require_hash: bool = False, validate: bool = True,
+                  mark_trusted: bool = True) -> Model:
         path = normalize(path)
-        model = await self._run(path, self._get_sync, path, content, type, format, require_hash, validate, True)
+        model = await self._run(path, self._get_sync, path, content, type, format, require_hash, validate,
+                                mark_trusted)
         await self.changed("get", path)
         return model
 
@@ -301,6 +303,9 @@ class FileContentsManager(ContentsManager):
             return base64.b64decode(content.encode("ascii").translate(None, b" \t\r\n"), validate=True)
         except (UnicodeError, binascii.Error, ValueError) as exc:
             raise bad_request(f"Encoding error saving {path}: {exc}") from None
+
+    def trust_check(self, nb: dict[str, Any]) -> Future[bool] | None:
+        return None if self.notary is None else self.notary.check_soon(nb)
 
     async def trust_notebook(self, path: str) -> None:
         path = normalize(path)

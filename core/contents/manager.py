@@ -18,6 +18,7 @@ import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any
 
 from ..errors import ApiError
@@ -63,7 +64,8 @@ class ContentsManager(abc.ABC):
 
     @abc.abstractmethod
     async def get(self, path: str, *, content: bool = True, type: str | None = None,
-                  format: str | None = None, require_hash: bool = False, validate: bool = True) -> Model:
+                  format: str | None = None, require_hash: bool = False, validate: bool = True,
+                  mark_trusted: bool = True) -> Model:
         """The model of ``path``; with ``content`` its content (a listing for directories).
 
         ``type`` forces the interpretation (``notebook`` for a non-.ipynb JSON file) and a
@@ -71,6 +73,8 @@ class ContentsManager(abc.ABC):
         files. 404 if missing or hidden (unless hidden files are allowed). ``validate=False``: a
         notebook is not checked against the nbformat schema (no validation ``message``; a reader
         that ignores it saves that work), but a file that is no notebook is still a 400.
+        ``mark_trusted=False``: a notebook's code cells get no ``metadata.trusted`` (ask
+        :meth:`trust_check` for the verdict, e.g. beside other work on the content).
         """
 
     @abc.abstractmethod
@@ -164,6 +168,12 @@ class ContentsManager(abc.ABC):
     async def copy_name(self, from_name: str, to_dir: str) -> str:
         """The name of a copy of ``from_name`` in ``to_dir``: ``b-Copy1.ipynb``, ``b-Copy2.ipynb``..."""
         return await self.increment_filename(COPY_PATTERN.sub(".", from_name), to_dir, insert="-Copy")
+
+    def trust_check(self, nb: dict[str, Any]) -> Future[bool] | None:
+        """Start finding out the ``metadata.trusted`` that :meth:`get` gives the code cells of
+        ``nb`` (read with ``mark_trusted=False``; only read here); None: it gives them none.
+        Callable from any thread; the result may block: wait for it off the event loop."""
+        return None
 
     async def trust_notebook(self, path: str) -> None:
         """Sign the notebook at ``path`` so its outputs are trusted when it is opened again."""

@@ -107,3 +107,30 @@ async def test_moves_outside_carme_keep_the_id(collab: Served, root: Path) -> No
 
         await eventually(moved, "the id to follow the move")
     assert (await put_session(collab.url, "sub/moved.ipynb")).json()["fileId"] == file_id
+
+
+async def test_a_cold_load_gives_code_cells_the_trust_the_contents_api_gives(collab: Served, root: Path) -> None:
+    """The trust check runs beside the build and its flags are set on the built document: a
+    joiner's cells carry what a GET of the notebook carries, signed or not, with cell ids or not
+    (an nbformat 4.4 notebook's cells are built by jupyter_ydoc, found by walking the cells)."""
+    nb = with_output(notebook("a = 1", "print(a)"))
+    nb["cells"].insert(1, {"cell_type": "markdown", "id": "md", "metadata": {}, "source": "# t"})
+    old = json.loads(json.dumps(nb))
+    old["nbformat_minor"] = 4
+    for cell in old["cells"]:
+        del cell["id"]
+    unsigned = json.loads(json.dumps(nb))
+    unsigned["metadata"]["other"] = 1  # not the signed content
+    for name, content in (("signed.ipynb", nb), ("unsigned.ipynb", unsigned), ("old-signed.ipynb", old)):
+        (root / name).write_text(json.dumps(content))
+    async with httpx.AsyncClient(base_url=collab.url, headers={"Authorization": f"token {TOKEN}"}) as http:
+        for name in ("signed.ipynb", "old-signed.ipynb"):
+            assert (await http.post(f"/api/contents/{name}/trust")).status_code == 201
+        for name, expected in (("signed.ipynb", [True, None, True]), ("unsigned.ipynb", [False, None, False]),
+                               ("old-signed.ipynb", [True, None, True])):
+            rest = (await http.get(f"/api/contents/{name}")).json()["content"]["cells"]
+            assert [cell["metadata"].get("trusted") for cell in rest] == expected
+            async with joined(collab.ws_url, collab.url, name) as client:
+                cells = client.doc.get()["cells"]
+                assert [cell["metadata"].get("trusted") for cell in cells] == expected, name
+                assert [cell["source"] for cell in cells] == ["a = 1", "# t", "print(a)"]

@@ -26,9 +26,16 @@ class LeanNotebook(YNotebook):
     is unchanged and the cells are the same as YNotebook's (a test compares the documents).
     """
 
+    def __init__(self, ydoc: Doc | None = None) -> None:
+        super().__init__(ydoc)
+        # The metadata maps of the code cells built, in order (None: some cell was built by
+        # YNotebook): their ``trusted`` flags are set after the build, see :meth:`mark_trusted`.
+        self._code_metadata: list[Map] | None = []
+
     def create_ycell(self, value: dict[str, Any]) -> Map:
         cell = dict(value)
         if "id" not in cell:
+            self._code_metadata = None
             return super().create_ycell(value)  # jupyter_ydoc gives it an id (a rare old notebook)
         source = cell["source"]
         cell["source"] = Text("".join(source) if isinstance(source, list) else source)
@@ -40,7 +47,21 @@ class LeanNotebook(YNotebook):
         elif cell_type == "code":
             cell["outputs"] = Array([Map(_with_ytext(output)) for output in cell.get("outputs", [])])
             cell["execution_state"] = "idle"
+            if self._code_metadata is not None:
+                self._code_metadata.append(cell["metadata"])
         return Map(cell)
+
+    def mark_trusted(self, trusted: bool) -> None:
+        """Set ``metadata.trusted`` of every code cell (as the contents API's read of a notebook
+        does), in one transaction."""
+        with self.ydoc.transaction():
+            if self._code_metadata is not None:  # the maps the build made: no lookup per cell
+                for metadata in self._code_metadata:
+                    metadata["trusted"] = trusted
+                return
+            for cell in self.ycells:
+                if cell.get("cell_type") == "code" and isinstance(cell.get("metadata"), Map):
+                    cell["metadata"]["trusted"] = trusted
 
 
 def _with_ytext(output: dict[str, Any]) -> dict[str, Any]:
