@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app import CarmeApp
 
-# uvicorn's websocket implementation (its ``ws`` setting) for carme: the websockets library's
-# sans-I/O protocol, which writes a frame to the transport at once (the legacy one cost ~1.5x the
-# server CPU per relayed message). Tests serve with it too.
-WEBSOCKET_PROTOCOL = "websockets-sansio"
+# uvicorn's websocket implementation (its ``ws`` setting) for carme: carme's own thin one over the
+# websockets library's sans-I/O protocol (carme.websocket), imported by uvicorn when it starts.
+# Tests serve with it too.
+WEBSOCKET_PROTOCOL = "carme.websocket:WebSocketProtocol"
 
 
 def uvicorn_options(app: CarmeApp) -> dict[str, Any]:
