@@ -49,8 +49,7 @@ from results import percentile  # noqa: E402
 from servers import HERE, TOKEN, ServerProc, ensure_anchor, free_port, launch  # noqa: E402
 
 from carme.plugins import installed_extensions  # noqa: E402
-from carme_terminals.terminal import (  # noqa: E402
-    BATCH_BYTES, DRAIN_MIN, PACE_BELOW, PACE_S, READ_SIZE, STREAM_S)
+from carme_terminals.terminal import BATCH_BYTES, DRAIN_MIN, READ_SIZE  # noqa: E402
 
 ANCHOR = "jupyter_server_terminals"
 ANCHOR_VENV = HERE / ".anchor-terminals-venv"
@@ -153,9 +152,7 @@ async def flood(server: ServerProc, megabytes: float, kind: str) -> tuple[float,
 
 def bare_reader(megabytes: float, kind: str) -> float:
     """MB/s of the same flood on a pty read by a bare loop (no server, websocket or client) that
-    reads as carme's terminals do (carme_terminals.terminal: reading on after a big read, a
-    streaming pty left alone for PACE_S after a wake-up that found little): one wake-up per read
-    would leave the flooding program less of the machine than carme does."""
+    reads as carme's terminals do (carme_terminals.terminal: reading on after a big read)."""
     controller, follower = os.openpty()
     os.set_blocking(controller, False)
     command = FLOODS[kind].format(raw=flood_file(megabytes))
@@ -163,7 +160,7 @@ def bare_reader(megabytes: float, kind: str) -> float:
     proc = subprocess.Popen([*SHELL, "-c", command], stdin=follower, stdout=follower, stderr=follower,
                             start_new_session=True)
     os.close(follower)
-    received, last_read, eof = 0, -STREAM_S, False
+    received, eof = 0, False
     poll = select.epoll()
     poll.register(controller, select.EPOLLIN)
     try:
@@ -184,10 +181,6 @@ def bare_reader(megabytes: float, kind: str) -> float:
                 if len(data) < DRAIN_MIN or got >= BATCH_BYTES:
                     break
             received += got
-            now = time.perf_counter()
-            if 0 < got < PACE_BELOW and now - last_read < STREAM_S:
-                time.sleep(PACE_S)
-            last_read = now
     finally:
         poll.close()
         os.close(controller)

@@ -6,9 +6,8 @@ endpoint only adapts ASGI to it. Messages are terminado's JSON arrays.
 Flow control, both ways:
 
 - Output: the pty is read on the event loop, up to 64 KiB per wake-up (so a flooding program
-  shares the loop fairly with everything else), and a streaming program is read at most about
-  once a millisecond (see ``PACE_S``). Each browser has its own queue of output not yet sent: an
-  echo or a prompt goes at once, a burst is batched into ``stdout`` messages of up to 64 KiB,
+  shares the loop fairly with everything else). Each browser has its own queue of output not
+  yet sent: an echo or a prompt goes at once, a burst is batched into ``stdout`` messages of up to 64 KiB,
   none held more than 2 ms (see :class:`Attachment`). When a browser's queue holds
   ``client_buffer_chars``, the terminal stops reading the pty until every queue is below half of
   it: the kernel's pty buffer fills and the program writing blocks, so a slow browser makes the
@@ -43,16 +42,6 @@ READ_SIZE = 65536  # terminado's read size too (a pty hands out at most ~4 KiB a
 # Terminal._read_batch).
 DRAIN_MIN = 1024
 BATCH_BYTES = 65536
-# Output that streams (two reads within STREAM_S, no input written between them) and of which a
-# wake-up found less than PACE_BELOW: the pty is left alone for PACE_S. A program writing slower
-# than the server reads (base64 writes a tty a line at a time) fills the kernel's ~64 KiB buffer
-# meanwhile and costs a wake-up or two per ~64 KiB instead of one per write; a program writing
-# faster (cat) leaves more than PACE_BELOW per wake-up and is read on at once. Output after input
-# (an echo, a program's answer to a key) is read at once; output of a stream waits at most PACE_S
-# (and the loop's timer granularity).
-STREAM_S = 0.004
-PACE_BELOW = 16384
-PACE_S = 0.001
 # Output batching (see Attachment): what counts as a small chunk (a keystroke's echo, a prompt),
 # how long later output may wait to join a message (far below a screen refresh), and the size
 # at which a message goes at once.
@@ -244,9 +233,6 @@ class Terminal:
         self._writing = False
         self._input_room = asyncio.Event()
         self._eof = False
-        self._pace: asyncio.TimerHandle | None = None  # not reading the pty until then (see PACE_S)
-        self._last_read = -STREAM_S  # loop time of the last read that found output
-        self._typed = False  # input was written since that read: output may be its echo
 
     def start(self) -> None:
         self._loop.add_reader(self.process.fd, self._readable)
@@ -278,26 +264,12 @@ class Terminal:
         elif full:
             self.paused = True
             self._loop.remove_reader(self.process.fd)
-        elif data and len(data) < PACE_BELOW:
-            now = self._loop.time()
-            if now - self._last_read < STREAM_S and not self._typed:
-                # Output streams and the pty has no more now: let the program write on for
-                # PACE_S and take that in one wake-up, instead of one per write (see PACE_S).
-                self._loop.remove_reader(self.process.fd)
-                self._pace = self._loop.call_later(PACE_S, self._paced)
-            self._last_read = now
-            self._typed = False
-
-    def _paced(self) -> None:
-        self._pace = None
-        if self.state == "running" and not self.paused:
-            self._loop.add_reader(self.process.fd, self._readable)
 
     def _read_batch(self) -> tuple[bytes, bool]:
         """What the pty has now, up to BATCH_BYTES, and whether it is at its end.
 
         A pty hands out at most ~4 KiB a read, but a read also moves what the writer left in
-        the kernel's buffers (up to ~64 KiB) into that 4 KiB. So after a big read, reading on
+        the kernel's buffers (about 20 KiB on Linux) into that 4 KiB. So after a big read, reading on
         costs a syscall per 4 KiB instead of an event loop wake-up per 4 KiB; a short read (an
         echo, a prompt) means the pty is empty and goes out alone.
         """
@@ -333,17 +305,11 @@ class Terminal:
             full = full or client.pending >= self.high_water
         return full
 
-    def _stop_pacing(self) -> None:
-        if self._pace is not None:
-            self._pace.cancel()
-            self._pace = None
-
     def drained(self) -> None:
         """A browser's queue shrank (or it left): read the pty again once every queue is low."""
         if self.paused and self.state == "running" and all(c.pending < self.high_water // 2 for c in self.clients):
             self.paused = False
-            if self._pace is None:
-                self._loop.add_reader(self.process.fd, self._readable)
+            self._loop.add_reader(self.process.fd, self._readable)
 
     def _at_eof(self) -> None:
         self._eof = True
@@ -369,7 +335,6 @@ class Terminal:
         if self.state == "ended":
             return
         self.state = "ended"
-        self._stop_pacing()
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.process.fd)
         if self._writing:
@@ -392,7 +357,6 @@ class Terminal:
         if self.state != "running":
             return
         self._touch()
-        self._typed = True
         self._input += text.encode("utf-8", errors="replace")
         self._flush()
         while len(self._input) >= INPUT_LIMIT and self.state == "running":
@@ -459,7 +423,6 @@ class Terminal:
         if self.state == "ended":
             return
         self.state = "ending"
-        self._stop_pacing()
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.process.fd)
         await self.process.kill_session()
