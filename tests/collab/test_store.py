@@ -72,5 +72,20 @@ async def test_appends_are_written_together_soon_and_at_once_on_flush(tmp_path: 
     store.append("room", b"last")
     await store.flush()
     assert stored() == 6
-    assert (await store.load("room")).updates[-1] == b"last"
+    assert (await store.load("room")).updates == [bytes([i]) * 10 for i in range(5)] + [b"last"]
+    # Interleaved with another room's, a compaction and a hash: each room's own, in order, sized.
+    await store.epoch("other")
+    store.append("other", b"o1")
+    store.append("room", b"r7")
+    store.compact("other", [b"whole", b"after"])
+    store.append("other", b"o2")
+    store.set_disk_hash("other", "h")
+    store.append("room", b"r8")
+    await store.flush()
+    other = await store.load("other")
+    assert (other.updates, other.disk_hash) == ([b"whole", b"after", b"o2"], "h")
+    assert (await store.load("room")).updates[-3:] == [b"last", b"r7", b"r8"]
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        sizes = dict(conn.execute("SELECT room, size FROM rooms").fetchall())
+    assert sizes == {"room": 50 + 4 + 4, "other": 5 + 5 + 2}
     await store.close()

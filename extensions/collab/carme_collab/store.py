@@ -166,7 +166,10 @@ class UpdateStore:
         now = time.time()
         with conn:
             conn.execute("BEGIN")
-            for what, room, value in batch:
+            i = 0
+            while i < len(batch):
+                what, room, value = batch[i]
+                i += 1
                 if what == "hash":
                     conn.execute("UPDATE rooms SET disk_hash=? WHERE room=?", (value, room))
                     continue
@@ -174,8 +177,15 @@ class UpdateStore:
                 if what == "compact":
                     conn.execute("DELETE FROM updates WHERE room=?", (room,))
                     conn.execute("UPDATE rooms SET size=0 WHERE room=?", (room,))
-                conn.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, value))
-                conn.execute("UPDATE rooms SET size=size+?, used=? WHERE room=?", (len(value), now, room))
+                # The updates of this room queued right after it: two statements for them all, not
+                # two each (this thread holds the GIL between statements, the event loop waits).
+                rows = [(room, value)]
+                while i < len(batch) and batch[i][0] == "append" and batch[i][1] == room:
+                    rows.append((room, batch[i][2]))
+                    i += 1
+                conn.executemany("INSERT INTO updates (room, data) VALUES (?, ?)", rows)
+                size = sum(len(data) for _, data in rows if isinstance(data, bytes))
+                conn.execute("UPDATE rooms SET size=size+?, used=? WHERE room=?", (size, now, room))
 
     async def flush(self) -> None:
         """Wait until every queued update is written; then keep the store under its cap if
