@@ -134,3 +134,20 @@ async def test_a_cold_load_gives_code_cells_the_trust_the_contents_api_gives(col
                 cells = client.doc.get()["cells"]
                 assert [cell["metadata"].get("trusted") for cell in cells] == expected, name
                 assert [cell["source"] for cell in cells] == ["a = 1", "# t", "print(a)"]
+
+
+async def test_a_big_notebooks_cold_load_reaches_every_joiner_whole(collab: Served, root: Path) -> None:
+    """Over 1 MiB the load's encoding and its SyncStep2 frame (made beside the apply) are what the
+    joiners get: both hold the whole notebook, trust flags and server state included."""
+    nb = with_output(notebook("a = 1", "print(a)"))
+    big = "".join(f"line {i}\n" for i in range(200_000))
+    nb["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": big}]
+    (root / "big.ipynb").write_text(json.dumps(nb))
+    session = (await put_session(collab.url, "big.ipynb")).json()
+    async with joined(collab.ws_url, collab.url, "big.ipynb", session=session) as one, \
+            joined(collab.ws_url, collab.url, "big.ipynb", session=session) as two:
+        for client in (one, two):
+            cells = client.doc.get()["cells"]
+            assert cells[1]["outputs"][0]["text"] == big
+            assert [cell["metadata"]["trusted"] for cell in cells] == [False, False]
+            await eventually(lambda c=client: c.doc.ystate.get("path") == "big.ipynb", "the room's state")

@@ -91,8 +91,18 @@ async def test_a_loaded_document_is_served_from_the_encoding_the_load_built(tmp_
         room.ydoc.apply_update(built)
         built_state = room.ydoc.get_state()
         state["hash"] = "abc"  # the load's own change, after the built version
-    room.loaded(built, built_state)
+    made = protocol.sync_step2(built)
+    room.loaded(built, built_state, made)
     assert room.full_state()[0] is built
+    raw: list[bytes] = []  # the SyncStep2 frame made with the encoding is the one sent, no new copy
+    peer = joiner(raw)
+    room.join(peer)
+    await asyncio.sleep(0)
+    raw.clear()
+    room.receive(peer, protocol.sync_step1(protocol.EMPTY_STATE))
+    await peer.stop()
+    room.leave(peer)
+    assert raw[0] is made
 
     frames = await sync_of(room)
     assert [frame.sub for frame in frames] == [protocol.SYNC_STEP2, protocol.SYNC_UPDATE]  # in one go

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from carme.errors import ApiError
 
 from . import protocol
 from .doctypes import DocKind, LeanNotebook
-from .room import Peer, Room
+from .room import FULL_STATE_KEPT_BYTES, Peer, Room
 
 log = logging.getLogger("carme.collab.document")
 
@@ -114,7 +115,7 @@ class Document:
                                                format=self.kind.read_format(), require_hash=True,
                                                validate=False, mark_trusted=bool(history))
         content = self.kind.from_model(model)
-        built: tuple[bytes, bytes] | None = None
+        built: tuple[bytes, bytes, bytes | None] | None = None
         async with self._lock:
             # Nobody has joined yet: no change of the load is observed (each observer would
             # encode or convert the whole document once more); the document is observed after.
@@ -142,18 +143,32 @@ class Document:
         if self.unsaved:
             self._schedule()
 
-    def _fill(self, content: Any) -> tuple[bytes, bytes]:
+    def _fill(self, content: Any) -> tuple[bytes, bytes, bytes | None]:
         """Fill the empty document with the first version of ``content`` (read without trust
         flags: they are set on the built cells, the check's HMAC running on the notary's thread
-        meanwhile); returns that version's encoding and the document's state vector after it."""
+        meanwhile); returns that version's encoding, the document's state vector after it and,
+        for a big one, that encoding's SyncStep2 frame."""
         notebook = self.kind.type == "notebook" and isinstance(content, dict)
         checked = self.access.contents.trust_check(content) if notebook else None
         version = FirstVersion(self.kind, content)
         if checked is not None:
             version.mark_trusted(checked.result())
         built = version.encode()
-        self.room.ydoc.apply_update(built)
-        return built, self.room.ydoc.get_state()
+        if len(built) < FULL_STATE_KEPT_BYTES:  # not kept for joiners (Room.loaded)
+            self.room.ydoc.apply_update(built)
+            return built, self.room.ydoc.get_state(), None
+        # The first joiners' SyncStep2 frame is a copy of it all: made by a helper thread (a big
+        # bytes.join lets go of the GIL) while the update is applied here.
+        frames: list[bytes] = []
+        copier = threading.Thread(target=lambda: frames.append(protocol.sync_step2(built)),
+                                  name="carme-collab-frame")
+        copier.start()
+        try:
+            self.room.ydoc.apply_update(built)
+            state = self.room.ydoc.get_state()
+        finally:
+            copier.join()
+        return built, state, frames[0] if frames else None
 
     async def _differs(self, content: Any) -> bool:
         return bool(await self.doc.aget() != content)

@@ -120,6 +120,7 @@ class Room:
         # last use: the store's compaction and the clients joining with an empty document around
         # the same time share one encoding of it.
         self._full_state: tuple[bytes, ...] | None = None
+        self._first_frame: bytes | None = None  # the SyncStep2 frame of _full_state[0], when made ahead
         self._full_state_timer: asyncio.TimerHandle | None = None
 
     # -- membership ---------------------------------------------------------------------------
@@ -178,13 +179,15 @@ class Room:
         self._keep_full_state()
         return self._full_state
 
-    def loaded(self, built: bytes, built_state: bytes) -> None:
+    def loaded(self, built: bytes, built_state: bytes, first_frame: bytes | None = None) -> None:
         """The document was just filled, unobserved, from ``built``: the encoding of the whole
         document it then was (state vector ``built_state``). Joiners and the store are given that
         encoding and the few changes made since, instead of an encoding of the whole document once
-        more (for a 20 MB notebook ~20 ms of a cold join)."""
+        more (for a 20 MB notebook ~20 ms of a cold join). ``first_frame``: its SyncStep2 frame,
+        if made already (a copy of it all a joiner then does not wait for)."""
         if len(built) >= FULL_STATE_KEPT_BYTES:
             self._full_state = (built, self.ydoc.get_update(built_state))
+            self._first_frame = first_frame
             self._keep_full_state()
 
     def _keep_full_state(self) -> None:
@@ -196,6 +199,7 @@ class Room:
 
     def _forget_full_state(self) -> None:
         self._full_state = None
+        self._first_frame = None
         if self._full_state_timer is not None:
             self._full_state_timer.cancel()
             self._full_state_timer = None
@@ -225,7 +229,8 @@ class Room:
             except Exception as exc:
                 log.warning("room %s: bad state vector from %s: %s", self.room_id, peer.username, exc)
                 return
-            peer.push(protocol.sync_step2(first))
+            made = self._first_frame if self._full_state is not None and first is self._full_state[0] else None
+            peer.push(made if made is not None else protocol.sync_step2(first))
             for update in rest:  # right behind it: nothing else is sent in between
                 peer.push(protocol.sync_update(update))
             return
