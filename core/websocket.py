@@ -7,7 +7,9 @@ of a terminal). A kernel relay or a terminal sends many small messages, so here:
 
 - a send serializes the frame with the library and writes it to the transport at once; it awaits
   only while the transport's write buffer is above its high-water mark (``pause_writing``), which
-  is the backpressure the kernel relay and terminals rely on: a slow client makes its sender wait;
+  is the backpressure the kernel relay and terminals rely on: a slow client makes its sender wait.
+  ``send_nowait``, offered to apps as the ASGI extension ``carme.websocket``, writes at once
+  from plain code when no wait is needed (and says when one is);
 - received messages go to a queue the app's ``receive`` reads; reading the socket pauses only
   when the app lets more than :data:`READ_HIGH_MESSAGES` messages or :data:`READ_HIGH_BYTES` bytes
   pile up, and resumes once it has taken them all.
@@ -57,6 +59,9 @@ from websockets.server import ServerProtocol
 READ_HIGH_MESSAGES = 64
 READ_HIGH_BYTES = 1 << 20
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the client's reply to a close before dropping the connection
+# The ASGI extension (in scope["extensions"]) with ``send_nowait``. A middleware that changes what
+# an app sends on a websocket must remove it, or messages written this way pass it by.
+EXTENSION = "carme.websocket"
 
 TEXT = Opcode.TEXT
 BINARY = Opcode.BINARY
@@ -259,6 +264,7 @@ class WebSocketProtocol(asyncio.Protocol):
             "extensions": {"websocket.http.response": {}},
         }
         self._to_app({"type": "websocket.connect"}, 0)
+        self.scope["extensions"][EXTENSION] = {"send_nowait": self.send_nowait}
         task = self.loop.create_task(self._run_app())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -311,6 +317,24 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         return message
 
+    def send_nowait(self, data: bytes | bytearray | str) -> bool:
+        """Write one message (bytes: binary, str: text) at once and return True, when the
+        websocket is open and its transport takes more without waiting; else write nothing and
+        return False (``await send`` it then). Offered to the app as the ASGI extension
+        :data:`EXTENSION`: a kernel relay writes most messages this way, without a task switch."""
+        if not self.open or self._drained is not None:
+            return False
+        self._write(data)
+        return True
+
+    def _write(self, data: bytes | bytearray | str) -> None:
+        conn = self.conn
+        if isinstance(data, str):
+            conn.send_text(data.encode())
+        else:
+            conn.send_binary(data)
+        self.transport.write(b"".join(conn.data_to_send()))
+
     async def send(self, message: Message) -> None:
         # The hot path first: a message on an open websocket, written at once.
         if self.open and message["type"] == "websocket.send":
@@ -319,18 +343,14 @@ class WebSocketProtocol(asyncio.Protocol):
                 if not self.open:
                     self._not_open("websocket.send")
             data = message.get("bytes")
-            conn = self.conn
+            if data is None:
+                data = message.get("text")
+                if data is None:
+                    return
             try:
-                if data is not None:
-                    conn.send_binary(data)
-                else:
-                    text = message.get("text")
-                    if text is None:
-                        return
-                    conn.send_text(text.encode())
+                self._write(data)
             except InvalidState:  # the client closed meanwhile
                 raise ClientDisconnected() from None
-            self.transport.write(b"".join(conn.data_to_send()))
             return
         kind = message["type"]
         if self.disconnected:

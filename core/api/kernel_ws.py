@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("carme.api.kernel_ws")
 
 ASGI_SEND = "websocket.send"
+NOWAIT_EXTENSION = "carme.websocket"  # carme.websocket.EXTENSION, offered by carme's websocket protocol
 
 
 class AsgiSink:
@@ -53,11 +55,25 @@ class AsgiSink:
     anywhere else (encoding, the relay) is a fault the relay logs.
     """
 
-    __slots__ = ("_send", "closed")
+    __slots__ = ("_send", "_nowait", "closed")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, scope: Scope | None = None) -> None:
         self._send = send
+        # carme's websocket protocol writes a frame without a coroutine when it need not wait.
+        offered = (scope or {}).get("extensions", {}).get(NOWAIT_EXTENSION)
+        self._nowait: Callable[[bytes | str], bool] | None = offered["send_nowait"] if offered else None
         self.closed = False
+
+    def send_nowait(self, frame: bytes | str) -> bool:
+        """Write ``frame`` at once and return True when the websocket takes it without waiting;
+        False (nothing written) when it would wait, is closed, or the server cannot say: then
+        :meth:`send` it."""
+        if self.closed or self._nowait is None:
+            return False
+        try:
+            return self._nowait(frame)
+        except (OSError, RuntimeError):
+            return False  # the websocket is going: send says so
 
     async def send(self, frame: bytes | str) -> None:
         if self.closed:
@@ -197,7 +213,7 @@ class KernelWebsockets:
         v1 = subprotocol == V1_SUBPROTOCOL
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         kernel.connections += 1
-        sink = AsgiSink(send)
+        sink = AsgiSink(send, scope)
         client = None
         clients: KernelClients | None = None
         held: list[Message] = []

@@ -13,11 +13,12 @@ has no sockets for them: requests go to the transport with the session id as ide
 kernel posts the replies to this client (:meth:`ClientRelay.post`).
 
 Each client has one queue and one task (the pump) that reads its request sockets into the queue
-and writes the queue to the sink. While the sink is slow the pump waits and the queue grows, for
-that client alone (nothing is dropped, other clients are not held up: the backpressure the ZMQ
-receive queues gave when every client had its own iopub socket). While no sink is attached the
-queue is the replay buffer, bounded, delivered first when a client with the same session id comes
-back.
+and writes the queue to the sink; a message for a client with nothing queued is written at once
+where it arrives when the sink can take it without waiting (``send_nowait``: no task switch per
+message). While the sink is slow the pump waits and the queue grows, for that client alone
+(nothing is dropped, other clients are not held up: the backpressure the ZMQ receive queues gave
+when every client had its own iopub socket). While no sink is attached the queue is the replay
+buffer, bounded, delivered first when a client with the same session id comes back.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class Sink(Protocol):
 
     ``send`` raises :class:`SinkClosed` when the client is gone; any other exception is a fault,
     logged by the relay, which then closes the sink with 1011. ``close`` on a sink that is gone
-    does nothing.
+    does nothing. A sink may also have ``send_nowait(frame) -> bool``, which writes at once when
+    no wait is needed and returns False (nothing written) otherwise: the relay then delivers a
+    message to an idle client right where it arrives, without waking the client's pump.
     """
 
     async def send(self, frame: bytes | str) -> None: ...
@@ -133,6 +136,7 @@ class ClientRelay:
         self._group: SocketGroup | None = None
         self._sockets: dict[str, zmq.Socket] = {}  # type: ignore[type-arg]
         self._pump_task: asyncio.Task[None] | None = None
+        self._sending = False  # the pump is in a send: a new message must queue behind it
         self._stdin_monitor: zmq.Socket | None = None  # type: ignore[type-arg]
         self.closed = False
         self._open_sockets()
@@ -289,12 +293,30 @@ class ClientRelay:
         made by the server); the pump delivers it, or keeps it for replay while away."""
         if self.closed:
             return
+        sink = self._sink
+        if sink is not None and not self._queue and not self._sending and self._sent_now(sink, message):
+            return
         self._queue.append(message)
         self._queue_bytes += message.size
         if self._sink is None:
             self._trim()
         elif self._group is not None:
             self._group.wake()
+
+    def _sent_now(self, sink: Sink, message: Outgoing) -> bool:
+        """Deliver ``message`` to ``sink`` at once if it takes it without waiting (nothing is
+        queued before it); False: queue it for the pump. The rate limiter's notices go through
+        the pump, and so does anything that fails here (the pump's send reports it)."""
+        send_nowait = getattr(sink, "send_nowait", None)
+        if send_nowait is None or (message.wire == b"iopub" and self._limiter.limits.enabled):
+            return False
+        try:
+            policy = self.policy
+            if policy is not None and not policy.allows_to_client(message.header, message.parts[1], message.parts[3]):
+                return True  # not for this client
+            return bool(send_nowait(message.frame(self.v1)))
+        except Exception:
+            return False
 
     async def _pump(self, group: SocketGroup) -> None:
         channels = [(name.encode("ascii"), sock) for name, sock in self._sockets.items()]
@@ -342,7 +364,12 @@ class ClientRelay:
                 return
             message = queue.popleft()
             self._queue_bytes -= message.size
-            if not await self._try_send(sink, message):
+            self._sending = True
+            try:
+                sent = await self._try_send(sink, message)
+            finally:
+                self._sending = False
+            if not sent:
                 return
 
     async def _try_send(self, sink: Sink, message: Outgoing) -> bool:
