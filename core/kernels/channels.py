@@ -112,7 +112,8 @@ class ServerChannels(Channels):
         # and makes a future on every wake-up, more than the message itself costs when the kernel
         # prints line by line).
         drain = zmq.Socket.shadow(self._sockets["iopub"].underlying)
-        group = SocketGroup(asyncio.get_running_loop())
+        # Paced: a kernel printing line by line is read a few messages per wake-up (see zmqio).
+        group = SocketGroup(asyncio.get_running_loop(), paced=True)
         group.add(drain)
         try:
             while True:

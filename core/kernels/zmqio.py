@@ -16,6 +16,13 @@ the group reads ``ZMQ_EVENTS`` itself (:meth:`SocketGroup.send` does; :meth:`Soc
 after a send made some other way). Without that, a reply that arrived while a client sent its next
 request stayed unread: a JupyterLab page waited forever for kernel_info.
 
+A group may be *paced* (the kernel's iopub reader is): while messages stream in faster than
+:data:`STREAM_RATE` per second (a kernel printing line by line), :meth:`SocketGroup.wait` lets
+:data:`PACE` seconds pass after each wake-up before it returns, so one wake-up reads the several
+messages that came meanwhile instead of one. Each message costs the server a wake-up of the
+event loop and of ZMQ's I/O thread's signal to it, more than the message itself; round trips
+(a few messages per request) stay under the rate and are never held.
+
 pyzmq's flag constants are enum members, and ``int & flag`` builds a new enum object each time;
 the hot path uses plain ints.
 """
@@ -35,6 +42,10 @@ FD = int(zmq.FD)
 
 Socket = zmq.Socket[Any]
 
+STREAM_RATE = 2000.0  # messages per second over a window above which a paced group is streaming
+STREAM_WINDOW = 0.02  # seconds: how often the rate is looked at
+PACE = 0.002  # seconds a streaming group waits after a wake-up (a print's output is 2 ms later at most)
+
 
 def monitor_socket(sock: Socket, events: int) -> Socket:
     """A plain PAIR socket receiving ``sock``'s monitor ``events`` (close it, and call
@@ -50,8 +61,12 @@ def monitor_socket(sock: Socket, events: int) -> Socket:
 class SocketGroup:
     """Sockets that one task reads; :meth:`wait` returns when one of them may have a message."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, paced: bool = False) -> None:
         self.loop = loop
+        self.paced = paced
+        self.received = 0  # messages received since the window began
+        self._window = 0.0  # when it began
+        self._streaming = False
         self.ready: set[Socket] = set()
         self._wake = asyncio.Event()
         self._writable = asyncio.Event()
@@ -94,6 +109,7 @@ class SocketGroup:
         # prints line by line wakes the relay once per message.
         if not sock.get(EVENTS) & POLLIN:
             self.ready.discard(sock)
+        self.received += 1
         return parts
 
     def discard(self, sock: Socket) -> None:
@@ -107,6 +123,14 @@ class SocketGroup:
         if self.ready:
             return
         await self._wake.wait()
+        if self.paced:
+            now = self.loop.time()
+            elapsed = now - self._window
+            if elapsed >= STREAM_WINDOW:
+                self._streaming = self.received >= STREAM_RATE * elapsed
+                self._window, self.received = now, 0
+            if self._streaming:
+                await asyncio.sleep(PACE)
 
     def wake(self) -> None:
         """Make :meth:`wait` return (new work that is not a socket, e.g. a queued message)."""
