@@ -1,6 +1,7 @@
-"""A hub that misbehaves, played by a tiny real app: answers that are not JSON (a 502 naming the
-hub, never a 500), a malformed activity URL (reports off, said at start) and a report that fails
-in a way nobody foresaw (the reports go on)."""
+"""A hub that misbehaves, played by a tiny real app: answers that are not JSON and 4xx answers
+other than "not this token" (a 502 naming the hub and its answer, never a 500), a malformed
+activity URL (reports off, said at start) and a report that fails in a way nobody foresaw (the
+reports go on)."""
 
 from __future__ import annotations
 
@@ -25,20 +26,21 @@ from tests.serving import serve, serve_here
 
 
 class TinyHub:
-    """The hub's API at ``/hub/api``: its version, a ``/user`` that answers an HTML page, and an
-    activity URL that keeps what it is sent."""
+    """The hub's API at ``/hub/api``: its version, a ``/user`` that answers ``user_answer`` (an
+    HTML page unless a test sets another), and an activity URL that keeps what it is sent."""
 
     def __init__(self) -> None:
         self.reports: list[dict[str, object]] = []
+        self.user_answer: Response = HTMLResponse("<html><body>Sign in to continue</body></html>")
         self.app = Starlette(routes=[
-            Route("/hub/api", self.version), Route("/hub/api/user", self.login_page),
+            Route("/hub/api", self.version), Route("/hub/api/user", self.user),
             Route("/hub/api/users/alice/activity", self.activity, methods=["POST"])])
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": "5.2.1"}, headers={"X-JupyterHub-Version": "5.2.1"})
 
-    async def login_page(self, request: Request) -> Response:
-        return HTMLResponse("<html><body>Sign in to continue</body></html>")
+    async def user(self, request: Request) -> Response:
+        return self.user_answer
 
     async def activity(self, request: Request) -> Response:
         self.reports.append(await request.json())
@@ -72,6 +74,26 @@ def test_a_hub_answer_that_is_not_json_is_a_502_naming_the_hub(root: Path, tiny_
     body = response.json()
     assert f"{hub_url}/hub/api" in body["message"] and "GET /user" in body["message"], body
     assert "not JSON (text/html" in body["message"], body
+    assert body["reason"] == "Bad Gateway"
+
+
+@pytest.mark.usefixtures("server_token")
+@pytest.mark.parametrize(("status", "said"), [
+    (404, '{"status":404,"message":"Not Found"}'),  # an API URL that is not the hub's
+    (400, '{"status":400,"message":"Bad request"}'),
+    (429, "Too Many Requests"),
+])
+def test_an_unexpected_4xx_from_the_hub_is_a_502_naming_its_answer(
+        root: Path, tiny_hub: tuple[TinyHub, str], status: int, said: str) -> None:
+    hub, hub_url = tiny_hub
+    hub.user_answer = Response(said, status_code=status)
+    app = create_app(str(root), environ=spawned(hub_url), config_files=False, extensions=["hub"])
+    with serve(app) as served:
+        response = httpx.get(served.url + "/user/alice/api/contents", headers={"Authorization": "token visitor"})
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert f"{hub_url}/hub/api answered {status} to GET /user" in body["message"], body
+    assert said in body["message"], body
     assert body["reason"] == "Bad Gateway"
 
 

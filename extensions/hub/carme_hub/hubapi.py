@@ -96,9 +96,11 @@ class HubClient:
             model = self._json(response, "GET /user")
             if isinstance(model, dict) and model.get("kind", "user") == "user" and isinstance(model.get("name"), str):
                 identity = HubIdentity(model["name"], bool(model.get("admin")), frozenset(model.get("scopes") or ()))
-        elif response.status_code not in (401, 403):
-            raise ApiError(500, f"The hub answered {response.status_code} when asked who owns a token",
-                           "Hub error")
+        elif response.status_code not in (401, 403):  # 401/403: the hub does not accept the token
+            # Any other answer (a 404 from an API URL that is not the hub's, a 400, a 429) is the
+            # hub failing, not the visitor: a 502 saying what it answered.
+            raise ApiError(502, f"The hub API at {self.api_url} answered {response.status_code} to GET /user "
+                           f"when asked who owns a token: {response.text[:200]}", "Bad Gateway")
         if len(self._cache) >= CACHE_LIMIT:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             # Still full (many tokens within cache_seconds, made-up ones too): the oldest go.
