@@ -2,7 +2,7 @@
 process (its folder, its request, its own random state), interrupts and restarts work, a
 kernelspec that is not ipykernel's launcher is spawned as before, nothing is left running
 when the server stops or the fork server dies, and every forked pid is reaped exactly once,
-after carme is done with it."""
+after carme is done with it; a limit on fork servers below one is refused."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from carme import create_app
+from carme.config import ConfigError
 from carme_dashboards.forks import ForkServer, ForkServers
+from carme_dashboards.service import DashboardsService
 from tests.dashboards.site import CONFIG, cells, dashboards, held_kernelspec, http, kernel_ids, page, write_notebook
 from tests.polling import await_until, wait_until
 from tests.serving import Served
@@ -153,6 +158,17 @@ def test_a_dead_fork_server_takes_its_kernels_along_and_visits_go_on(root: Path)
         wait_until(lambda: not alive(kernel_pid), what="the kernel to end with its fork server")
         wait_until(lambda: server.closed, what="carme to see the fork server gone")
         assert "hi" in cells(two.get("dashboards/render/nb.ipynb").text)[0]
+
+
+@pytest.mark.parametrize(("limit", "fork_kernels"), [(0, True), (-3, True), (0, False)])
+def test_a_fork_server_limit_below_one_is_refused_naming_the_setting(root: Path, limit: int,
+                                                                      fork_kernels: bool) -> None:
+    # Refused even with fork servers off: the configuration is wrong whether or not it is used now.
+    app = create_app(str(root), extensions=["dashboards"], config_files=False,
+                     settings={"dashboards.max_fork_servers": limit, "dashboards.fork_kernels": fork_kernels})
+    with pytest.raises(ConfigError, match=rf"dashboards.max_fork_servers = {limit} is not valid: "
+                                          r"expected an integer >= 1"):
+        DashboardsService(app.server)
 
 
 async def started_server(folder: Path) -> tuple[ForkServers, ForkServer, dict[str, str]]:

@@ -259,7 +259,7 @@ class ForkServers:
 
     def __init__(self, cwd: Path, limit: int = MAX_SERVERS) -> None:
         self.cwd = cwd
-        self.limit = max(1, limit)
+        self.limit = limit  # >= 1: the dashboards service refuses a smaller dashboards.max_fork_servers
         self._servers: dict[tuple[Any, ...], ForkServer] = {}  # least recently used first
         self._retiring: set[asyncio.Future[None]] = set()
         self.closed = False

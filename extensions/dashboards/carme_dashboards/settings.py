@@ -72,7 +72,8 @@ def declared() -> list[Setting]:
                 "has imported ipykernel once, instead of a new Python each time: a fresh kernel per visit "
                 "in a fraction of the time (other kernels, and a failed warm-up, start the usual way)"),
         Setting("max_fork_servers", int, MAX_SERVERS, "Most fork servers kept (one per start-up environment: Python, "
-                "LANG, TZ ...); past it the least recently used one without kernels is stopped (at least 1)"),
+                "LANG, TZ ...); past it the least recently used one without kernels is stopped (at least 1; "
+                "fork_kernels false turns them off)"),
         Setting("pool_notebooks", list, [], "Notebooks (paths under the root) whose pools fill at start-up"),
         # Files and assets.
         Setting("file_allowlist", list, DEFAULT_FILE_ALLOWLIST, "Regular expressions: files under the root "
