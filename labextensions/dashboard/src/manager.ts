@@ -18,6 +18,19 @@ export interface IWidgetModuleLoader {
   loadModule(moduleName: string, isRegistered: (name: string) => boolean): Promise<void>;
 }
 
+/**
+ * @jupyterlab/services asks the kernel for a subshell for each comm (one per comm target) and
+ * rejects the comm's `subshellStarted` when the request is cancelled, which it is when the kernel
+ * dies or restarts before answering; nothing else waits on that promise, so the rejection would
+ * surface as an unhandled page error. The comm then simply keeps using the main shell.
+ */
+function observeSubshell(comm: base.IClassicComm): void {
+  const services = (comm as { jsServicesComm?: { subshellStarted?: Promise<void> } }).jsServicesComm;
+  services?.subshellStarted?.catch(reason => {
+    console.debug('carme dashboard: no subshell for comm', comm.comm_id, reason);
+  });
+}
+
 export class DashboardWidgetManager extends KernelWidgetManager {
   constructor(kernel: Kernel.IKernelConnection, rendermime: IRenderMimeRegistry, loader: IWidgetModuleLoader) {
     // The base constructor already starts restoring the kernel's widgets; every step of that
@@ -64,7 +77,15 @@ export class DashboardWidgetManager extends KernelWidgetManager {
       opened.push(comm.comm_id);
       this._openedBy.set(request, opened);
     }
+    observeSubshell(comm);
     return super.handle_comm_open(comm, msg);
+  }
+
+  async _create_comm(target_name: string, model_id: string, data?: unknown, metadata?: unknown,
+    buffers?: ArrayBuffer[] | ArrayBufferView[]): Promise<base.IClassicComm> {
+    const comm = await super._create_comm(target_name, model_id, data, metadata, buffers);
+    observeSubshell(comm);
+    return comm;
   }
 
   register(data: base.IWidgetRegistryData): void {
