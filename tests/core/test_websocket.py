@@ -32,6 +32,8 @@ class App:
         self.received: list[str | bytes] = []
         self.disconnects: list[dict[str, Any]] = []
         self.release = asyncio.Event()
+        self.nowait: list[bool] = []  # what send_nowait answered (/nowait)
+        self.flooded = 0  # messages send_nowait took before it refused (/nowait)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -53,6 +55,9 @@ class App:
             return
         if path == "/hold":
             await self.release.wait()
+        if path == "/nowait":
+            await self.send_without_waiting(scope, receive, send)
+            return
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -62,6 +67,24 @@ class App:
             self.received.append(data)
             if path == "/echo":
                 await send({"type": "websocket.send", **({"text": data} if isinstance(data, str) else {"bytes": data})})
+
+
+    async def send_without_waiting(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """``/nowait``: echoes with the ``carme.websocket`` extension's ``send_nowait``; on
+        "flood", sends 256 KiB messages that way until it refuses (the client does not read),
+        then "done" with ``send``; records what send_nowait answered, a last time after the
+        client left."""
+        send_nowait = scope["extensions"]["carme.websocket"]["send_nowait"]
+        while (message := await receive())["type"] != "websocket.disconnect":
+            if message["text"] != "flood":
+                self.nowait.append(send_nowait(message["text"]))
+                continue
+            sent = 0
+            while send_nowait(bytes([sent % 256]) * 262144):
+                sent += 1
+            self.flooded = sent
+            await send({"type": "websocket.send", "text": "done"})
+        self.nowait.append(send_nowait("too late"))
 
 
 @pytest.fixture
@@ -196,3 +219,17 @@ async def test_messages_wait_in_order_while_the_app_does_not_receive(app: App) -
             await await_until(lambda: len(app.received) == len(messages), "the app to receive everything")
             await sending
     assert app.received == messages
+
+
+async def test_send_nowait_writes_while_the_client_keeps_up_and_refuses_when_it_would_wait(app: App) -> None:
+    async with serve_here(app) as served:
+        async with connect(served.ws_url + "/nowait", max_size=None) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            await ws.send("flood")  # and read nothing until the app's send_nowait refuses
+            await await_until(lambda: app.flooded, "send_nowait to refuse a client that does not read")
+            for index in range(app.flooded):  # what it took arrived whole, in order; nothing of the refused one
+                assert await ws.recv() == bytes([index % 256]) * 262144
+            assert await ws.recv() == "done"
+        await await_until(lambda: len(app.nowait) == 2, "the app to try once more after the close")
+    assert app.nowait == [True, False]  # the echo went at once; nothing is written once the client left
