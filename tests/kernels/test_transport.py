@@ -113,7 +113,7 @@ class CarryingProvisioner:
             self.transport = None
 
 
-async def test_a_kernel_reached_through_a_transport(root: Path) -> None:
+async def test_a_kernel_reached_through_a_transport(root: Path, caplog: Any) -> None:
     app = create_app(str(root), token=TOKEN, extensions=[], config_files=False, settings=FAST)
     server = app.server
     made: list[CarryingProvisioner] = []
@@ -160,6 +160,17 @@ async def test_a_kernel_reached_through_a_transport(root: Path) -> None:
                 assert ("stdin", who, "input_reply") in transport.sent
                 assert [m.content["text"] for m in heard
                         if m.msg_type == "stream" and m.parent_msg_id == msg_id] == ["hello transport\n"]
+
+                # What a transport delivers that is no kernel message is dropped, logged, and
+                # leaves the kernel and its clients working.
+                deliver = transport._deliver
+                assert deliver is not None
+                with caplog.at_level(logging.WARNING, logger="carme.kernels.transport"):
+                    deliver("iopub", None, [b"{}"])  # too few parts
+                    deliver("shell", who, [b"not json", b"{}", b"{}", b"{}"])
+                dropped = [r.getMessage() for r in caplog.records if r.name == "carme.kernels.transport"]
+                assert len(dropped) == 2 and all("dropped a" in line for line in dropped), dropped
+                assert (await asker.run("print(6 * 7)")).strip() == "42"
 
                 # A restart keeps the transport, and the clients on it.
                 await server.kernels.restart_kernel(kernel.id)
