@@ -9,7 +9,7 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Doc
 
 from carme_collab.doctypes import DocKind
-from carme_collab.document import first_version
+from carme_collab.document import FirstVersion
 
 
 def varied_notebook() -> dict[str, Any]:
@@ -45,7 +45,7 @@ def test_lean_build_is_ynotebooks_and_leaves_the_content_alone() -> None:
     YNotebook(reference).set(copy.deepcopy(nb))
 
     built = Doc()
-    built.apply_update(first_version(DocKind.of("json", "notebook"), nb))
+    built.apply_update(FirstVersion(DocKind.of("json", "notebook"), nb).encode())
     assert nb == before
     # Same items (state vector: client 0's clock) and the same content, shared types included.
     assert built.get_state() == reference.get_state()

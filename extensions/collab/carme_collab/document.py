@@ -70,11 +70,6 @@ class FirstVersion:
         return self.ydoc.get_update()
 
 
-def first_version(kind: DocKind, content: Any) -> bytes:
-    """The :class:`FirstVersion` of ``content`` as one update."""
-    return FirstVersion(kind, content).encode()
-
-
 class Document:
     """The disk side of one room."""
 
