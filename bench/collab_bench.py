@@ -11,7 +11,10 @@ websockets, jupyter_ydoc YNotebooks) measure both, alternating round by round:
 - join time of a ~20 MB notebook (session PUT to synced, room not loaded yet);
 - save time of that notebook (one edit, then RAW save until the reply).
 
-    python bench/collab_bench.py [--quick] [--rounds 3] [--out bench/results/collab.md]
+    python bench/collab_bench.py [--quick] [--rounds 3] [--only join] [--out bench/results/collab.md]
+
+``--only`` runs some of the measures (``latency``, ``cpu``, ``memory``, ``join``: the join and
+save of the big notebook); the table then has only their rows.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ ANCHOR_VENV = HERE / ".anchor-collab-venv"
 ANCHOR_REQUIREMENTS = ["jupyter_server>=2.21,<2.22", "jupyter-collaboration==5.0.4"]
 HEADERS = {"Authorization": f"token {TOKEN}"}
 RAW = 2
+MEASURES = ("latency", "cpu", "memory", "join")
 
 
 class Channel:
@@ -215,51 +219,71 @@ async def measure(servers: dict[str, ServerProc], args: argparse.Namespace) -> d
     for round_no in range(args.rounds):
         for label, server in (servers.items() if round_no % 2 == 0 else reversed(servers.items())):
             r = results[label]
-            r["lat"] += await latency(server, args.edits)
-            r["cpu"].append(await typing_cpu(server, 10, args.per_client))
-            if round_no == 0:
+            if "latency" in args.only:
+                r["lat"] += await latency(server, args.edits)
+            if "cpu" in args.only:
+                r["cpu"].append(await typing_cpu(server, 10, args.per_client))
+            if "memory" in args.only and round_no == 0:
                 r["mem"].append(await room_memory(server, args.rooms))
-            join, save, status = await big_join_and_save(server, f"big-{round_no}.ipynb")
-            r["join"].append(join)
-            r["save"].append((save, status))
+            if "join" in args.only:
+                join, save, status = await big_join_and_save(server, f"big-{round_no}.ipynb")
+                r["join"].append(join)
+                r["save"].append((save, status))
     return results
 
 
 def table(results: dict[str, dict[str, Any]], big_mb: float, header: str) -> str:
     carme, anchor = results["carme"], results["jupyter-collaboration"]
 
-    def med(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
+    def med(values: list[float]) -> float | None:
+        return sorted(values)[len(values) // 2] if values else None
+
+    def pct(values: list[float], p: float) -> float | None:
+        return percentile(values, p) * 1e3 if values else None
+
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * factor
 
     rows = [
-        ("update latency between two clients p50 (ms)", percentile(carme["lat"], 50) * 1e3,
-         percentile(anchor["lat"], 50) * 1e3, "<= 0.5x"),
-        ("update latency between two clients p99 (ms)", percentile(carme["lat"], 99) * 1e3,
-         percentile(anchor["lat"], 99) * 1e3, "<= 0.5x"),
-        ("server CPU per update, 10 clients typing (us)", med(carme["cpu"]) * 1e6, med(anchor["cpu"]) * 1e6,
-         "<= 0.5x"),
-        ("memory per open room, ~200 KB notebook (MB)", med(carme["mem"]) / 1e6, med(anchor["mem"]) / 1e6, ""),
+        ("update latency between two clients p50 (ms)", pct(carme["lat"], 50), pct(anchor["lat"], 50), "<= 0.5x"),
+        ("update latency between two clients p99 (ms)", pct(carme["lat"], 99), pct(anchor["lat"], 99), "<= 0.5x"),
+        ("server CPU per update, 10 clients typing (us)", scaled(med(carme["cpu"]), 1e6),
+         scaled(med(anchor["cpu"]), 1e6), "<= 0.5x"),
+        ("memory per open room, ~200 KB notebook (MB)", scaled(med(carme["mem"]), 1e-6),
+         scaled(med(anchor["mem"]), 1e-6), ""),
         (f"join a {big_mb:g} MB notebook, cold room (s)", med(carme["join"]), med(anchor["join"]), "<= 0.5x"),
         (f"save a {big_mb:g} MB notebook after an edit (s)", med([s for s, _ in carme["save"]]),
          med([s for s, _ in anchor["save"]]), ""),
     ]
+    rows = [row for row in rows if row[1] is not None and row[2] is not None]
     lines = [header, "", "| benchmark | carme | jupyter-collaboration | ratio | target | met? |",
              "|---|---:|---:|---:|---|:---:|"]
     for name, ours, theirs, target in rows:
         ratio = ours / theirs if theirs else float("nan")
         met = "" if not target else ("yes" if ratio <= 0.5 else "**no**")
         lines.append(f"| {name} | {ours:,.3g} | {theirs:,.3g} | {ratio:.2f}x | {target} | {met} |")
-    statuses = {label: sorted({s for _, s in r["save"]}) for label, r in results.items()}
-    lines += ["", f"save replies: {statuses}"]
+    if carme["join"]:
+        statuses = {label: sorted({s for _, s in r["save"]}) for label, r in results.items()}
+        joins = {label: [round(t, 3) for t in r["join"]] for label, r in results.items()}
+        lines += ["", f"save replies: {statuses}", f"join times, round by round (s): {joins}"]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: ``--only`` becomes the set of measures to run (all by default)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (a smoke run)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "collab.md")
-    args = parser.parse_args()
+    parser.add_argument("--only", action="append", choices=MEASURES,
+                        help="run only this measure (repeatable; default: all)")
+    args = parser.parse_args(argv)
+    args.only = set(args.only or MEASURES)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     big_mb = 1.0 if args.quick else 20.0
     args.rounds = 1 if args.quick else min(args.rounds, 8)
     args.edits = 20 if args.quick else 300
@@ -277,8 +301,9 @@ def main() -> None:
                 server.stop()
         import os
 
+        only = "" if args.only == set(MEASURES) else f", only {', '.join(sorted(args.only))}"
         header = (f"collab benchmark, {time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}, "
-                  f"load average {os.getloadavg()[0]:.1f}, {args.rounds} round(s)")
+                  f"load average {os.getloadavg()[0]:.1f}, {args.rounds} round(s){only}")
         text = table(results, big_mb, header)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
