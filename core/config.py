@@ -45,7 +45,9 @@ class Setting:
     """One declared setting.
 
     ``type`` is one of ``bool``, ``int``, ``float``, ``str``, ``list``, ``dict``; ``choices``
-    restricts the value to a set; ``nullable`` allows None (meaning "not set").
+    restricts the value to a set; ``nullable`` allows None (meaning "not set"); ``minimum`` is the
+    smallest value a number may take (a count or a duration below it is refused where it is set,
+    not found out later by the service that reads it).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Setting:
     help: str
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
+    minimum: int | float | None = None
 
     def expected(self) -> str:
         """A short description of what a valid value looks like, for error messages."""
@@ -62,11 +65,13 @@ class Setting:
         else:
             text = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
                     list: "a list", dict: "an object"}[self.type]
+            if self.minimum is not None:
+                text += f" >= {self.minimum:g}"
         return text + (" or null" if self.nullable else "")
 
     def coerce(self, value: Any, where: str, key: str) -> Any:
         """Check ``value`` (already JSON-decoded) against this setting; return it normalised."""
-        ok = True
+        given, ok = value, True
         if value is None:
             ok = self.nullable
         elif self.type is bool:
@@ -80,8 +85,10 @@ class Setting:
             ok = isinstance(value, self.type)
         if ok and self.choices and value is not None and value not in self.choices:
             ok = False
+        if ok and self.minimum is not None and value is not None and value < self.minimum:
+            ok = False
         if not ok:
-            raise ConfigError(f"{where}: {key} = {value!r} is not valid: expected {self.expected()}")
+            raise ConfigError(f"{where}: {key} = {given!r} is not valid: expected {self.expected()}")
         return value
 
     def parse_text(self, text: str, where: str, key: str) -> Any:

@@ -37,9 +37,9 @@ def carme_register_settings() -> list[Setting]:
     return [
         Setting("root_dir", str, None, "Folder served (default: the current directory)", nullable=True),
         Setting("ip", str, "127.0.0.1", "Address `carme serve` listens on"),
-        Setting("port", int, 8888, "Port `carme serve` listens on (0 picks a free one)"),
+        Setting("port", int, 8888, "Port `carme serve` listens on (0 picks a free one)", minimum=0),
         Setting("port_retries", int, 50, "How many of the next ports `carme serve` tries when the port is taken "
-                "(0: exactly the port, or fail; a hub's spawner expects its own)"),
+                "(0: exactly the port, or fail; a hub's spawner expects its own)", minimum=0),
         Setting("base_url", str, "/", "URL prefix of every route"),
         Setting("open_browser", bool, True, "`carme serve` opens a browser"),
         Setting("default_url", str, "/lab", "Where / redirects when an extension serves a frontend, and the "

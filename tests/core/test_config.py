@@ -195,7 +195,7 @@ def test_extensions_must_map_to_booleans(config_dir: Path, root: Path) -> None:
 
 def test_bad_environment_value_names_the_variable(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARME_PORT", "eighty")
-    assert error_of(root) == "environment CARME_PORT: port = 'eighty' is not valid: expected an integer"
+    assert error_of(root) == "environment CARME_PORT: port = 'eighty' is not valid: expected an integer >= 0"
 
 
 def test_unknown_environment_variable_warns_and_goes_on(root: Path, monkeypatch: pytest.MonkeyPatch,
@@ -223,7 +223,7 @@ def test_trace_variable_is_not_a_setting(root: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_bad_create_app_setting(root: Path) -> None:
-    assert error_of(root, settings={"port": "x"}) == "create_app: port = 'x' is not valid: expected an integer"
+    assert error_of(root, settings={"port": "x"}) == "create_app: port = 'x' is not valid: expected an integer >= 0"
     assert error_of(root, settings={"nope": 1}).startswith("create_app: unknown setting 'nope'")
 
 

@@ -21,7 +21,6 @@ import pytest
 from carme import create_app
 from carme.config import ConfigError
 from carme_dashboards.forks import ForkServer, ForkServers
-from carme_dashboards.service import DashboardsService
 from tests.dashboards.site import CONFIG, cells, dashboards, held_kernelspec, http, kernel_ids, page, write_notebook
 from tests.polling import await_until, wait_until
 from tests.serving import Served
@@ -164,11 +163,10 @@ def test_a_dead_fork_server_takes_its_kernels_along_and_visits_go_on(root: Path)
 def test_a_fork_server_limit_below_one_is_refused_naming_the_setting(root: Path, limit: int,
                                                                       fork_kernels: bool) -> None:
     # Refused even with fork servers off: the configuration is wrong whether or not it is used now.
-    app = create_app(str(root), extensions=["dashboards"], config_files=False,
-                     settings={"dashboards.max_fork_servers": limit, "dashboards.fork_kernels": fork_kernels})
-    with pytest.raises(ConfigError, match=rf"dashboards.max_fork_servers = {limit} is not valid: "
-                                          r"expected an integer >= 1"):
-        DashboardsService(app.server)
+    with pytest.raises(ConfigError, match=rf"^create_app: dashboards.max_fork_servers = {limit} is not valid: "
+                                          r"expected an integer >= 1$"):
+        create_app(str(root), extensions=["dashboards"], config_files=False,
+                   settings={"dashboards.max_fork_servers": limit, "dashboards.fork_kernels": fork_kernels})
 
 
 async def started_server(folder: Path) -> tuple[ForkServers, ForkServer, dict[str, str]]:

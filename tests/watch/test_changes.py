@@ -109,7 +109,6 @@ def test_watch_limit_errors_are_recognised() -> None:
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"step_ms": 600, "debounce_ms": 500}, "watch.step_ms"),
-    ({"debounce_ms": 0}, "watch.debounce_ms"),
     ({"ignore": ["ok", ""]}, "watch.ignore"),
 ])
 def test_config_checks(tmp_path: Path, values: dict[str, object], message: str) -> None:

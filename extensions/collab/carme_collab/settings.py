@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from jupyter_core.paths import jupyter_data_dir
 
-from carme.config import ConfigError, Setting
+from carme.config import Setting
 
 if TYPE_CHECKING:
     from carme.server import Server
@@ -28,15 +28,15 @@ def declared() -> list[Setting]:
                 nullable=True),
         Setting("store_max_mb", int, 512,
                 "Cap of the update history in MB: past it, the histories of the least recently used closed rooms "
-                "are dropped (their clients are asked to reload)"),
+                "are dropped (their clients are asked to reload)", minimum=1),
         Setting("compact_after", int, 1000,
-                "Updates of a room kept one by one before its history is compacted into one"),
+                "Updates of a room kept one by one before its history is compacted into one", minimum=1),
         Setting("save_delay", float, 1.0,
                 "Seconds after the last edit before a document is saved to disk; null saves only on request",
-                nullable=True),
+                nullable=True, minimum=0),
         Setting("cleanup_delay", float, 60.0,
                 "Seconds a room stays in memory after its last client left; null keeps rooms until the server stops",
-                nullable=True),
+                nullable=True, minimum=0),
         Setting("read_only_users", list, [],
                 "User names that may join rooms and see edits but whose edits are dropped (the "
                 "carme_collab_can_write hook decides first)"),
@@ -58,17 +58,6 @@ class CollabConfig:
     cleanup_delay: float | None = 60.0
     read_only_users: tuple[str, ...] = ()
     server_side_execution: bool = False
-
-    def __post_init__(self) -> None:
-        if self.store_max_bytes < 1024 * 1024:
-            raise ConfigError(f"collab.store_max_mb = {self.store_max_bytes // (1024 * 1024)} is not valid: "
-                              "expected an integer >= 1")
-        if self.compact_after < 1:
-            raise ConfigError(f"collab.compact_after = {self.compact_after} is not valid: expected an integer >= 1")
-        for name in ("save_delay", "cleanup_delay"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"collab.{name} = {value} is not valid: expected a number >= 0 or null")
 
     @classmethod
     def from_server(cls, server: Server, section: str = "collab") -> CollabConfig:

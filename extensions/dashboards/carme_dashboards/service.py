@@ -45,10 +45,6 @@ class DashboardsService:
         self.server = server
         section = server.settings.section(SECTION)
         self.section: Mapping[str, Any] = section
-        if section["max_fork_servers"] < 1:  # a limit that keeps no fork server is a mistake, not "off"
-            raise ConfigError(f"{server.settings.source(f'{SECTION}.max_fork_servers')}: dashboards.max_fork_servers "
-                              f"= {section['max_fork_servers']} is not valid: expected an integer >= 1 "
-                              "(dashboards.fork_kernels = false turns fork servers off)")
         self.templates = Templates(search_path(section["template_paths"]))
         explicit = {key for key in section if server.settings.source(f"{SECTION}.{key}") != "default"}
         self._explicit = explicit

@@ -47,7 +47,7 @@ def declared() -> list[Setting]:
         Setting("kernel_name", str, None, "Kernelspec for every dashboard (default: the notebook's own, "
                 "else one of its language, else default_kernel_name)", nullable=True),
         Setting("cell_timeout", float, None, "Seconds a cell may run before the kernel is interrupted and the "
-                "run ends with a timeout error (null: no limit)", nullable=True),
+                "run ends with a timeout error (null: no limit)", nullable=True, minimum=0),
         Setting("allow_errors", bool, False, "Go on running cells after one fails (nbclient's allow_errors)"),
         Setting("extension_language_mapping", dict, {}, "Scripts that are dashboards too: file extension -> "
                 "language, e.g. {\".py\": \"python\"} (Voila's setting; percent-format cells are read, else the "
@@ -59,21 +59,21 @@ def declared() -> list[Setting]:
                 "as Voila does (e.g. ['Accept-Language'])"),
         # Kernel lifetimes.
         Setting("grace_period", float, 30.0, "Seconds a visit's kernel lives on once its page has no websocket "
-                "(a reload within this time gets the same kernel back)"),
+                "(a reload within this time gets the same kernel back)", minimum=0),
         Setting("connect_timeout", float, 60.0, "Seconds after its render a page has to open its websocket; "
-                "a kernel never connected to is shut down then"),
+                "a kernel never connected to is shut down then", minimum=0),
         Setting("max_kernels", int, 0, "Most live dashboard kernels (visits and pooled); past it a visitor "
-                "waits in the queue or gets a 503 'busy' page (0: no limit)"),
+                "waits in the queue or gets a 503 'busy' page (0: no limit)", minimum=0),
         Setting("queue_size", int, 0, "Visitors who may wait for a kernel when max_kernels is reached, shown "
-                "their place in the queue (0: no queue, the busy page at once)"),
+                "their place in the queue (0: no queue, the busy page at once)", minimum=0),
         Setting("pool_size", int, 0, "Preheated kernels kept ready per notebook, refilled in the background "
-                "(a pool starts on a notebook's first visit, or at start-up for pool_notebooks)"),
+                "(a pool starts on a notebook's first visit, or at start-up for pool_notebooks)", minimum=0),
         Setting("fork_kernels", bool, True, "Start Python (ipykernel) kernels by forking a warm process that "
                 "has imported ipykernel once, instead of a new Python each time: a fresh kernel per visit "
                 "in a fraction of the time (other kernels, and a failed warm-up, start the usual way)"),
         Setting("max_fork_servers", int, MAX_SERVERS, "Most fork servers kept (one per start-up environment: Python, "
                 "LANG, TZ ...); past it the least recently used one without kernels is stopped (at least 1; "
-                "fork_kernels false turns them off)"),
+                "fork_kernels false turns them off)", minimum=1),
         Setting("pool_notebooks", list, [], "Notebooks (paths under the root) whose pools fill at start-up"),
         # Files and assets.
         Setting("file_allowlist", list, DEFAULT_FILE_ALLOWLIST, "Regular expressions: files under the root "

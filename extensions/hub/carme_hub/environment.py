@@ -94,7 +94,8 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
         settings["hub.access_scopes"] = parsed
     if environ.get("JUPYTERHUB_ACTIVITY_INTERVAL"):
         try:
-            settings["hub.activity_interval"] = int(environ["JUPYTERHUB_ACTIVITY_INTERVAL"])
+            # jupyterhub-singleuser reads any value <= 0 as "no reports"; hub.activity_interval says 0.
+            settings["hub.activity_interval"] = max(0, int(environ["JUPYTERHUB_ACTIVITY_INTERVAL"]))
         except ValueError:
             raise ConfigError(f"JUPYTERHUB_ACTIVITY_INTERVAL {environ['JUPYTERHUB_ACTIVITY_INTERVAL']!r} "
                               "is not a number of seconds") from None

@@ -45,9 +45,10 @@ def carme_register_settings() -> list[Setting]:
         Setting("access_scopes", list, [], "Scopes of which a visitor needs one (JUPYTERHUB_OAUTH_ACCESS_SCOPES; "
                 "empty: access to this server or to all of its user's)"),
         Setting("activity_url", str, "", "Where activity is reported (JUPYTERHUB_ACTIVITY_URL; empty: never)"),
-        Setting("activity_interval", int, 300, "Seconds between activity reports (JUPYTERHUB_ACTIVITY_INTERVAL)"),
+        Setting("activity_interval", int, 300, "Seconds between activity reports (JUPYTERHUB_ACTIVITY_INTERVAL)",
+                minimum=0),
         Setting("auth_cache_seconds", int, 60, "How long the hub's answer about a token is reused; "
-                "a revoked token works that long"),
+                "a revoked token works that long", minimum=0),
         Setting("cookie_secure", bool, False, "Mark cookies Secure (set when the hub's public URL is https)"),
         Setting("cookie_host_prefix", bool, False, "__Host- cookie names, path /, always Secure "
                 "(JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED)"),

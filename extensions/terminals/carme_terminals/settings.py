@@ -22,15 +22,15 @@ def declared() -> list[Setting]:
                 "($SHELL, else the password database, else /bin/sh), started as a login shell (-l)",
                 nullable=True),
         Setting("cull_inactive_timeout", float, 0.0,
-                "Delete terminals with no input and no output for this many seconds (0: never)"),
-        Setting("cull_interval", float, 300.0, "Seconds between two checks for inactive terminals"),
+                "Delete terminals with no input and no output for this many seconds (0: never)", minimum=0),
+        Setting("cull_interval", float, 300.0, "Seconds between two checks for inactive terminals", minimum=0),
         Setting("cull_connected", bool, False,
                 "Also cull inactive terminals that a browser is attached to (as the kernels' cull_connected)"),
         Setting("replay_chars", int, 64 * 1024,
-                "How much recent output (characters) a browser gets back when it (re)attaches"),
+                "How much recent output (characters) a browser gets back when it (re)attaches", minimum=0),
         Setting("client_buffer_chars", int, 256 * 1024,
                 "Output (characters) waiting for one slow browser before the terminal stops reading its "
-                "pseudo-terminal, so the program writing waits instead of the server's memory growing"),
+                "pseudo-terminal, so the program writing waits instead of the server's memory growing", minimum=4096),
     ]
 
 
@@ -60,12 +60,6 @@ class TerminalsConfig:
         if not self.shell or not all(isinstance(part, str) and part for part in self.shell):
             raise ConfigError(f"terminals.shell = {list(self.shell)!r} is not valid: expected a non-empty list of "
                               "non-empty strings, or null for the login shell")
-        for name in ("cull_inactive_timeout", "cull_interval", "replay_chars"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"terminals.{name} = {getattr(self, name)} is not valid: expected >= 0")
-        if self.client_buffer_chars < 4096:
-            raise ConfigError(f"terminals.client_buffer_chars = {self.client_buffer_chars} is not valid: "
-                              "expected >= 4096")
 
     @classmethod
     def from_server(cls, server: Server, section: str = "terminals") -> TerminalsConfig:

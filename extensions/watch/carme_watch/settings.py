@@ -30,11 +30,12 @@ def declared() -> list[Setting]:
         Setting("polling", bool, False,
                 "Poll the file system instead of using OS notifications: for network file systems (NFS, SMB), "
                 "WSL folders and containers where inotify events do not arrive"),
-        Setting("poll_delay_ms", int, 1000, "Milliseconds between two scans when polling"),
+        Setting("poll_delay_ms", int, 1000, "Milliseconds between two scans when polling", minimum=1),
         Setting("debounce_ms", int, 500,
-                "Longest time, in milliseconds, changes are grouped into one batch before they are reported"),
+                "Longest time, in milliseconds, changes are grouped into one batch before they are reported",
+                minimum=1),
         Setting("step_ms", int, 50,
-                "A batch is reported once no new change arrived for this many milliseconds"),
+                "A batch is reported once no new change arrived for this many milliseconds", minimum=1),
         Setting("ignore", list, list(DEFAULT_IGNORE),
                 "Patterns never reported: a name or glob matched against every path component "
                 "('node_modules', '*.pyc'), or, with a '/', against the whole path relative to the root"),
@@ -58,9 +59,6 @@ class WatchConfig:
     allow_hidden: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("poll_delay_ms", "debounce_ms", "step_ms"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"watch.{name} = {getattr(self, name)} is not valid: expected an integer >= 1")
         if self.step_ms > self.debounce_ms:
             raise ConfigError(f"watch.step_ms = {self.step_ms} is not valid: expected at most "
                               f"watch.debounce_ms ({self.debounce_ms})")
