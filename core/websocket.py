@@ -9,7 +9,10 @@ of a terminal). A kernel relay or a terminal sends many small messages, so here:
   only while the transport's write buffer is above its high-water mark (``pause_writing``), which
   is the backpressure the kernel relay and terminals rely on: a slow client makes its sender wait.
   ``send_nowait``, offered to apps as the ASGI extension ``carme.websocket``, writes at once
-  from plain code when no wait is needed (and says when one is);
+  from plain code when no wait is needed (and says when one is); with ``hold=True`` it keeps the
+  frame until the extension's ``flush`` (or the next write of any kind), so the messages an app
+  sends in one go leave in one system call (the kernel relay holds the frames of each batch of
+  kernel messages it reads);
 - received messages go to a queue the app's ``receive`` reads; reading the socket pauses only
   when the app lets more than :data:`READ_HIGH_MESSAGES` messages or :data:`READ_HIGH_BYTES` bytes
   pile up, and resumes once it has taken them all.
@@ -59,7 +62,11 @@ from websockets.server import ServerProtocol
 READ_HIGH_MESSAGES = 64
 READ_HIGH_BYTES = 1 << 20
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the client's reply to a close before dropping the connection
-# The ASGI extension (in scope["extensions"]) with ``send_nowait``. A middleware that changes what
+# Frames held by ``send_nowait(..., hold=True)`` are written once they pass this many bytes: past
+# a few TCP segments one write more costs nothing worth saving, and the transport's high-water
+# mark (the backpressure) must see them.
+HOLD_BYTES = 65536
+# The ASGI extension (in scope["extensions"]) with ``send_nowait`` and ``flush``. A middleware that changes what
 # an app sends on a websocket must remove it, or messages written this way pass it by.
 EXTENSION = "carme.websocket"
 
@@ -116,6 +123,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._fragments_text = False
 
         self._drained: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+        self._held: list[bytes] = []  # frames send_nowait was asked to hold, not written yet
+        self._held_bytes = 0
         self._close_timer: asyncio.TimerHandle | None = None
 
         self.ping_interval = config.ws_ping_interval
@@ -136,6 +145,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.open = False
         self._stop_timers()
         self.connections.discard(self)
+        self._take_held()  # nowhere to go now
         self._to_app({"type": "websocket.disconnect", "code": 1006}, 0)
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():  # a paused transport is never resumed once lost
@@ -170,14 +180,24 @@ class WebSocketProtocol(asyncio.Protocol):
         self._flush()
 
     def _flush(self) -> None:
-        """Write what the library has to send; close the connection when it says so (EOF)."""
+        """Write what the library has to send (after any held frames); close the connection when
+        it says so (EOF)."""
         writes = self.conn.data_to_send()
         if writes:
             transport = self.transport
+            if self._held:
+                writes = [*self._take_held(), *writes]
             transport.write(b"".join(writes))
             if not writes[-1]:  # the library's end-of-stream marker
                 self._stop_timers()
                 transport.close()
+        elif self._held:
+            self.flush()
+
+    def _take_held(self) -> list[bytes]:
+        held, self._held = self._held, []
+        self._held_bytes = 0
+        return held
 
     # -- received frames --------------------------------------------------------------------
 
@@ -264,7 +284,7 @@ class WebSocketProtocol(asyncio.Protocol):
             "extensions": {"websocket.http.response": {}},
         }
         self._to_app({"type": "websocket.connect"}, 0)
-        self.scope["extensions"][EXTENSION] = {"send_nowait": self.send_nowait}
+        self.scope["extensions"][EXTENSION] = {"send_nowait": self.send_nowait, "flush": self.flush}
         task = self.loop.create_task(self._run_app())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -317,23 +337,42 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         return message
 
-    def send_nowait(self, data: bytes | bytearray | str) -> bool:
+    def send_nowait(self, data: bytes | bytearray | str, hold: bool = False) -> bool:
         """Write one message (bytes: binary, str: text) at once and return True, when the
         websocket is open and its transport takes more without waiting; else write nothing and
         return False (``await send`` it then). Offered to the app as the ASGI extension
-        :data:`EXTENSION`: a kernel relay writes most messages this way, without a task switch."""
+        :data:`EXTENSION`: a kernel relay writes most messages this way, without a task switch.
+
+        ``hold=True``: the frame is made now and kept to go out with the next write (:meth:`flush`,
+        a ``send_nowait`` without hold, ``send``, a control frame, the close), or once held frames
+        pass :data:`HOLD_BYTES`; the caller must :meth:`flush` before it yields to the event loop."""
         if not self.open or self._drained is not None:
             return False
-        self._write(data)
+        self._write(data, hold)
         return True
 
-    def _write(self, data: bytes | bytearray | str) -> None:
+    def flush(self) -> None:
+        """Write the frames held by ``send_nowait(..., hold=True)``, in one system call."""
+        if self._held and not self.disconnected:
+            self.transport.write(b"".join(self._take_held()))
+
+    def _write(self, data: bytes | bytearray | str, hold: bool = False) -> None:
         conn = self.conn
         if isinstance(data, str):
             conn.send_text(data.encode())
         else:
             conn.send_binary(data)
-        self.transport.write(b"".join(conn.data_to_send()))
+        writes = conn.data_to_send()
+        if hold:
+            self._held += writes
+            self._held_bytes += len(data)
+            if self._held_bytes >= HOLD_BYTES:
+                self.flush()
+        elif self._held:
+            self._held += writes
+            self.flush()
+        else:
+            self.transport.write(b"".join(writes))
 
     async def send(self, message: Message) -> None:
         # The hot path first: a message on an open websocket, written at once.

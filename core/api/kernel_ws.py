@@ -55,25 +55,34 @@ class AsgiSink:
     anywhere else (encoding, the relay) is a fault the relay logs.
     """
 
-    __slots__ = ("_send", "_nowait", "closed")
+    __slots__ = ("_send", "_nowait", "_flush", "closed")
 
     def __init__(self, send: Send, scope: Scope | None = None) -> None:
         self._send = send
         # carme's websocket protocol writes a frame without a coroutine when it need not wait.
         offered = (scope or {}).get("extensions", {}).get(NOWAIT_EXTENSION)
-        self._nowait: Callable[[bytes | str], bool] | None = offered["send_nowait"] if offered else None
+        self._nowait: Callable[[bytes | str, bool], bool] | None = offered["send_nowait"] if offered else None
+        self._flush: Callable[[], None] | None = offered["flush"] if offered else None
         self.closed = False
 
-    def send_nowait(self, frame: bytes | str) -> bool:
+    def send_nowait(self, frame: bytes | str, hold: bool = False) -> bool:
         """Write ``frame`` at once and return True when the websocket takes it without waiting;
         False (nothing written) when it would wait, is closed, or the server cannot say: then
-        :meth:`send` it."""
+        :meth:`send` it. ``hold``: the frame may wait for :meth:`flush` (or the next write)."""
         if self.closed or self._nowait is None:
             return False
         try:
-            return self._nowait(frame)
+            return self._nowait(frame, hold)
         except (OSError, RuntimeError):
             return False  # the websocket is going: send says so
+
+    def flush(self) -> None:
+        """Write the frames held by ``send_nowait(..., hold=True)``."""
+        if self._flush is not None and not self.closed:
+            try:
+                self._flush()
+            except (OSError, RuntimeError):
+                pass  # the websocket is going: the next send says so
 
     async def send(self, frame: bytes | str) -> None:
         if self.closed:
@@ -136,7 +145,7 @@ class KernelWebsockets:
                                     lambda channel, identity: self._open_socket(kernel, channel, identity),
                                     self.options(kernel), kernel.subscribe,
                                     self.server.settings["buffer_offline_messages"], kernel.client_message,
-                                    kernel.on_send_to_client, lambda: kernel.transport)
+                                    kernel.on_send_to_client, lambda: kernel.transport, kernel.on_flush)
             info = dict(kernel.connection_info)
             transport = kernel.transport
 

@@ -31,9 +31,11 @@ class Channels(ABC):
     is the subclass's: :class:`ServerChannels` (ZMQ sockets) or
     :class:`~carme.kernels.transport.TransportChannels` (a provisioner's transport)."""
 
-    def __init__(self, info: ConnectionInfo, on_iopub: Callable[[KernelMessage], None]) -> None:
+    def __init__(self, info: ConnectionInfo, on_iopub: Callable[[KernelMessage], None],
+                 on_flush: Callable[[], None] = lambda: None) -> None:
         self.info = info
-        self._on_iopub = on_iopub
+        self._on_iopub = on_iopub  # each iopub message
+        self._on_flush = on_flush  # after one or more of them, before returning to the event loop
         self._pending: dict[str, asyncio.Future[KernelMessage]] = {}
 
     @abstractmethod
@@ -80,8 +82,8 @@ class ServerChannels(Channels):
     """Shell + control DEALERs with reply matching, an iopub SUB, and a heartbeat REQ."""
 
     def __init__(self, context: zmq.asyncio.Context, info: ConnectionInfo, session: Session,
-                 on_iopub: Callable[[KernelMessage], None]) -> None:
-        super().__init__(info, on_iopub)
+                 on_iopub: Callable[[KernelMessage], None], on_flush: Callable[[], None] = lambda: None) -> None:
+        super().__init__(info, on_iopub, on_flush)
         self.context = context
         self.session = session
         self._sockets = {name: open_socket(context, info, name) for name in ("shell", "control", "iopub")}
@@ -119,6 +121,10 @@ class ServerChannels(Channels):
             while True:
                 await group.wait()
                 self._drain_iopub(group, drain)
+                try:
+                    self._on_flush()
+                except Exception:
+                    log.exception("the iopub flush failed")
                 if group.ready:
                     await asyncio.sleep(0)  # more queued: let clients, other kernels and requests run first
         finally:

@@ -13,7 +13,10 @@ app). Keyed by the client's ``session_id``, as jupyter_server keys ``kernel_id:s
 
 Each iopub message is received and verified once, by the kernel's reader, and handed to
 :meth:`KernelClients.fan_out` (subscribed to the kernel), which queues it for every client; its
-websocket frame is encoded once per protocol, whatever the number of clients. Kernel restarts and
+websocket frame is encoded once per protocol, whatever the number of clients. The frames of the
+messages the kernel hands over in one go are held by each client's sink and written together when
+the kernel says the batch is over (``Kernel.on_flush``): one system call per client and batch, not
+per message; a lone message is a batch of one and goes out at once. Kernel restarts and
 deaths arrive the same way, as the kernel's synthetic iopub ``status`` (``restarting``, ``dead``),
 as jupyter_server does for automatic restarts.
 """
@@ -45,7 +48,8 @@ class KernelClients:
                  subscribe: Subscribe, buffer_offline: bool = True,
                  observe: Callable[[str, list[bytes]], None] | None = None,
                  subscribe_direct: Callable[[Callable[[str, KernelMessage], None]], Callable[[], None]] | None = None,
-                 transport: Callable[[], KernelTransport | None] | None = None) -> None:
+                 transport: Callable[[], KernelTransport | None] | None = None,
+                 on_flush: Callable[[Callable[[], None]], Callable[[], None]] | None = None) -> None:
         self.kernel_id = kernel_id
         self.observe = observe
         self.transport = transport  # Kernel.transport's getter: requests go there when it has one
@@ -57,6 +61,10 @@ class KernelClients:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
         self._removers = [subscribe(self.fan_out)]
+        # With Kernel.on_flush, fan_out's frames may wait in the sinks until the batch is over.
+        self._hold = on_flush is not None
+        if on_flush is not None:
+            self._removers.append(on_flush(self.flush))
         if subscribe_direct is not None:  # Kernel.on_send_to_client
             self._removers.append(subscribe_direct(self.send_to))
 
@@ -71,8 +79,14 @@ class KernelClients:
         those connected, kept for replay for those away."""
         if self.clients:
             message = Outgoing(b"iopub", msg.frames, msg.header)
+            hold = self._hold
             for client in self.clients.values():
-                client.post(message)
+                client.post(message, hold)
+
+    def flush(self) -> None:
+        """The kernel's batch of messages is over: every client writes what its sink holds."""
+        for client in self.clients.values():
+            client.flush()
 
     @property
     def connected(self) -> int:

@@ -21,6 +21,10 @@ The API other parts of carme use (the websocket relay, extensions such as widget
   socket is connected before the kernel is reported ready). Synthetic status messages
   (``restarting``/``dead``, ``msg.synthetic`` true) arrive the same way. Callbacks run on the
   event loop and must not block.
+- ``kernel.on_flush(callback) -> remove``: ``callback()`` once the kernel has handed one or more
+  iopub messages to its subscribers in one go (a batch its reader took, a synthetic status),
+  before it returns to the event loop: a subscriber may hold per-message work until then (the
+  relay writes the websocket frames of a batch in one system call).
 - ``kernel.subscribe_inbound(callback) -> unsubscribe``: ``callback(msg: KernelMessage)`` for every
   message a websocket client sends to the kernel (shell, control, stdin), after the relay
   forwarded it (widgets sees frontend-side widget updates this way). Costs the relay nothing
@@ -134,6 +138,7 @@ class Kernel:
         self._on_dead = on_dead
         self._channels: Channels | None = None
         self._subscribers: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: a message subscriber")
+        self._flushers: Listeners[[]] = Listeners(log, f"kernel {kernel_id}: a flush listener")
         self._inbound: Listeners[[KernelMessage]] = Listeners(log, f"kernel {kernel_id}: an inbound subscriber")
         self._lifecycle: Listeners[[str]] = Listeners(log, f"kernel {kernel_id}: a lifecycle listener")
         self._to_client: Listeners[[str, KernelMessage]] = Listeners(log, f"kernel {kernel_id}: a client answerer")
@@ -164,6 +169,11 @@ class Kernel:
     def subscribe(self, callback: MessageCallback) -> Callable[[], None]:
         """Call ``callback(msg)`` for every iopub message; returns the unsubscribe function."""
         return self._subscribers.add(callback)
+
+    def on_flush(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after each run of iopub messages delivered to subscribers in one go
+        (see the module docstring); returns the remover."""
+        return self._flushers.add(callback)
 
     def subscribe_inbound(self, callback: MessageCallback) -> Callable[[], None]:
         """Call ``callback(msg)`` for every message a client sends; returns the unsubscribe function."""
@@ -309,8 +319,10 @@ class Kernel:
             if self._channels is None or self._channels.info != info or self.transport is not transport:
                 if self._channels is not None:
                     await self._channels.close()
-                self._channels = (ServerChannels(self._context, info, self.session, self._on_iopub) if transport is None
-                                  else TransportChannels(transport, info, self._on_iopub, self._to_client.notify))
+                self._channels = (ServerChannels(self._context, info, self.session, self._on_iopub, self._flush)
+                                  if transport is None else
+                                  TransportChannels(transport, info, self._on_iopub, self._to_client.notify,
+                                                    self._flush))
             self.connection_info = info
             try:
                 await self._wait_for_kernel_info()
@@ -422,6 +434,10 @@ class Kernel:
     def _deliver(self, msg: KernelMessage) -> None:
         self._subscribers.notify(msg)
 
+    def _flush(self) -> None:
+        if self._flushers:
+            self._flushers.notify()
+
     def synthetic_status(self, state: str) -> KernelMessage:
         """An iopub status of ``state`` made by carme for the kernel (starting, restarting, dead),
         as jupyter_server sends them."""
@@ -431,6 +447,7 @@ class Kernel:
         """A synthetic iopub status (restarting/dead) for subscribers."""
         self.execution_state = state
         self._deliver(self.synthetic_status(state))
+        self._flush()
 
     def _emit_lifecycle(self, event: str) -> None:
         self._lifecycle.notify(event)

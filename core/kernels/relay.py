@@ -15,10 +15,12 @@ kernel posts the replies to this client (:meth:`ClientRelay.post`).
 Each client has one queue and one task (the pump) that reads its request sockets into the queue
 and writes the queue to the sink; a message for a client with nothing queued is written at once
 where it arrives when the sink can take it without waiting (``send_nowait``: no task switch per
-message). While the sink is slow the pump waits and the queue grows, for that client alone
-(nothing is dropped, other clients are not held up: the backpressure the ZMQ receive queues gave
-when every client had its own iopub socket). While no sink is attached the queue is the replay
-buffer, bounded, delivered first when a client with the same session id comes back.
+message); the frames of a batch of kernel messages are held by the sink and written together at
+the batch's end (:meth:`ClientRelay.flush`). While the sink is slow the pump waits and the queue
+grows, for that client alone (nothing is dropped, other clients are not held up: the backpressure
+the ZMQ receive queues gave when every client had its own iopub socket). While no sink is attached
+the queue is the replay buffer, bounded, delivered first when a client with the same session id
+comes back.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ class Sink(Protocol):
 
     ``send`` raises :class:`SinkClosed` when the client is gone; any other exception is a fault,
     logged by the relay, which then closes the sink with 1011. ``close`` on a sink that is gone
-    does nothing. A sink may also have ``send_nowait(frame) -> bool``, which writes at once when
-    no wait is needed and returns False (nothing written) otherwise: the relay then delivers a
-    message to an idle client right where it arrives, without waking the client's pump.
+    does nothing. A sink may also have ``send_nowait(frame, hold) -> bool``, which writes at once
+    when no wait is needed and returns False (nothing written) otherwise: the relay then delivers
+    a message to an idle client right where it arrives, without waking the client's pump. With
+    ``hold`` true the sink may keep the frame until its ``flush()`` (or its next write), which the
+    relay calls before it returns to the event loop.
     """
 
     async def send(self, frame: bytes | str) -> None: ...
@@ -137,6 +141,7 @@ class ClientRelay:
         self._sockets: dict[str, zmq.Socket] = {}  # type: ignore[type-arg]
         self._pump_task: asyncio.Task[None] | None = None
         self._sending = False  # the pump is in a send: a new message must queue behind it
+        self._holding = False  # the sink holds frames written with hold: flush() writes them
         self._stdin_monitor: zmq.Socket | None = None  # type: ignore[type-arg]
         self.closed = False
         self._open_sockets()
@@ -288,13 +293,15 @@ class ClientRelay:
 
     # -- kernel -> client ------------------------------------------------------------------
 
-    def post(self, message: Outgoing) -> None:
+    def post(self, message: Outgoing, hold: bool = False) -> None:
         """Queue ``message`` for this client (an iopub message read once for the kernel, or one
-        made by the server); the pump delivers it, or keeps it for replay while away."""
+        made by the server); the pump delivers it, or keeps it for replay while away. ``hold``:
+        the caller calls :meth:`flush` before it returns to the event loop, so a frame written at
+        once may wait in the sink until then."""
         if self.closed:
             return
         sink = self._sink
-        if sink is not None and not self._queue and not self._sending and self._sent_now(sink, message):
+        if sink is not None and not self._queue and not self._sending and self._sent_now(sink, message, hold):
             return
         self._queue.append(message)
         self._queue_bytes += message.size
@@ -303,7 +310,16 @@ class ClientRelay:
         elif self._group is not None:
             self._group.wake()
 
-    def _sent_now(self, sink: Sink, message: Outgoing) -> bool:
+    def flush(self) -> None:
+        """Write what the sink holds (frames posted with ``hold``)."""
+        if self._holding:
+            self._holding = False
+            sink = self._sink
+            flush = getattr(sink, "flush", None)
+            if flush is not None:
+                flush()
+
+    def _sent_now(self, sink: Sink, message: Outgoing, hold: bool = False) -> bool:
         """Deliver ``message`` to ``sink`` at once if it takes it without waiting (nothing is
         queued before it); False: queue it for the pump. The rate limiter's notices go through
         the pump, and so does anything that fails here (the pump's send reports it)."""
@@ -314,9 +330,13 @@ class ClientRelay:
             policy = self.policy
             if policy is not None and not policy.allows_to_client(message.header, message.parts[1], message.parts[3]):
                 return True  # not for this client
-            return bool(send_nowait(message.frame(self.v1)))
+            if not send_nowait(message.frame(self.v1), hold):
+                return False
         except Exception:
             return False
+        if hold:
+            self._holding = True
+        return True
 
     async def _pump(self, group: SocketGroup) -> None:
         channels = [(name.encode("ascii"), sock) for name, sock in self._sockets.items()]

@@ -68,8 +68,9 @@ class TransportChannels(Channels):
     """The server's channels of a kernel reached through a :class:`KernelTransport`."""
 
     def __init__(self, transport: KernelTransport, info: ConnectionInfo, on_iopub: Callable[[KernelMessage], None],
-                 on_client_reply: Callable[[str, KernelMessage], None]) -> None:
-        super().__init__(info, on_iopub)
+                 on_client_reply: Callable[[str, KernelMessage], None],
+                 on_flush: Callable[[], None] = lambda: None) -> None:
+        super().__init__(info, on_iopub, on_flush)
         self.transport = transport
         self._on_client_reply = on_client_reply
         self._sends: set[asyncio.Future[None]] = set()
@@ -97,7 +98,10 @@ class TransportChannels(Channels):
             return
         try:
             if channel == "iopub":
-                self._on_iopub(msg)
+                try:
+                    self._on_iopub(msg)
+                finally:
+                    self._on_flush()
             elif identity is None:
                 self._reply(msg)
             else:

@@ -58,6 +58,9 @@ class App:
         if path == "/nowait":
             await self.send_without_waiting(scope, receive, send)
             return
+        if path == "/batch":
+            await self.send_held(scope, receive, send)
+            return
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -85,6 +88,26 @@ class App:
             self.flooded = sent
             await send({"type": "websocket.send", "text": "done"})
         self.nowait.append(send_nowait("too late"))
+
+    async def send_held(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """``/batch``: on "<n> <size> <how>", sends n numbered messages of ``size`` bytes with
+        ``send_nowait(..., hold=True)``, then ends the batch ``how``: ``flush``, a ``send``
+        ("sent"), a ``send_nowait`` without hold ("lone"), or a close (4003)."""
+        extension = scope["extensions"]["carme.websocket"]
+        send_nowait, flush = extension["send_nowait"], extension["flush"]
+        while (message := await receive())["type"] != "websocket.disconnect":
+            count, size, how = message["text"].split()
+            for index in range(int(count)):
+                self.nowait.append(send_nowait(f"{index:06d}".encode() * (int(size) // 6), True))
+            if how == "flush":
+                flush()
+            elif how == "sent":
+                await send({"type": "websocket.send", "text": "sent"})
+            elif how == "lone":
+                send_nowait("lone")
+            elif how == "close":
+                await send({"type": "websocket.close", "code": 4003})
+                return
 
 
 @pytest.fixture
@@ -233,3 +256,24 @@ async def test_send_nowait_writes_while_the_client_keeps_up_and_refuses_when_it_
             assert await ws.recv() == "done"
         await await_until(lambda: len(app.nowait) == 2, "the app to try once more after the close")
     assert app.nowait == [True, False]  # the echo went at once; nothing is written once the client left
+
+
+@pytest.mark.parametrize("how", ["flush", "sent", "lone", "close"])
+async def test_held_frames_go_out_whole_and_in_order_with_the_next_write(app: App, how: str) -> None:
+    # send_nowait(..., hold=True) keeps frames to write them together: with the extension's flush,
+    # or ahead of whatever is written next (a send, a send_nowait without hold, the close), and
+    # on their own once they pass HOLD_BYTES (the 300 KB batch). Nothing is lost or reordered.
+    async with serve_here(app) as served:
+        async with connect(served.ws_url + "/batch", max_size=None) as ws:
+            for count, size in [(1, 6), (50, 60), (30, 10_002)]:
+                await ws.send(f"{count} {size} {how}")
+                for index in range(count):
+                    assert await ws.recv() == f"{index:06d}".encode() * (size // 6)
+                if how == "close":
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await ws.recv()
+                    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+                    break
+                if how != "flush":
+                    assert await ws.recv() == how  # the write that took the held frames along
+    assert all(app.nowait)

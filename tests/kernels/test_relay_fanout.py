@@ -1,6 +1,7 @@
 """iopub is read once per kernel and queued per client: a client whose websocket does not take
 its messages holds up no other client, loses nothing, and gets everything in order once it
-reads again. A real kernel; the sinks are small implementations of the relay's Sink interface."""
+reads again; a sink that can hold frames gets each batch of the kernel's messages held and then
+flushed. A real kernel; the sinks are small implementations of the relay's Sink interface."""
 
 from __future__ import annotations
 
@@ -52,6 +53,36 @@ class GatedSink:
         return [line for line in text.splitlines() if line.startswith("line ")]
 
 
+class HoldingSink(GatedSink):
+    """Takes frames at once (``send_nowait``) and holds those sent with ``hold`` until ``flush``:
+    only written frames count as received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[bytes] = []
+        self.holds = 0  # frames the relay asked to hold
+        self.flushes = 0
+
+    def send_nowait(self, frame: bytes | str, hold: bool = False) -> bool:
+        assert isinstance(frame, bytes)
+        if hold:
+            self.holds += 1
+            self.held.append(frame)
+        else:
+            self.flush()
+            self.frames.append(frame)
+        return True
+
+    def flush(self) -> None:
+        self.flushes += bool(self.held)
+        self.frames += self.held
+        self.held = []
+
+    async def send(self, frame: bytes | str) -> None:
+        self.flush()
+        await super().send(frame)
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def kernel(kserver: Server) -> Kernel:
     return await kserver.kernels.start_kernel("python3")
@@ -85,6 +116,30 @@ async def test_a_message_reaches_every_client_once(kernel: Kernel, kserver: Serv
             await await_until(lambda sink=sink: sink.lines() == ["line once"], "the line at every client")
         await execute(kernel, "pass")  # anything later than the line has arrived too: still once
         assert all(sink.lines() == ["line once"] for sink in sinks)
+    finally:
+        for relay, sink in zip(relays, sinks, strict=True):
+            await clients.disconnect(relay, sink)
+
+
+async def test_held_frames_are_flushed_whole_and_in_order_at_the_end_of_each_batch(
+        kernel: Kernel, kserver: Server) -> None:
+    clients = kserver.kernel_websockets.clients_of(kernel)
+    sinks = [HoldingSink(), HoldingSink()]
+    relays = [await clients.connect(uuid.uuid4().hex, sink, True) for sink in sinks]
+    expected = [f"line {i}" for i in range(COUNT)]
+    try:
+        await execute(kernel, CODE)
+        for sink in sinks:
+            await await_until(lambda sink=sink: sink.lines() == expected, "every line, in order, at every client")
+        # A lone message with nothing after it (printed by a thread once the cell is over): its
+        # batch is that one message, flushed at once, not kept until something else comes.
+        await execute(kernel, "import threading\n"
+                              "threading.Timer(0.2, lambda: print('line late', flush=True)).start()")
+        for sink in sinks:
+            await await_until(lambda sink=sink: sink.lines()[-1:] == ["line late"], "the late line at every client")
+            assert sink.held == []
+            assert sink.holds >= COUNT  # the kernel's messages went through hold ...
+            assert sink.flushes >= 1  # ... and out with flush
     finally:
         for relay, sink in zip(relays, sinks, strict=True):
             await clients.disconnect(relay, sink)
