@@ -45,8 +45,11 @@ class CarmeApp(Starlette):
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
-        """Start and stop the carme services; usable as a host app's ``lifespan``."""
-        await self.server.start()
+        """Start and stop the carme services; usable as a host app's ``lifespan``. Services
+        already started (``carme serve`` starts them before uvicorn, to report a start-up error
+        itself) are only stopped."""
+        if not self.server.running:
+            await self.server.start()
         try:
             yield
         finally:

@@ -31,6 +31,7 @@ from . import __version__, config
 from .config import ConfigError
 from .plugins import PluginError, Plugins
 from .running import uvicorn_options
+from .server import StartupConfigError, StartupError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -43,6 +44,7 @@ log = logging.getLogger("carme.cli")
 
 
 CORE_COMMANDS = ("serve", "extension", "config")
+STARTUP_FAILED = 3  # an extension failed to start (uvicorn's own code for a failed start-up)
 
 
 @dataclass(frozen=True)
@@ -227,9 +229,10 @@ def _urls(server: Server, ip: str, port: int) -> list[str]:
 
 
 async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, open_browser: bool) -> int:
-    """Serve until a signal or /api/shutdown; 0 after a clean stop, 1 if forced or start-up failed."""
+    """Serve until a signal or /api/shutdown; 0 after a clean stop, 1 if forced or uvicorn failed
+    to start, 3 if an extension did; a refused setting raises StartupConfigError (exit 2 in main)."""
     loop = asyncio.get_running_loop()
-    serving = asyncio.ensure_future(uv_server.serve(sockets=[sock]))
+    running: asyncio.Future[None] | None = None  # what a forced exit cancels: the start, then uvicorn
     forced = False
 
     def on_signal(signum: int) -> None:
@@ -240,12 +243,26 @@ async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, op
         elif signum == signal.SIGINT:
             log.warning("Second Ctrl-C: forcing the exit")
             forced = uv_server.force_exit = True
-            serving.cancel()
+            if running is not None:
+                running.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     app.server.on_shutdown_request(lambda: setattr(uv_server, "should_exit", True))
     try:
+        # Started here, not in uvicorn's lifespan: there a failure is a traceback and exit 3 whatever
+        # it is; a refused setting (StartupConfigError) reaches main as the configuration error it is.
+        running = asyncio.ensure_future(app.server.start())
+        try:
+            await running
+        except StartupConfigError:
+            raise
+        except StartupError as exc:
+            log.error("%s", exc, exc_info=exc.__cause__)
+            return STARTUP_FAILED
+        except asyncio.CancelledError:  # forced while starting
+            return 1
+        serving = running = asyncio.ensure_future(uv_server.serve(sockets=[sock]))
         while not uv_server.started and not serving.done():
             await asyncio.sleep(0.02)
         if uv_server.started:
@@ -264,6 +281,8 @@ async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, op
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if not forced:
+            await app.server.stop()  # when uvicorn stopped before its lifespan did (does nothing then)
     if forced or not uv_server.started:
         return 1
     log.info("carme stopped")

@@ -194,7 +194,10 @@ def carme_startup(server: Server) -> Awaitable[None] | None:
     ``server.services[name] = obj``; require one with ``server.services[name]`` (or the core's
     typed attributes, ``server.kernels``), which raises :class:`carme.server.ServiceUnavailable`
     saying why when it is not published; ``server.services.get(name)`` for one that may be
-    absent. An exception aborts start-up with a message naming the plugin.
+    absent. An exception aborts start-up with a message naming the plugin; raise
+    :class:`carme.config.ConfigError` naming the setting for a setting this plugin refuses (a
+    template that does not exist, two settings that disagree): ``carme serve`` then reports it as
+    a configuration error (one line, exit 2), other exceptions as a failed start (exit 3).
     """
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .jsonutil import utcnow
 from .plugins import Plugins, await_maybe
 
@@ -39,6 +39,16 @@ log = logging.getLogger("carme.server")
 
 State = Literal["created", "starting", "running", "stopping", "stopped"]
 T = TypeVar("T")
+
+
+class StartupError(RuntimeError):
+    """A plugin failed in carme_startup; the message names it and says what went wrong."""
+
+
+class StartupConfigError(StartupError, ConfigError):
+    """A plugin refused its configuration in carme_startup (a bad template name, settings that
+    contradict each other): a configuration error like a bad value found while settings resolve,
+    which ``carme serve`` reports the same way (one line, exit 2)."""
 
 
 class ServiceUnavailable(LookupError):
@@ -143,7 +153,9 @@ class Server:
         """Run every plugin's carme_startup in registration order; a failure names the plugin.
 
         When one fails, the plugins already started are stopped again (reverse order) before
-        the error is raised, so a failed start leaves no service running.
+        the error is raised, so a failed start leaves no service running. The error is a
+        :class:`StartupConfigError` when the plugin raised a :class:`~carme.config.ConfigError`,
+        else a :class:`StartupError`.
         """
         if self.state not in ("created", "stopped"):
             raise RuntimeError(f"cannot start a server that is {self.state}")
@@ -156,7 +168,8 @@ class Server:
                 self.state = "stopping"
                 await self._stop(started)
                 self.state = "stopped"
-                raise RuntimeError(f"extension {name!r} failed to start: {exc}") from exc
+                error = StartupConfigError if isinstance(exc, ConfigError) else StartupError
+                raise error(f"extension {name!r} failed to start: {exc}") from exc
             started.append(name)
         self.state = "running"
 

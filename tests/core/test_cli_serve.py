@@ -157,6 +157,46 @@ def carme_startup(server):
     assert "extension 'sidecar' failed to start: sidecar port is taken" in "".join(carme.log)
 
 
+REFUSES = """
+from carme import hookimpl
+from carme.config import ConfigError, Setting
+
+@hookimpl
+def carme_register_settings():
+    return [Setting("mode", str, "auto", "How to run")]
+
+@hookimpl
+def carme_startup(server):
+    # What an extension checks only when it starts (a template that exists, two settings that agree).
+    raise ConfigError(f"picky.mode = {server.settings['picky.mode']!r} is not valid: expected a mode on this machine")
+"""
+
+
+def test_an_extension_refusing_its_setting_at_start_up_exits_2_in_one_line(
+        run_carme: Callable[..., CarmeServe], site_dir: Site) -> None:
+    site_dir.install("picky", REFUSES)
+    carme = run_carme("--set", "picky.mode=turbo")
+    assert carme.wait() == 2  # as a bad value the settings refuse, not uvicorn's 3
+    assert carme.output().strip().splitlines()[-1] == (
+        "carme: configuration error: extension 'picky' failed to start: picky.mode = 'turbo' is not valid: "
+        "expected a mode on this machine")
+    assert "Traceback" not in carme.output()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "watch.step_ms=900", "--set", "watch.debounce_ms=100"],
+     "extension 'watch' failed to start: watch.step_ms = 900 is not valid: expected at most watch.debounce_ms (100)"),
+    (["--set", "watch.debounce_ms=-5"],
+     "command line --set watch.debounce_ms: watch.debounce_ms = -5 is not valid: expected an integer >= 1"),
+])
+def test_a_bundled_extension_refusing_its_setting_exits_2_in_one_line(
+        carme_serve: Callable[..., CarmeServe], args: list[str], message: str) -> None:
+    carme = carme_serve(*only("watch"), *args)
+    assert carme.wait() == 2
+    assert carme.output().strip().splitlines()[-1] == f"carme: configuration error: {message}"
+    assert "Traceback" not in carme.output()
+
+
 def test_config_error_exits_2(run_carme: Callable[..., CarmeServe]) -> None:
     carme = run_carme("--set", "port=eighty")
     assert carme.wait() == 2
