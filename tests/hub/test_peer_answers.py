@@ -5,7 +5,9 @@ reports go on)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,6 +97,29 @@ def test_an_unexpected_4xx_from_the_hub_is_a_502_naming_its_answer(
     assert f"{hub_url}/hub/api answered {status} to GET /user" in body["message"], body
     assert said in body["message"], body
     assert body["reason"] == "Bad Gateway"
+
+
+@pytest.mark.usefixtures("server_token")
+def test_a_hub_that_went_away_is_a_503_naming_it(root: Path) -> None:
+    hub = TinyHub()
+    with contextlib.ExitStack() as hub_running:
+        running = hub_running.enter_context(serve(hub.app))  # the hub answers while the server starts
+        app = create_app(str(root), environ=spawned(running.url), config_files=False, extensions=["hub"])
+        with serve(app) as served:
+            reached = httpx.get(served.url + "/user/alice/api/contents", headers={"Authorization": "token t"})
+            assert reached.status_code == 502  # the tiny hub's HTML answer: it was reached
+            hub_running.close()
+            # The hub is gone; its port is held by a socket that does not listen: connecting is refused.
+            with socket.socket() as hole:
+                hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the hub's closed connections linger
+                hole.bind(("127.0.0.1", running.port))
+                response = httpx.get(served.url + "/user/alice/api/contents",
+                                     headers={"Authorization": "token visitor"})
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["reason"] == "Hub unreachable"
+    assert body["message"].startswith(f"The hub API at {running.url}/hub/api cannot be reached ("), body
+    assert body["message"].endswith("is the hub running? Try again when it is back"), body
 
 
 @pytest.mark.usefixtures("server_token")

@@ -78,6 +78,34 @@ def test_browser_without_cookie_goes_to_the_hub(hub: Hub, alice: str) -> None:
     assert cleared and "Max-Age=0" in cleared[0] and "Path=/user/alice/" in cleared[0], logout.headers
 
 
+def start_login(hub: Hub, alice: str, query: str = "next=/user/alice/lab") -> tuple[str, str]:
+    """Begin a login at alice's server: the state the hub is sent, and its state cookie."""
+    to_hub = httpx.get(f"{alice}oauth_login?{query}")
+    assert to_hub.status_code == 302, to_hub.text
+    state = parse_qs(urlparse(to_hub.headers["location"]).query)["state"][0]
+    return state, to_hub.headers["set-cookie"].split(";", 1)[0]
+
+
+def test_a_login_code_the_hub_refuses_restarts_the_login_once_then_is_a_403(hub: Hub, alice: str) -> None:
+    callback = alice + "oauth_callback"
+    state, cookie = start_login(hub, alice)
+    # The real hub refuses a code it never issued (as one already used, or expired).
+    refused = httpx.get(callback, params={"code": "never-issued", "state": state}, headers={"Cookie": cookie})
+    assert refused.status_code == 302, refused.text
+    assert refused.headers["location"] == "/user/alice/oauth_login?next=%2Fuser%2Falice%2Flab&again=1"
+    assert any(c.startswith(cookie.split("=", 1)[0] + "=;") and "Max-Age=0" in c
+               for c in refused.headers.get_list("set-cookie")), refused.headers  # the used state is dropped
+    # The login starts again (the hub would send the visitor straight back with a fresh code);
+    # refused once more, it is a 403 saying what the hub answered, not another round.
+    state, cookie = start_login(hub, alice, urlparse(refused.headers["location"]).query)
+    again = httpx.get(callback, params={"code": "never-issued", "state": state}, headers={"Cookie": cookie})
+    assert again.status_code == 403, again.text
+    body = again.json()
+    assert body["reason"] == "OAuth code refused"
+    assert body["message"].startswith("The hub refused the login code (400 invalid_grant"), body
+    assert body["message"].endswith("; log in again"), body
+
+
 def test_singleuser_needs_the_hub_environment() -> None:
     done = subprocess.run([CARME, "singleuser"], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})

@@ -32,6 +32,10 @@ class HubIdentity:
     scopes: frozenset[str]
 
 
+class CodeRefused(ApiError):
+    """The hub refused to trade an OAuth code for a token (used already, expired, not this client's)."""
+
+
 class HubClient:
     """Calls the hub's API with this server's own token."""
 
@@ -47,13 +51,19 @@ class HubClient:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
-        """One call; an unreachable hub is a 500 naming it, a hub error 502 (as HubAuth answers)."""
+        """One call; an unreachable hub is a 503 naming it (jupyterhub-singleuser answers 500, but
+        nothing is wrong with this server or the request: the hub is down or restarting, and the
+        same request works once it is back), a hub error 502 (as HubAuth answers)."""
         headers = {"Authorization": f"token {token or self.token}"}
         try:
             response = await self._http.request(method, self.api_url + path, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
+        except httpx.TransportError as exc:  # refused, reset, timed out, no such host
             log.error("cannot reach the hub at %s: %s", self.api_url, exc)
-            raise ApiError(500, f"Failed to connect to the hub API at {self.api_url}", "Hub unreachable") from exc
+            raise ApiError(503, f"The hub API at {self.api_url} cannot be reached ({exc or type(exc).__name__}): "
+                           "is the hub running? Try again when it is back", "Hub unreachable") from exc
+        except httpx.HTTPError as exc:  # an answer that could not be read (a bad encoding, endless redirects)
+            raise ApiError(502, f"The hub API at {self.api_url} answered {method} {path} unreadably: {exc}",
+                           "Bad Gateway") from exc
         if response.status_code >= 500:
             raise ApiError(502, f"The hub answered {response.status_code} to {method} {path}", "Bad Gateway")
         return response
@@ -115,12 +125,19 @@ class HubClient:
             "client_id": client_id, "client_secret": self.token, "grant_type": "authorization_code",
             "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier})
         if response.status_code != 200:
-            raise ApiError(500, f"The hub refused the OAuth code ({response.status_code}): {response.text[:200]}",
-                           "OAuth code refused")
+            # The OAuth error answer (RFC 6749 5.2): invalid_grant for a code used or expired.
+            try:
+                said = response.json()
+                said = f"{said['error']}: {said.get('error_description', '')}".rstrip(": ")
+            except (ValueError, TypeError, KeyError):
+                said = response.text[:200]
+            raise CodeRefused(403, f"The hub refused the login code ({response.status_code} {said}); log in again",
+                              "OAuth code refused")
         answer = self._json(response, "POST /oauth2/token")
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
-            raise ApiError(500, "The hub's OAuth answer has no access_token", "OAuth code refused")
+            raise ApiError(502, f"The hub API at {self.api_url} answered POST /oauth2/token without an access_token",
+                           "Bad Gateway")
         return token
 
     async def post_activity(self, url: str, server_name: str, when: str) -> None:

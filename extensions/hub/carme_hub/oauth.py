@@ -5,7 +5,9 @@ was going in a signed state cookie named after the state itself (so two tabs log
 not overwrite each other's) and sends it to the hub with a PKCE challenge. The hub logs the user in
 and returns to the callback with ``code`` and ``state``; the callback checks the state against its
 cookie, trades the code for the visitor's token, and sets the OAuth cookie. The state lives in the
-cookie, not in this process, so a restart in the middle of a login does not lose it.
+cookie, not in this process, so a restart in the middle of a login does not lose it. A code the
+hub refuses (used already, expired) starts the login once more, remembered in the new state; a
+second refusal in a row is a 403 saying what the hub answered (jupyterhub-singleuser answers 500).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from carme.auth import base_path
 from carme.errors import ApiError
 
 from .environment import OAUTH_LOGIN
+from .hubapi import CodeRefused
 
 if TYPE_CHECKING:
     from .service import HubService
 
 STATE_SECONDS = 600  # as the hub: a login must finish within ten minutes
+RETRIED = "again"  # oauth_login's query flag: this login restarts one whose code the hub refused
 
 
 def _hub(request: Request) -> HubService:
@@ -55,7 +59,7 @@ async def oauth_login(request: Request) -> Response:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     remembered = hub.sign(json.dumps({"next": _safe_next(request, request.query_params.get("next")),
-                                      "verifier": verifier}))
+                                      "verifier": verifier, "again": RETRIED in request.query_params}))
     query = urlencode({"client_id": hub.client_id, "redirect_uri": hub.callback_url, "response_type": "code",
                        "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
     response = RedirectResponse(f"{hub.host}{hub.hub_prefix}api/oauth2/authorize?{query}", status_code=302)
@@ -78,10 +82,20 @@ async def oauth_callback(request: Request) -> Response:
     if remembered is None:
         raise ApiError(403, "oauth state does not match. Try logging in again.", "Forbidden")
     saved = json.loads(remembered)
-    token = await hub.client.exchange_code(hub.client_id, code, hub.callback_url, saved["verifier"])
-    if await hub.user_for(token) is None:
-        raise ApiError(500, "The hub does not recognise the token it just issued", "OAuth token refused")
     path = base_path(request.scope)
+    try:
+        token = await hub.client.exchange_code(hub.client_id, code, hub.callback_url, saved["verifier"])
+    except CodeRefused:
+        if saved.get("again"):  # refused twice in a row: say so rather than loop through the hub
+            raise
+        # A code used already (two tabs, a callback opened twice) or expired: log in once more;
+        # the hub knows the visitor and sends them straight back with a fresh code.
+        query = urlencode({"next": _safe_next(request, saved["next"]), RETRIED: "1"})
+        response = RedirectResponse(f"{path}{OAUTH_LOGIN}?{query}", status_code=302)
+        response.headers.append("set-cookie", hub.cookie(name, "", path, 0))
+        return response
+    if await hub.user_for(token) is None:
+        raise ApiError(502, "The hub does not recognise the token it just issued", "Bad Gateway")
     response = RedirectResponse(_safe_next(request, saved["next"]), status_code=302)
     response.headers.append("set-cookie", hub.cookie(hub.client_id, hub.sign(token), path))
     response.headers.append("set-cookie", hub.cookie(name, "", path, 0))
