@@ -21,17 +21,21 @@ class Listeners(Generic[P]):
     __slots__ = ("_callbacks", "_log", "what")
 
     def __init__(self, log: logging.Logger, what: str) -> None:
-        self._callbacks: list[Callable[P, object]] = []
+        # A tuple, replaced on add and remove: notify (on every kernel message) iterates it as it
+        # is, and callbacks added or removed meanwhile do not change the run in progress.
+        self._callbacks: tuple[Callable[P, object], ...] = ()
         self._log = log
         self.what = what
 
     def add(self, callback: Callable[P, object]) -> Callable[[], None]:
         """Call ``callback`` from now on; returns the function that stops it (safe to call twice)."""
-        self._callbacks.append(callback)
+        self._callbacks = (*self._callbacks, callback)
 
         def remove() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
+            callbacks = list(self._callbacks)
+            if callback in callbacks:
+                callbacks.remove(callback)
+                self._callbacks = tuple(callbacks)
 
         return remove
 
@@ -43,7 +47,7 @@ class Listeners(Generic[P]):
 
     def notify(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Call every callback (those added or removed meanwhile are not affected)."""
-        for callback in list(self._callbacks):
+        for callback in self._callbacks:
             try:
                 callback(*args, **kwargs)
             except Exception:
@@ -51,7 +55,7 @@ class Listeners(Generic[P]):
 
     async def notify_async(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Call every callback in turn, awaiting those that return an awaitable."""
-        for callback in list(self._callbacks):
+        for callback in self._callbacks:
             try:
                 result = callback(*args, **kwargs)
                 if inspect.isawaitable(result):

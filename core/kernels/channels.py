@@ -140,6 +140,8 @@ class ServerChannels(Channels):
                 return
             msg = self.session.deserialize("iopub", parts, self._history)
             if msg is not None:
+                if msg.header.get("msg_type") == "status" and b'"idle"' in msg.frames[3]:
+                    group.calm()  # a request is done: what follows may be a round trip, not held
                 try:
                     self._on_iopub(msg)
                 except Exception:

@@ -52,17 +52,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from ..jsonutil import isoformat, utcnow
+from ..jsonutil import isoformat
 from ..listeners import Listeners
 from ..tasks import cancel_and_wait
 from .channels import Channels, ServerChannels
@@ -130,7 +131,8 @@ class Kernel:
         self.session = Session(new_key(), username="carme")
         self.connection_info: ConnectionInfo = {}
         self.execution_state = "starting"
-        self.last_activity: datetime = utcnow()
+        self._active_at = time.time()  # last_activity, as a timestamp: cheap to set on every message
+        self._parent: tuple[bytes, str | None] = (b"", None)  # the last parent header frame seen on iopub, and its msg_type
         self.connections = 0
         self.reason: str | None = None
         self.kernel_info: dict[str, Any] = {}
@@ -152,6 +154,15 @@ class Kernel:
         self._failures = 0
 
     # -- public state -----------------------------------------------------------------------
+
+    @property
+    def last_activity(self) -> datetime:
+        """When the kernel last did work or was asked to (UTC)."""
+        return datetime.fromtimestamp(self._active_at, UTC)
+
+    @last_activity.setter
+    def last_activity(self, when: datetime) -> None:
+        self._active_at = when.timestamp()
 
     @property
     def closed(self) -> bool:
@@ -423,13 +434,23 @@ class Kernel:
             # activity it would keep the culler from an idle kernel; as the state, hide a busy one.
             self._deliver(msg)
             return
-        parent_type = msg.parent_msg_type if msg_type in UNTRACKED else None
+        parent_type = self._parent_type(msg) if msg_type in UNTRACKED else None
         if msg_type not in UNTRACKED or parent_type not in UNTRACKED:
-            self.last_activity = utcnow()
+            self._active_at = time.time()
         # Until the kernel is ready the (re)start owns the state ("starting", "restarting").
         if isinstance(state, str) and parent_type not in UNTRACKED and self._ready.is_set():
             self.execution_state = state
         self._deliver(msg)
+
+    def _parent_type(self, msg: KernelMessage) -> str | None:
+        """The msg_type of ``msg``'s parent; the header of the last parent is kept parsed (the
+        output of one request all has the same parent frame)."""
+        frame = msg.frames[1]
+        seen, parent_type = self._parent
+        if frame != seen:
+            parent_type = msg.parent_msg_type
+            self._parent = (frame, parent_type)
+        return parent_type
 
     def _deliver(self, msg: KernelMessage) -> None:
         self._subscribers.notify(msg)

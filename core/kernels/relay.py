@@ -95,7 +95,7 @@ class Outgoing:
         self.wire = wire
         self.parts = parts
         self.header = header
-        self.size = sum(len(p) for p in parts)
+        self.size = sum(map(len, parts))
         self._v1: bytes | None = None
         self._legacy: bytes | str | None = None
 
@@ -131,12 +131,14 @@ class ClientRelay:
         self._identity = session_id.encode("utf-8")  # who asked, to the transport
         self._observe = observe  # told of every client message forwarded (Kernel.client_message)
         self._sink: Sink | None = None
+        self._nowait: Callable[[bytes | str, bool], bool] | None = None  # the sink's send_nowait, if it has one
         self.policy: MessagePolicy | None = None  # set per attachment; None: every message passes
         self.v1 = True
         self._queue: deque[Outgoing] = deque()
         self._queue_bytes = 0
         self._trimmed = 0
         self._limiter = IOPubRateLimiter(options.rate_limits)
+        self._limited = options.rate_limits.enabled  # iopub goes through the pump (the limiter's notices)
         self._group: SocketGroup | None = None
         self._sockets: dict[str, zmq.Socket] = {}  # type: ignore[type-arg]
         self._pump_task: asyncio.Task[None] | None = None
@@ -226,6 +228,7 @@ class ClientRelay:
     def attach(self, sink: Sink, v1: bool, policy: MessagePolicy | None = None) -> None:
         """Deliver to ``sink`` from now on, starting with what was buffered (filtered by ``policy``)."""
         self._sink = sink
+        self._nowait = getattr(sink, "send_nowait", None)
         self.v1 = v1
         self.policy = policy
         self._limiter.reset()
@@ -323,8 +326,8 @@ class ClientRelay:
         """Deliver ``message`` to ``sink`` at once if it takes it without waiting (nothing is
         queued before it); False: queue it for the pump. The rate limiter's notices go through
         the pump, and so does anything that fails here (the pump's send reports it)."""
-        send_nowait = getattr(sink, "send_nowait", None)
-        if send_nowait is None or (message.wire == b"iopub" and self._limiter.limits.enabled):
+        send_nowait = self._nowait
+        if send_nowait is None or (self._limited and message.wire == b"iopub"):
             return False
         try:
             policy = self.policy

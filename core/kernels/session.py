@@ -121,18 +121,23 @@ class Session:
                     ) -> KernelMessage | None:
         """Verify and wrap frames received from ZMQ; None (logged) when unsigned, forged or malformed.
 
+        ``parts`` are bytes, in a list as a receive makes them (used as they are: the message's
+        frames are a slice of it) or any other sequence (copied).
+
         ``history``, when given, also refuses a signature seen before (a replay).
         """
+        if not isinstance(parts, list):
+            parts = [bytes(p) for p in parts]
         try:
-            split = list(parts).index(DELIMITER)
+            split = parts.index(DELIMITER)
         except ValueError:
             log.warning("dropped a %s message without the <IDS|MSG> delimiter", channel)
             return None
-        frames = [bytes(p) for p in parts[split + 2:]]
+        frames = parts[split + 2:]
         if len(frames) < 4:
             log.warning("dropped a %s message with %d frames (need 4)", channel, len(frames))
             return None
-        signature = bytes(parts[split + 1])
+        signature = parts[split + 1]
         if not self.verify(signature, frames):
             log.warning("dropped a %s message with a bad signature", channel)
             return None

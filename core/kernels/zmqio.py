@@ -21,7 +21,11 @@ A group may be *paced* (the kernel's iopub reader is): while messages stream in 
 :data:`PACE` seconds pass after each wake-up before it returns, so one wake-up reads the several
 messages that came meanwhile instead of one. Each message costs the server a wake-up of the
 event loop and of ZMQ's I/O thread's signal to it, more than the message itself; round trips
-(a few messages per request) stay under the rate and are never held.
+(a few messages per request) stay under the rate and are never held. A streaming group goes on
+pacing while the rate stays above :data:`CALM_RATE` (a kernel printing at about the threshold,
+slowed by a busy machine, would otherwise flip in and out of pacing, a wake-up per message each
+time it is out) until the rate falls below it or its reader says the stream is over
+(:meth:`SocketGroup.calm`: the kernel went idle), so round trips after a stream are not held.
 
 pyzmq's flag constants are enum members, and ``int & flag`` builds a new enum object each time;
 the hot path uses plain ints.
@@ -43,6 +47,7 @@ FD = int(zmq.FD)
 Socket = zmq.Socket[Any]
 
 STREAM_RATE = 2000.0  # messages per second over a window above which a paced group is streaming
+CALM_RATE = 500.0  # ... and below which a streaming one is not any more
 STREAM_WINDOW = 0.02  # seconds: how often the rate is looked at
 PACE = 0.002  # seconds a streaming group waits after a wake-up (a print's output is 2 ms later at most)
 
@@ -94,7 +99,7 @@ class SocketGroup:
 
     def recv(self, sock: Socket) -> list[bytes] | None:
         """One multipart message from ``sock``, or None when it has none; either way ``sock``
-        stays in :attr:`ready` only while another message is queued (read it while it is)."""
+        stays in :attr:`ready` only while another message may be queued (read it while it is)."""
         try:
             frame = sock.recv(NOBLOCK, copy=False)
         except zmq.Again:
@@ -104,12 +109,14 @@ class SocketGroup:
         while frame.more:
             frame = sock.recv(NOBLOCK, copy=False)
             parts.append(frame.bytes)
-        # Ask whether more is queued (which re-arms the FD, as _look does) rather than let the
-        # next receive find nothing: zmq.Again costs more than the question, and a kernel that
-        # prints line by line wakes the relay once per message.
-        if not sock.get(EVENTS) & POLLIN:
-            self.ready.discard(sock)
         self.received += 1
+        # An unpaced group (a client's request sockets: a reply or two per wake-up) asks whether
+        # more is queued (which re-arms the FD, as _look does) rather than let the next receive
+        # find nothing: zmq.Again costs more than the question. A paced group reads several
+        # messages per wake-up and asking after each costs a poll and a getpid system call in
+        # libzmq every time: it receives until zmq.Again, once per wake-up.
+        if not self.paced and not sock.get(EVENTS) & POLLIN:
+            self.ready.discard(sock)
         return parts
 
     def discard(self, sock: Socket) -> None:
@@ -127,10 +134,16 @@ class SocketGroup:
             now = self.loop.time()
             elapsed = now - self._window
             if elapsed >= STREAM_WINDOW:
-                self._streaming = self.received >= STREAM_RATE * elapsed
+                self._streaming = self.received >= (CALM_RATE if self._streaming else STREAM_RATE) * elapsed
                 self._window, self.received = now, 0
             if self._streaming:
                 await asyncio.sleep(PACE)
+
+    def calm(self) -> None:
+        """The stream is over (the kernel went idle): no pacing until the rate is high again."""
+        if self._streaming:
+            self._streaming = False
+            self._window, self.received = self.loop.time(), 0
 
     def wake(self) -> None:
         """Make :meth:`wait` return (new work that is not a socket, e.g. a queued message)."""

@@ -128,6 +128,11 @@ async def test_messages_both_ways_with_the_subprotocol_and_no_compression(app: A
             assert await ws.recv() == b"fragmented"
             await ws.send(["tex", "t"])
             assert await ws.recv() == "text"
+            for size in (125, 126, 65535, 65536, 100_000):  # each way of writing a frame's length
+                await ws.send("é" * (size // 2) + "x" * (size % 2))
+                assert await ws.recv() == "é" * (size // 2) + "x" * (size % 2)
+                await ws.send(b"b" * size)
+                assert await ws.recv() == b"b" * size
         await await_until(lambda: app.disconnects, "the app to hear the close")
     assert app.disconnects[0]["code"] == 1000
 
@@ -265,7 +270,7 @@ async def test_held_frames_go_out_whole_and_in_order_with_the_next_write(app: Ap
     # on their own once they pass HOLD_BYTES (the 300 KB batch). Nothing is lost or reordered.
     async with serve_here(app) as served:
         async with connect(served.ws_url + "/batch", max_size=None) as ws:
-            for count, size in [(1, 6), (50, 60), (30, 10_002)]:
+            for count, size in [(1, 6), (50, 60), (30, 10_002), (3, 70_002)]:
                 await ws.send(f"{count} {size} {how}")
                 for index in range(count):
                     assert await ws.recv() == f"{index:06d}".encode() * (size // 6)
