@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Opcode
 from websockets.uri import parse_uri
 
+from carme.websocket import BIG_MESSAGE
 from tests.polling import await_until
 from tests.serving import serve_here
 
@@ -135,6 +136,20 @@ async def test_messages_both_ways_with_the_subprotocol_and_no_compression(app: A
                 assert await ws.recv() == b"b" * size
         await await_until(lambda: app.disconnects, "the app to hear the close")
     assert app.disconnects[0]["code"] == 1000
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_a_big_binary_message_arrives_whole_between_small_ones(app: App, deflate: bool) -> None:
+    # From BIG_MESSAGE on, the payload goes to the transport as it is, after its header (unless
+    # compressed): the client reads one frame, and the messages around it in order.
+    big = bytes(range(256)) * (3 * 4096 + 7)  # 3 MiB and a bit: a 64-bit length
+    async with serve_here(app, ws_per_message_deflate=deflate) as served:
+        async with connect(served.ws_url + "/echo", compression="deflate" if deflate else None,
+                           max_size=None) as ws:
+            for message in (b"before", big, b"after", big[:BIG_MESSAGE]):
+                await ws.send(message)
+                assert await ws.recv() == message
+    assert app.received[1] == big
 
 
 async def test_compression_when_configured(app: App) -> None:
