@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc
 
@@ -53,3 +54,29 @@ def test_lean_build_is_ynotebooks_and_leaves_the_content_alone() -> None:
     assert ours.get() == theirs.get()
     assert [type(c["outputs"][0]["text"]).__name__ for c in (ours.ycells[2], theirs.ycells[2])] == ["Text", "Text"]
     assert ours.ycells[0].to_py() == theirs.ycells[0].to_py()
+
+
+def test_a_first_version_built_into_a_rooms_document_is_the_same_version() -> None:
+    # A cold room's document (client id 0, already wrapped by the room's YNotebook) gets the items
+    # a separate build makes, so the room needs no copy of them applied.
+    nb, kind = varied_notebook(), DocKind.of("json", "notebook")
+    separate = Doc()
+    separate.apply_update(FirstVersion(kind, nb).encode())
+    room_doc = Doc(client_id=0)
+    kind.new_document(room_doc)
+    encoded = FirstVersion(kind, nb, room_doc).encode()
+    assert room_doc.get_state() == separate.get_state()
+    assert YNotebook(room_doc).get() == YNotebook(separate).get()
+    received = Doc()
+    received.apply_update(encoded)
+    assert YNotebook(received).get() == YNotebook(separate).get()
+
+
+def test_a_first_version_is_built_only_into_an_empty_document_of_client_zero() -> None:
+    kind = DocKind.of("json", "notebook")
+    with pytest.raises(ValueError, match="client id 0"):
+        FirstVersion(kind, varied_notebook(), Doc(client_id=5))
+    used = Doc(client_id=0)
+    FirstVersion(kind, varied_notebook(), used)
+    with pytest.raises(ValueError, match="empty document"):
+        FirstVersion(kind, varied_notebook(), used)

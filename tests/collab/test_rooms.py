@@ -28,6 +28,8 @@ async def test_room_closes_after_the_last_client_and_its_edits_come_back(collab:
                                                                          collab_settings: dict[str, Any]) -> None:
     rooms = service_of(collab).rooms
     async with joined(collab.ws_url, collab.url, "demo.ipynb") as one:
+        # Loaded from the file: the first version was built in the room's document (client id 0).
+        assert rooms[room_id(one.session)].room.ydoc.client_id == 0
         source = one.doc.ycells[0]["source"]
         source += "  # edited"
         session = one.session
@@ -36,6 +38,7 @@ async def test_room_closes_after_the_last_client_and_its_edits_come_back(collab:
     assert "edited" not in (root / "demo.ipynb").read_text()  # saves on request only: not saved
     # The history outlived the room: the same epoch joins again and finds the edit, once.
     async with joined(collab.ws_url, collab.url, "demo.ipynb", session=session) as again:
+        assert rooms[room_id(session)].room.ydoc.client_id != 0  # loaded from the history: a client id of its own
         assert [str(cell["source"]) for cell in again.doc.ycells] == ["a = 1  # edited", "print(a)"]
 
 

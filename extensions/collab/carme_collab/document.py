@@ -12,8 +12,12 @@ What jupyter-collaboration loses, this keeps:
   time) with a new hash is applied with jupyter_ydoc's granular ``set``: unchanged cells are left
   alone (their outputs, their Yjs items, the clients' cursors in them), changed ones are updated in
   place. A write that does not change the bytes (``touch``, our own save) changes nothing.
-- **Deterministic first load.** A document built from the file alone is built in a separate
-  ``Doc(client_id=0)``, so building it twice from the same file gives the same Yjs history.
+- **Deterministic first load.** A document built from the file alone is built in a
+  ``Doc(client_id=0)`` (the room's: the room of a file loaded from disk has that client id), so
+  building it twice from the same file gives the same Yjs history. The server's own changes after
+  it are client 0's too; that never makes two histories with different client-0 items meet in a
+  client, because a document rebuilt from the file always comes with a new epoch (the
+  ``sessionId``): a client holding the old history reloads instead of merging.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,10 +56,15 @@ class FileAccess:
 class FirstVersion:
     """The document of a file's content built from nothing. Deterministic (client id 0): built
     twice from the same file it is the same Yjs history, so a client holding the one merges cleanly
-    into the other. CPU work on a document of its own: run its methods on a worker thread."""
+    into the other. CPU work on a document of its own: run its methods on a worker thread.
 
-    def __init__(self, kind: DocKind, content: Any) -> None:
-        self.ydoc = Doc(client_id=0)
+    ``ydoc``: build into this empty ``Doc(client_id=0)`` (a room's, so that the version needs no
+    apply to get there) instead of a new one."""
+
+    def __init__(self, kind: DocKind, content: Any, ydoc: Doc | None = None) -> None:
+        self.ydoc = Doc(client_id=0) if ydoc is None else ydoc
+        if self.ydoc.client_id != 0 or self.ydoc.get_state() != protocol.EMPTY_STATE:
+            raise ValueError("a first version is built into an empty document of client id 0")
         self.document = kind.new_document(self.ydoc, lean=True)
         self.document.set(content)  # reads ``content`` only
 
@@ -145,25 +153,16 @@ class Document:
         for a big one, that encoding's SyncStep2 frame."""
         notebook = self.kind.type == "notebook" and isinstance(content, dict)
         checked = self.access.contents.trust_check(content) if notebook else None
-        version = FirstVersion(self.kind, content)
+        # Built in the room's own document (client id 0, see CollabService._open_room): no copy of
+        # it to apply (a 20 MB notebook's ~16 ms).
+        version = FirstVersion(self.kind, content, self.room.ydoc)
         if checked is not None:
             version.mark_trusted(checked.result())
         built = version.encode()
+        state = self.room.ydoc.get_state()
         if len(built) < FULL_STATE_KEPT_BYTES:  # not kept for joiners (Room.loaded)
-            self.room.ydoc.apply_update(built)
-            return built, self.room.ydoc.get_state(), None
-        # The first joiners' SyncStep2 frame is a copy of it all: made by a helper thread (a big
-        # bytes.join lets go of the GIL) while the update is applied here.
-        frames: list[bytes] = []
-        copier = threading.Thread(target=lambda: frames.append(protocol.sync_step2(built)),
-                                  name="carme-collab-frame")
-        copier.start()
-        try:
-            self.room.ydoc.apply_update(built)
-            state = self.room.ydoc.get_state()
-        finally:
-            copier.join()
-        return built, state, frames[0] if frames else None
+            return built, state, None
+        return built, state, protocol.sync_step2(built)
 
     async def _differs(self, content: Any) -> bool:
         return bool(await self.doc.aget() != content)

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pycrdt import Doc
+
 from carme.errors import ApiError
 
 from . import events, protocol
@@ -208,7 +210,10 @@ class CollabService:
             self.rooms[room_id] = open_room
             return open_room
         kind, file_id = parsed
-        room = Room(room_id)
+        history = await self.store.load(room_id)
+        # No history: the load builds the file's first version straight into the room's document,
+        # whose client id is then that version's (0; see Document).
+        room = Room(room_id, None if history.updates else Doc(client_id=0))
         access = FileAccess(
             contents=self.server.contents,
             locate=lambda: self.file_ids.get_path(file_id),
@@ -217,7 +222,6 @@ class CollabService:
             report=lambda action, msg: self._emit_session(room_id, document.path or "", action, msg),
         )
         document = Document(room, kind, access, save_delay=self.config.save_delay)
-        history = await self.store.load(room_id)
         try:
             await document.load(history.updates, history.disk_hash)
         except ApiError as exc:
