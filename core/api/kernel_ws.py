@@ -55,10 +55,13 @@ class AsgiSink:
     anywhere else (encoding, the relay) is a fault the relay logs.
     """
 
-    __slots__ = ("_send", "_nowait", "_flush", "closed")
+    __slots__ = ("_send", "_nowait", "_flush", "closed", "_accepting")
 
-    def __init__(self, send: Send, scope: Scope | None = None) -> None:
+    def __init__(self, send: Send, scope: Scope | None = None, accepted: bool = True) -> None:
+        """``accepted=False``: the endpoint sends the accept later, through :meth:`accept`; frames
+        wait for it (the relay may queue messages for a client it registered before the accept)."""
         self._send = send
+        self._accepting: asyncio.Event | None = None if accepted else asyncio.Event()
         # carme's websocket protocol writes a frame without a coroutine when it need not wait.
         offered = (scope or {}).get("extensions", {}).get(NOWAIT_EXTENSION)
         self._nowait: Callable[[bytes | str, bool], bool] | None = offered["send_nowait"] if offered else None
@@ -69,7 +72,7 @@ class AsgiSink:
         """Write ``frame`` at once and return True when the websocket takes it without waiting;
         False (nothing written) when it would wait, is closed, or the server cannot say: then
         :meth:`send` it. ``hold``: the frame may wait for :meth:`flush` (or the next write)."""
-        if self.closed or self._nowait is None:
+        if self.closed or self._nowait is None or self._accepting is not None:
             return False
         try:
             return self._nowait(frame, hold)
@@ -84,7 +87,33 @@ class AsgiSink:
             except (OSError, RuntimeError):
                 pass  # the websocket is going: the next send says so
 
+    async def accept(self, subprotocol: str | None) -> None:
+        """Accept the websocket; frames waiting for the accept go out after it. Nothing is sent
+        when the sink was closed first (the close refused the websocket: the endpoint then
+        receives its disconnect)."""
+        accepting = self._accepting
+        try:
+            if not self.closed:
+                await self._send({"type": "websocket.accept", "subprotocol": subprotocol})
+        except (OSError, RuntimeError):
+            self.closed = True
+            raise
+        finally:
+            self._accepting = None
+            if accepting is not None:
+                accepting.set()
+
+    def abandon(self) -> None:
+        """The websocket will not be accepted (the endpoint failed first): frames waiting for the
+        accept are refused (:class:`SinkClosed`)."""
+        self.closed = True
+        accepting, self._accepting = self._accepting, None
+        if accepting is not None:
+            accepting.set()
+
     async def send(self, frame: bytes | str) -> None:
+        if self._accepting is not None:
+            await self._accepting.wait()
         if self.closed:
             raise SinkClosed("websocket closed")
         try:
@@ -100,6 +129,9 @@ class AsgiSink:
         if self.closed:
             return
         self.closed = True
+        accepting, self._accepting = self._accepting, None
+        if accepting is not None:  # closed before the accept: a refusal; frames waiting are refused
+            accepting.set()
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except (OSError, RuntimeError):
@@ -220,9 +252,8 @@ class KernelWebsockets:
         session_id = (query.get("session_id") or [""])[0]
         subprotocol = select_subprotocol(scope.get("subprotocols") or [])
         v1 = subprotocol == V1_SUBPROTOCOL
-        await send({"type": "websocket.accept", "subprotocol": subprotocol})
-        kernel.connections += 1
-        sink = AsgiSink(send, scope)
+        sink = AsgiSink(send, scope, accepted=False)
+        accepted = False
         client = None
         clients: KernelClients | None = None
         held: list[Message] = []
@@ -230,14 +261,28 @@ class KernelWebsockets:
         max_size = self.server.settings["websocket_max_message_size"]
         try:
             if early:
+                # Told "starting" at once, so accepted first, and registered once the kernel is
+                # ready: what the kernel sends between its ready and the registration (no await
+                # in between unless another connect holds the kernel's clients or clients that went
+                # away are discarded) is its start-up status, which the status posted below sums up.
+                await sink.accept(subprotocol)
+                accepted = True
+                kernel.connections += 1
                 waited = await self._await_start(kernel, receive, sink, v1, held)
                 if waited is None:
                     return
                 next_message = waited
             clients = self.clients_of(kernel)
+            # Registered before the accept: from the moment the client sees its websocket open, every
+            # message of the kernel is queued for it (the sink holds them until the accept is sent);
+            # accepted first, what the kernel sent while the accept was on its way would be lost.
             client = await clients.connect(_identity_safe(session_id), sink, v1, policy)
             if early:  # it is ready: the client hears so as jupyter_server's clients hear the nudge's status
                 client.post(status_message(kernel, kernel.execution_state))
+            else:
+                await sink.accept(subprotocol)
+                accepted = True
+                kernel.connections += 1
             while True:
                 if held:
                     message = held.pop(0)
@@ -265,7 +310,10 @@ class KernelWebsockets:
         finally:
             if next_message is not None:
                 next_message.cancel()
-            kernel.connections -= 1
+            if accepted:
+                kernel.connections -= 1
+            else:
+                sink.abandon()  # frames queued for it while it was not yet accepted are refused
             if client is not None and clients is not None:
                 await clients.disconnect(client, sink)
 
