@@ -17,9 +17,9 @@ after a send made some other way). Without that, a reply that arrived while a cl
 request stayed unread: a JupyterLab page waited forever for kernel_info.
 
 A group may be *paced* (the kernel's iopub reader is): while messages stream in faster than
-:data:`STREAM_RATE` per second (a kernel printing line by line), :meth:`SocketGroup.wait` lets
-:data:`PACE` seconds pass after each wake-up before it returns, so one wake-up reads the several
-messages that came meanwhile instead of one. Each message costs the server a wake-up of the
+:data:`STREAM_RATE` per second (a kernel printing line by line), a message found on a socket
+wakes the reader :data:`PACE` seconds later (a timer, not the loop's next turn), so one wake-up
+reads the several messages that came meanwhile instead of one. Each message costs the server a wake-up of the
 event loop and of ZMQ's I/O thread's signal to it, more than the message itself; round trips
 (a few messages per request) stay under the rate and are never held. A streaming group goes on
 pacing while the rate stays above :data:`CALM_RATE` (a kernel printing at about the threshold,
@@ -49,7 +49,7 @@ Socket = zmq.Socket[Any]
 STREAM_RATE = 2000.0  # messages per second over a window above which a paced group is streaming
 CALM_RATE = 500.0  # ... and below which a streaming one is not any more
 STREAM_WINDOW = 0.02  # seconds: how often the rate is looked at
-PACE = 0.002  # seconds a streaming group waits after a wake-up (a print's output is 2 ms later at most)
+PACE = 0.005  # seconds from a streaming message to the wake-up that reads it (output 5 ms later at most)
 
 
 def monitor_socket(sock: Socket, events: int) -> Socket:
@@ -72,6 +72,7 @@ class SocketGroup:
         self.received = 0  # messages received since the window began
         self._window = 0.0  # when it began
         self._streaming = False
+        self._timer: asyncio.TimerHandle | None = None  # a paced wake-up on its way
         self.ready: set[Socket] = set()
         self._wake = asyncio.Event()
         self._writable = asyncio.Event()
@@ -93,7 +94,11 @@ class SocketGroup:
         events = sock.get(EVENTS)
         if events & POLLIN:
             self.ready.add(sock)
-            self._wake.set()
+            if self.paced and self._streaming_now():
+                if self._timer is None:
+                    self._timer = self.loop.call_later(PACE, self._paced_wake)
+            else:
+                self._wake.set()
         if events & POLLOUT:
             self._writable.set()
 
@@ -130,14 +135,19 @@ class SocketGroup:
         if self.ready:
             return
         await self._wake.wait()
-        if self.paced:
-            now = self.loop.time()
-            elapsed = now - self._window
-            if elapsed >= STREAM_WINDOW:
-                self._streaming = self.received >= (CALM_RATE if self._streaming else STREAM_RATE) * elapsed
-                self._window, self.received = now, 0
-            if self._streaming:
-                await asyncio.sleep(PACE)
+
+    def _streaming_now(self) -> bool:
+        """Whether messages stream in (see the module docstring), looked at once per window."""
+        now = self.loop.time()
+        elapsed = now - self._window
+        if elapsed >= STREAM_WINDOW:
+            self._streaming = self.received >= (CALM_RATE if self._streaming else STREAM_RATE) * elapsed
+            self._window, self.received = now, 0
+        return self._streaming
+
+    def _paced_wake(self) -> None:
+        self._timer = None
+        self._wake.set()
 
     def calm(self) -> None:
         """The stream is over (the kernel went idle): no pacing until the rate is high again."""
@@ -173,5 +183,8 @@ class SocketGroup:
         for fd in self._fds:
             self.loop.remove_reader(fd)
         self._fds.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.ready.clear()
         self._wake.set()  # wake a waiting reader so it sees the sockets are gone
