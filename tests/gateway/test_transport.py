@@ -4,15 +4,18 @@ extension's own ZMQ sockets on it (``kernel.connect``) still work, signed both w
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import zmq
 
 from carme import create_app
 from carme.kernels.kernel import Kernel
 from carme.kernels.message import KernelMessage
+from carme.kernels.session import DELIMITER
 from carme.kernels.transport import KernelTransport
 from tests.kernels.wsclient import Client
 from tests.serving import TOKEN, serve_here
@@ -85,4 +88,40 @@ async def test_gateway_kernel_goes_through_the_transport_and_extension_sockets_s
             iopub.close(linger=0)
             shell.close(linger=0)
         finally:
+            await server.kernels.shutdown_kernel(kernel.id)
+
+
+async def test_a_request_with_too_few_parts_is_dropped_and_the_kernel_goes_on(
+        root: Path, enterprise_gateway: EnterpriseGateway, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(str(root), token=TOKEN, extensions=["gateway"], config_files=False,
+                     settings=gateway_settings(enterprise_gateway))
+    server = app.server
+    async with serve_here(app) as served:
+        kernel = await server.kernels.start_kernel("python3")
+        client = await Client.open(served.ws_url, kernel.id)
+        shell = kernel.connect("shell", b"an-extension")
+        try:
+            bridge = kernel.transport
+            assert isinstance(bridge, KernelTransport)
+            assert await client.run("print('before')") == "before\n"
+            # A request cut short after its parent header, from a websocket client's identity
+            # (through the transport) and from an extension's own socket (signed as it is).
+            short = kernel.session.msg("shell", "kernel_info_request", {}).frames[:2]
+            short_id = orjson.loads(short[0])["msg_id"]
+            with caplog.at_level(logging.WARNING, logger="carme.gateway.bridge"):
+                await bridge.send("shell", client.session_id.encode(), short)
+                await shell.send_multipart([DELIMITER, kernel.session.sign(short), *short])
+                # The extension's socket still gets its replies, and nothing answers the short one.
+                reply = await request(kernel, shell, "kernel_info_request", {})
+                assert reply.content["status"] == "ok"
+            dropped = [r.getMessage() for r in caplog.records if r.name == "carme.gateway.bridge"]
+            assert len(dropped) == 2, dropped
+            assert dropped[0].endswith("dropped a shell message with too few parts"), dropped
+            assert dropped[1].endswith("dropped a shell message with a bad signature or too few parts"), dropped
+            # The websocket client goes on too, and heard nothing about the request cut short.
+            assert await client.run("print('after')") == "after\n"
+            assert not [m for m in client.received if m.parent_id == short_id]
+        finally:
+            shell.close(linger=0)
+            await client.close()
             await server.kernels.shutdown_kernel(kernel.id)
