@@ -49,7 +49,7 @@ from results import percentile  # noqa: E402
 from servers import HERE, TOKEN, ServerProc, ensure_anchor, free_port, launch  # noqa: E402
 
 from carme.plugins import installed_extensions  # noqa: E402
-from carme_terminals.terminal import BATCH_BYTES, DRAIN_MIN, READ_SIZE  # noqa: E402
+from carme_terminals.terminal import READ_SIZE  # noqa: E402
 
 ANCHOR = "jupyter_server_terminals"
 ANCHOR_VENV = HERE / ".anchor-terminals-venv"
@@ -152,7 +152,7 @@ async def flood(server: ServerProc, megabytes: float, kind: str) -> tuple[float,
 
 def bare_reader(megabytes: float, kind: str) -> float:
     """MB/s of the same flood on a pty read by a bare loop (no server, websocket or client) that
-    reads as carme's terminals do (carme_terminals.terminal: reading on after a big read)."""
+    reads as carme's terminals do (carme_terminals.terminal: one read per wake-up)."""
     controller, follower = os.openpty()
     os.set_blocking(controller, False)
     command = FLOODS[kind].format(raw=flood_file(megabytes))
@@ -166,21 +166,14 @@ def bare_reader(megabytes: float, kind: str) -> float:
     try:
         while not eof:
             poll.poll()
-            got = 0
-            while True:
-                try:
-                    data = os.read(controller, READ_SIZE)
-                except BlockingIOError:
-                    break
-                except OSError:  # EIO: the program exited and its output is read
-                    data = b""
-                if not data:
-                    eof = True
-                    break
-                got += len(data)
-                if len(data) < DRAIN_MIN or got >= BATCH_BYTES:
-                    break
-            received += got
+            try:
+                data = os.read(controller, READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: the program exited and its output is read
+                data = b""
+            eof = not data
+            received += len(data)
     finally:
         poll.close()
         os.close(controller)

@@ -105,7 +105,7 @@ class TerminalWebsocket:
             await refuse_websocket(scope, send, 404, f"Terminal not found: {name}", "Not Found")
             return
         await send({"type": "websocket.accept"})
-        sink = AsgiSink(send)
+        sink = AsgiSink(send, scope)
         client = terminal.attach(sink)  # type: ignore[arg-type]
         max_size = self.server.settings["websocket_max_message_size"]
         try:
