@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import nbformat
+import pytest
 from nbformat.sign import NotebookNotary
 
 from .conftest import Factory, notebook, write_notebook
@@ -52,15 +53,25 @@ def test_foreign_notebook_is_untrusted_until_trusted(client: httpx.Client, root:
     assert client.post("/api/contents/missing.ipynb/trust").status_code == 404
 
 
-def test_signatures_shared_with_nbformat_notary(client: httpx.Client, root: Path, jupyter_env: Path) -> None:
+def long_strings() -> dict[str, Any]:
+    """Strings hashed as pieces of their own (4 KiB and more, non-ASCII too) between short ones."""
+    nb = notebook("x = 1\n" * 2000 + "é", outputs=copy.deepcopy(HTML))
+    nb["cells"][0]["outputs"].append({"output_type": "stream", "name": "stdout", "text": "ü" * 5000})
+    nb["cells"][0]["outputs"][0]["data"]["image/png"] = "iVBOR" * 2000
+    return nb
+
+
+@pytest.mark.parametrize("make", [rich, long_strings])
+def test_signatures_shared_with_nbformat_notary(client: httpx.Client, root: Path, jupyter_env: Path,
+                                                make: Any) -> None:
     data_dir = os.environ["JUPYTER_DATA_DIR"]
     # Signed by nbformat's notary (what jupyter_server uses): carme trusts it.
-    write_notebook(root / "theirs.ipynb", rich())
+    write_notebook(root / "theirs.ipynb", make())
     with NotebookNotary(data_dir=data_dir) as notary:
         notary.sign(nbformat.read(root / "theirs.ipynb", as_version=4))
     assert trusted_flags(client, "theirs.ipynb") == [True]
     # Signed by carme: nbformat's notary agrees.
-    nb = rich()
+    nb = make()
     nb["cells"][0]["metadata"]["trusted"] = True
     client.put("/api/contents/ours.ipynb", json={"type": "notebook", "format": "json", "content": nb})
     with NotebookNotary(data_dir=data_dir) as notary:
