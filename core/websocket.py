@@ -93,6 +93,12 @@ BIG_MESSAGE = 1 << 20
 Message = dict[str, Any]
 
 
+def _frame_head(first: int, size: int) -> bytes:
+    """The header of an unmasked data frame: ``first`` byte (FIN and opcode), then the length."""
+    return (bytes((first, size)) if size < 126 else
+            LENGTH_16.pack(first, 126, size) if size < 65536 else LENGTH_64.pack(first, 127, size))
+
+
 class WebSocketProtocol(asyncio.Protocol):
     """One websocket connection, handed over by uvicorn's HTTP protocol after the upgrade request.
 
@@ -351,7 +357,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         return message
 
-    def send_nowait(self, data: bytes | bytearray | str, hold: bool = False) -> bool:
+    def send_nowait(self, data: bytes | bytearray | str | tuple[bytes, ...], hold: bool = False) -> bool:
         """Write one message (bytes: binary, str: text) at once and return True, when the
         websocket is open and its transport takes more without waiting; else write nothing and
         return False (``await send`` it then). Offered to the app as the ASGI extension
@@ -359,11 +365,31 @@ class WebSocketProtocol(asyncio.Protocol):
 
         ``hold=True``: the frame is made now and kept to go out with the next write (:meth:`flush`,
         a ``send_nowait`` without hold, ``send``, a control frame, the close), or once held frames
-        pass :data:`HOLD_BYTES`; the caller must :meth:`flush` before it yields to the event loop."""
+        pass :data:`HOLD_BYTES`; the caller must :meth:`flush` before it yields to the event loop.
+
+        A tuple of bytes is one binary message in parts (never held): a big one is written as
+        its parts themselves after its header, not joined into one buffer (a collab room's
+        SyncStep2 is a few header bytes and a document of tens of MB)."""
         if not self.open or self._drained is not None:
             return False
-        self._write(data, hold)
+        if isinstance(data, tuple):
+            self._write_parts(data)
+        else:
+            self._write(data, hold)
         return True
+
+    def _write_parts(self, parts: tuple[bytes, ...]) -> None:
+        if self.conn.state is not OPEN or self.conn.extensions:
+            self._write(b"".join(parts))
+            return
+        self.flush()  # what is held goes first
+        size = sum(map(len, parts))
+        writes = [_frame_head(FIN_BINARY, size), *parts]
+        if size >= BIG_MESSAGE:
+            for chunk in writes:
+                self.transport.write(chunk)
+        else:
+            self.transport.write(b"".join(writes))
 
     def flush(self) -> None:
         """Write the frames held by ``send_nowait(..., hold=True)``, in one system call."""
@@ -377,10 +403,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 data, first = data.encode(), FIN_TEXT
             else:
                 first = FIN_BINARY
-            size = len(data)
-            head = (bytes((first, size)) if size < 126 else
-                    LENGTH_16.pack(first, 126, size) if size < 65536 else LENGTH_64.pack(first, 127, size))
-            writes = [head, data]
+            writes = [_frame_head(first, len(data)), data]
         else:  # compression on, or not open (the library raises InvalidState)
             if isinstance(data, str):
                 conn.send_text(data.encode())

@@ -59,6 +59,12 @@ class App:
         if path == "/nowait":
             await self.send_without_waiting(scope, receive, send)
             return
+        if path == "/parts":  # echoes each binary message as two parts through send_nowait
+            send_nowait = scope["extensions"]["carme.websocket"]["send_nowait"]
+            while (message := await receive())["type"] != "websocket.disconnect":
+                data = message["bytes"]
+                self.nowait.append(send_nowait((data[:3], data[3:])))
+            return
         if path == "/batch":
             await self.send_held(scope, receive, send)
             return
@@ -150,6 +156,16 @@ async def test_a_big_binary_message_arrives_whole_between_small_ones(app: App, d
                 await ws.send(message)
                 assert await ws.recv() == message
     assert app.received[1] == big
+
+
+async def test_send_nowait_sends_a_message_given_in_parts_as_one(app: App) -> None:
+    big = bytes(range(256)) * (BIG_MESSAGE // 256 + 1)
+    async with serve_here(app, ws_per_message_deflate=False) as served:
+        async with connect(served.ws_url + "/parts", max_size=None) as ws:
+            for message in (b"small one", big, b"after"):
+                await ws.send(message)
+                assert await ws.recv() == message
+    assert app.nowait == [True, True, True]
 
 
 async def test_compression_when_configured(app: App) -> None:

@@ -35,7 +35,7 @@ from carme.errors import ApiError
 
 from . import protocol
 from .doctypes import DocKind, LeanNotebook
-from .room import FULL_STATE_KEPT_BYTES, Peer, Room
+from .room import Peer, Room
 
 log = logging.getLogger("carme.collab.document")
 
@@ -118,7 +118,7 @@ class Document:
                                                format=self.kind.read_format(), require_hash=True,
                                                validate=False, mark_trusted=bool(history))
         content = self.kind.from_model(model)
-        built: tuple[bytes, bytes, bytes | None] | None = None
+        built: tuple[bytes, bytes] | None = None
         async with self._lock:
             # Nobody has joined yet: no change of the load is observed (each observer would
             # encode or convert the whole document once more); the document is observed after.
@@ -146,11 +146,10 @@ class Document:
         if self.unsaved:
             self._schedule()
 
-    def _fill(self, content: Any) -> tuple[bytes, bytes, bytes | None]:
+    def _fill(self, content: Any) -> tuple[bytes, bytes]:
         """Fill the empty document with the first version of ``content`` (read without trust
         flags: they are set on the built cells, the check's HMAC running on the notary's thread
-        meanwhile); returns that version's encoding, the document's state vector after it and,
-        for a big one, that encoding's SyncStep2 frame."""
+        meanwhile); returns that version's encoding and the document's state vector after it."""
         notebook = self.kind.type == "notebook" and isinstance(content, dict)
         checked = self.access.contents.trust_check(content) if notebook else None
         # Built in the room's own document (client id 0, see CollabService._open_room): no copy of
@@ -158,11 +157,7 @@ class Document:
         version = FirstVersion(self.kind, content, self.room.ydoc)
         if checked is not None:
             version.mark_trusted(checked.result())
-        built = version.encode()
-        state = self.room.ydoc.get_state()
-        if len(built) < FULL_STATE_KEPT_BYTES:  # not kept for joiners (Room.loaded)
-            return built, state, None
-        return built, state, protocol.sync_step2(built)
+        return version.encode(), self.room.ydoc.get_state()
 
     async def _differs(self, content: Any) -> bool:
         return bool(await self.doc.aget() != content)

@@ -32,6 +32,14 @@ CLOSE_SERVER_ERROR = 4500
 CLOSE_RELOAD = 1003
 
 
+# A frame to send: its bytes, or its parts in order (one websocket message all the same).
+Outgoing = bytes | tuple[bytes, ...]
+
+
+def outgoing_size(frame: Outgoing) -> int:
+    return len(frame) if isinstance(frame, bytes) else sum(map(len, frame))
+
+
 class ProtocolError(ValueError):
     """A frame that is not a well-formed y-websocket or RAW message."""
 
@@ -90,6 +98,12 @@ def sync_step1(state_vector: bytes) -> bytes:
 
 def sync_step2(update: bytes) -> bytes:
     return _message(bytes((SYNC, SYNC_STEP2)), update)
+
+
+def sync_step2_parts(update: bytes) -> tuple[bytes, bytes]:
+    """The SyncStep2 frame of ``update`` as its header and ``update`` itself: sent as one message
+    (:data:`Outgoing`), a big document is not copied into a frame of its own."""
+    return bytes((SYNC, SYNC_STEP2)) + var_uint(len(update)), update
 
 
 def sync_update(update: bytes) -> bytes:

@@ -1,9 +1,9 @@
 """A room: one shared Yjs document and the peers editing it, speaking y-websocket's protocol.
 
-Transport-agnostic: a :class:`Peer` is given a coroutine that sends one binary frame; the
-websocket endpoint adapts a socket to it, tests and benchmarks can use anything else. Each peer
-has its own outgoing queue drained by its own task, so one slow client never holds up the others
-or the sender.
+Transport-agnostic: a :class:`Peer` is given a coroutine that sends one binary frame (its bytes, or
+a tuple of its parts: :data:`protocol.Outgoing`); the websocket endpoint adapts a socket to it,
+tests and benchmarks can use anything else. Each peer has its own outgoing queue drained by its
+own task, so one slow client never holds up the others or the sender.
 
 On join the server sends its SyncStep1 and the room's awareness states. A client's SyncStep1 is
 answered with the updates it lacks; its updates are applied to the server's document, and every
@@ -26,11 +26,11 @@ from pycrdt import Doc, Subscription, TransactionEvent
 
 from . import protocol
 from .awareness import Awareness
-from .protocol import AWARENESS, EMPTY_STATE, RAW, SYNC, SYNC_STEP1, Frame, ProtocolError
+from .protocol import AWARENESS, EMPTY_STATE, RAW, SYNC, SYNC_STEP1, Frame, Outgoing, ProtocolError, outgoing_size
 
 log = logging.getLogger("carme.collab.room")
 
-Send = Callable[[bytes], Awaitable[None]]
+Send = Callable[[Outgoing], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
 UpdateListener = Callable[[bytes], None]
 SaveHandler = Callable[["Peer"], Awaitable[str]]
@@ -50,7 +50,7 @@ class Peer:
         self.name = name or username
         self._send = send
         self._close = close
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue()
         self._pending = 0
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
@@ -60,11 +60,11 @@ class Peer:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
-    def push(self, frame: bytes) -> None:
+    def push(self, frame: Outgoing) -> None:
         """Queue ``frame`` for this client (never blocks)."""
         if self.closed:
             return
-        self._pending += len(frame)
+        self._pending += outgoing_size(frame)
         if self._pending > MAX_PENDING_BYTES:
             log.warning("collab client %s is %d bytes behind; disconnecting it", self.username, self._pending)
             self.overflowed = True
@@ -76,7 +76,7 @@ class Peer:
     async def _drain(self) -> None:
         try:
             while (frame := await self._queue.get()) is not None:
-                self._pending -= len(frame)
+                self._pending -= outgoing_size(frame)
                 await self._send(frame)
         except Exception as exc:  # the socket went away: the receive side notices and leaves
             log.debug("collab client %s: send failed: %s", self.username, exc)
@@ -120,7 +120,6 @@ class Room:
         # last use: the store's compaction and the clients joining with an empty document around
         # the same time share one encoding of it.
         self._full_state: tuple[bytes, ...] | None = None
-        self._first_frame: bytes | None = None  # the SyncStep2 frame of _full_state[0], when made ahead
         self._full_state_timer: asyncio.TimerHandle | None = None
 
     # -- membership ---------------------------------------------------------------------------
@@ -179,15 +178,13 @@ class Room:
         self._keep_full_state()
         return self._full_state
 
-    def loaded(self, built: bytes, built_state: bytes, first_frame: bytes | None = None) -> None:
+    def loaded(self, built: bytes, built_state: bytes) -> None:
         """The document was just filled, unobserved, from ``built``: the encoding of the whole
         document it then was (state vector ``built_state``). Joiners and the store are given that
         encoding and the few changes made since, instead of an encoding of the whole document once
-        more (for a 20 MB notebook ~20 ms of a cold join). ``first_frame``: its SyncStep2 frame,
-        if made already (a copy of it all a joiner then does not wait for)."""
+        more (for a 20 MB notebook ~20 ms of a cold join)."""
         if len(built) >= FULL_STATE_KEPT_BYTES:
             self._full_state = (built, self.ydoc.get_update(built_state))
-            self._first_frame = first_frame
             self._keep_full_state()
 
     def _keep_full_state(self) -> None:
@@ -199,7 +196,6 @@ class Room:
 
     def _forget_full_state(self) -> None:
         self._full_state = None
-        self._first_frame = None
         if self._full_state_timer is not None:
             self._full_state_timer.cancel()
             self._full_state_timer = None
@@ -229,8 +225,9 @@ class Room:
             except Exception as exc:
                 log.warning("room %s: bad state vector from %s: %s", self.room_id, peer.username, exc)
                 return
-            made = self._first_frame if self._full_state is not None and first is self._full_state[0] else None
-            peer.push(made if made is not None else protocol.sync_step2(first))
+            # A big answer is sent as its header and the update itself: no copy of the document.
+            peer.push(protocol.sync_step2_parts(first) if len(first) >= FULL_STATE_KEPT_BYTES
+                      else protocol.sync_step2(first))
             for update in rest:  # right behind it: nothing else is sent in between
                 peer.push(protocol.sync_update(update))
             return

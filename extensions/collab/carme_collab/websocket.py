@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import Receive, Scope, Send
 
+from .protocol import Outgoing
 from .room import Peer
 from .service import CollabService, JoinRefused
 
@@ -45,7 +46,14 @@ class RoomEndpoint:
         user = scope.get("user")
         username = getattr(user, "username", None)
 
-        async def send_bytes(frame: bytes) -> None:
+        # carme's websocket sends a frame given in parts without joining them (a big SyncStep2).
+        send_nowait = scope.get("extensions", {}).get("carme.websocket", {}).get("send_nowait")
+
+        async def send_bytes(frame: Outgoing) -> None:
+            if not isinstance(frame, bytes):
+                if send_nowait is not None and send_nowait(frame):
+                    return
+                frame = b"".join(frame)
             await send({"type": "websocket.send", "bytes": frame})
 
         async def close(code: int, reason: str) -> None:
