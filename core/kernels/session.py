@@ -29,6 +29,7 @@ log = logging.getLogger("carme.kernels.session")
 DELIMITER = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
 SIGNATURE_SCHEME = "hmac-sha256"
+SHA256_BLOCK = 64  # bytes
 
 
 def new_key() -> bytes:
@@ -65,34 +66,47 @@ class DigestHistory:
         return True
 
 
+def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 objects that have taken the HMAC inner and outer pads of ``key`` (RFC 2104)."""
+    if len(key) > SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(SHA256_BLOCK, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key)))
+
+
 class Session:
     """Signs, verifies and packs messages for one kernel connection.
 
     ``key`` is the connection file's key; ``session_id`` goes in the header of messages built
-    here; ``username`` too. One HMAC object is keyed once and copied per message (keying is the
-    expensive part).
+    here; ``username`` too. HMAC-SHA256 (RFC 2104) is computed from two SHA-256 objects keyed
+    once (the inner and outer pads) and copied per message: the same digest as ``hmac``'s, at
+    about half the cost of copying an ``hmac`` object, whose methods are Python wrappers (every
+    kernel message is verified).
     """
 
     def __init__(self, key: bytes, session_id: str | None = None, username: str | None = None) -> None:
         self.key = key
         self.session_id = session_id or new_id()
         self.username = username or os.environ.get("USER", "carme")
-        self._hmac = hmac.new(key, digestmod=hashlib.sha256) if key else None
+        self._pads = _hmac_pads(key) if key else None
 
     # -- signing ----------------------------------------------------------------------------
 
     def sign(self, frames: Sequence[bytes]) -> bytes:
         """The signature of ``[header, parent_header, metadata, content]`` (b"" when unkeyed)."""
-        if self._hmac is None:
+        if self._pads is None:
             return b""
-        digest = self._hmac.copy()
+        inner_pad, outer_pad = self._pads
+        inner = inner_pad.copy()
         for frame in frames[:4]:
-            digest.update(frame)
-        return digest.hexdigest().encode("ascii")
+            inner.update(frame)
+        outer = outer_pad.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest().encode("ascii")
 
     def verify(self, signature: bytes, frames: Sequence[bytes]) -> bool:
         """True when ``signature`` is right for ``frames`` (always true when unkeyed)."""
-        if self._hmac is None:
+        if self._pads is None:
             return True
         return hmac.compare_digest(signature, self.sign(frames))
 

@@ -49,7 +49,7 @@ Socket = zmq.Socket[Any]
 STREAM_RATE = 2000.0  # messages per second over a window above which a paced group is streaming
 CALM_RATE = 500.0  # ... and below which a streaming one is not any more
 STREAM_WINDOW = 0.02  # seconds: how often the rate is looked at
-PACE = 0.005  # seconds from a streaming message to the wake-up that reads it (output 5 ms later at most)
+PACE = 0.010  # seconds from a streaming message to the wake-up that reads it (output 10 ms later at most)
 
 
 def monitor_socket(sock: Socket, events: int) -> Socket:

@@ -30,6 +30,15 @@ def test_signature_is_hmac_sha256_over_the_four_json_frames_only() -> None:
     assert header["version"] == "5.3" and header["date"].endswith("Z") and header["session"] == session.session_id
 
 
+@pytest.mark.parametrize("size", [1, 36, 63, 64, 65, 200])
+def test_the_signature_is_hmacs_for_keys_shorter_and_longer_than_a_block(size: int) -> None:
+    # Session makes HMAC-SHA256 from its own pads (RFC 2104); a key over 64 bytes is hashed first.
+    key = bytes(range(1, size + 1))
+    session = Session(key)
+    msg = session.msg("iopub", "stream", {"name": "stdout", "text": "é" * size})
+    assert session.sign(msg.frames) == hmac.new(key, b"".join(msg.frames[:4]), hashlib.sha256).hexdigest().encode()
+
+
 def test_inbound_messages_are_verified(caplog: pytest.LogCaptureFixture) -> None:
     session = Session(b"k")
     msg = session.msg("iopub", "stream", {"name": "stdout", "text": "hi"})
