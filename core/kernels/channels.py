@@ -120,32 +120,36 @@ class ServerChannels(Channels):
         try:
             while True:
                 await group.wait()
-                self._drain_iopub(group, drain)
-                try:
-                    self._on_flush()
-                except Exception:
-                    log.exception("the iopub flush failed")
+                if self._drain_iopub(group, drain):
+                    try:
+                        self._on_flush()
+                    except Exception:
+                        log.exception("the iopub flush failed")
                 if group.ready:
                     await asyncio.sleep(0)  # more queued: let clients, other kernels and requests run first
         finally:
             group.remove_all()
 
-    def _drain_iopub(self, group: SocketGroup, drain: zmq.Socket) -> None:  # type: ignore[type-arg]
+    def _drain_iopub(self, group: SocketGroup, drain: zmq.Socket) -> int:  # type: ignore[type-arg]
+        """Hand up to 256 queued iopub messages to ``on_iopub``; returns how many."""
         ready = group.ready
+        delivered = 0
         for _ in range(256):
             if drain not in ready:
-                return
+                break
             parts = group.recv(drain)
             if parts is None:
-                return
+                break
             msg = self.session.deserialize("iopub", parts, self._history)
             if msg is not None:
                 if msg.header.get("msg_type") == "status" and b'"idle"' in msg.frames[3]:
                     group.calm()  # a request is done: what follows may be a round trip, not held
+                delivered += 1
                 try:
                     self._on_iopub(msg)
                 except Exception:
                     log.exception("iopub handler failed on %r", msg)
+        return delivered
 
     async def ping(self, timeout: float) -> bool:
         """One heartbeat round trip; False when the kernel does not echo within ``timeout``."""

@@ -67,6 +67,40 @@ async def test_execute_streams_output_to_subscribers_from_the_notebook_folder(ke
     assert kernel.execution_state == "idle"
 
 
+async def test_on_flush_ends_every_batch_before_anything_else_runs(kernel: Kernel) -> None:
+    """Subscribers may hold per-message work until ``on_flush`` (the relay holds websocket frames):
+    the kernel flushes after the messages it delivered in one go, before the event loop runs
+    anything else, so a task running between them never sees a message unflushed."""
+    unflushed: list[str] = []
+    seen_unflushed: list[list[str]] = []
+    batches: list[int] = []
+
+    def on_message(msg: object) -> None:
+        unflushed.append(repr(msg))
+
+    def on_flush() -> None:
+        batches.append(len(unflushed))
+        unflushed.clear()
+
+    async def look() -> None:
+        while True:
+            if unflushed:
+                seen_unflushed.append(list(unflushed))
+            await asyncio.sleep(0)
+
+    removers = [kernel.subscribe(on_message), kernel.on_flush(on_flush)]
+    watcher = asyncio.ensure_future(look())
+    try:
+        ran = await execute(kernel, "for i in range(2000):\n    print(i, flush=True)")
+    finally:
+        watcher.cancel()
+        for remove in removers:
+            remove()
+    assert ran.stdout.split() == [str(i) for i in range(2000)]
+    assert seen_unflushed == [] and unflushed == []
+    assert sum(batches) >= 2000 and all(batches)  # every message, each in a batch that was flushed
+
+
 async def test_last_activity_counts_user_work_not_housekeeping(kernel: Kernel) -> None:
     """As jupyter_server: kernel_info (and its busy/idle status) is not activity; execute is."""
     collector = Collector(kernel)
