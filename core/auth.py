@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
 
+from jupyter_core.paths import jupyter_runtime_dir
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -104,6 +105,53 @@ def resolve_token(configured: str | None, environ: dict[str, str] | None = None)
     return secrets.token_hex(24), True
 
 
+SECRET_FILE = "carme_cookie_secret"  # in the Jupyter runtime dir, as jupyter_server's jupyter_cookie_secret
+
+
+def load_cookie_secret(path: Path) -> bytes:
+    """The cookie-signing secret kept in ``path``, made there (mode 0600) on first use, so login
+    cookies outlive a restart as jupyter_server's do (its ``cookie_secret_file``). The file appears
+    whole or not at all: written under a temporary name and linked into place, so two servers
+    starting at once agree on the one that won. A file that cannot be read or written leaves a
+    secret of this process alone (logged): logins then end with it, as before."""
+    try:
+        secret = path.read_bytes()
+        if secret:
+            return secret
+        log.warning("the cookie secret file %s is empty: writing a new secret", path)
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("cannot read the cookie secret file %s (%s): logins end when this server stops", path, exc)
+        return secrets.token_bytes(32)
+    secret = secrets.token_bytes(32)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)  # fails if another server wrote one meanwhile: use theirs
+        except FileExistsError:
+            secret = path.read_bytes() or secret
+    except OSError as exc:
+        log.error("cannot write the cookie secret file %s (%s): logins end when this server stops", path, exc)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return secret
+
+
+def cookie_secret_path(configured: str) -> Path:
+    """The ``cookie_secret_file`` setting, or carme's file in the Jupyter runtime dir."""
+    if configured:
+        return Path(configured).expanduser()
+    return Path(jupyter_runtime_dir()) / SECRET_FILE
+
+
 class Authenticator:
     """The token, the cookie signing secret and the checks of one server."""
 
@@ -111,7 +159,9 @@ class Authenticator:
         settings = server.settings
         self.enabled: bool = settings["auth_enabled"]
         self.token, self.token_generated = resolve_token(settings["token"]) if self.enabled else ("", False)
-        self.secret = secrets.token_bytes(32)
+        # No auth, no cookie to sign: the runtime dir is left alone.
+        self.secret = load_cookie_secret(cookie_secret_path(settings["cookie_secret_file"])) if self.enabled \
+            else secrets.token_bytes(32)
         self.allow_origin: str = settings["allow_origin"]
         self.allow_origin_pat = re.compile(settings["allow_origin_pat"]) if settings["allow_origin_pat"] else None
         self.allow_credentials: bool = settings["allow_credentials"]

@@ -32,6 +32,8 @@ def carme_register_settings() -> list[Setting]:
     return [
         Setting("token", str, None, "Token clients authenticate with (default: JUPYTER_TOKEN, else generated)",
                 nullable=True),
+        Setting("cookie_secret_file", str, "", "File holding the secret that signs login cookies, kept "
+                "across restarts (default: carme_cookie_secret in the Jupyter runtime dir, made mode 0600)"),
         Setting("auth_enabled", bool, True, "Require authentication; false serves everyone as an anonymous user"),
         Setting("allow_origin", str, "", "Origin allowed for cross-origin requests ('*' for any)"),
         Setting("allow_origin_pat", str, "", "Regular expression of origins allowed for cross-origin requests"),

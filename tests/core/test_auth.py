@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,12 +76,23 @@ def test_query_token_sets_the_login_cookie(served: Served) -> None:
         assert browser.get("/api/status").status_code == 403
 
 
-def test_cookie_from_another_server_is_refused(serve_app: Any) -> None:
-    one, two = serve_app(), serve_app()
+def test_login_cookie_outlives_the_server_but_not_another_secret(serve_app: Any, tmp_path: Path) -> None:
+    """The cookie secret is kept in the Jupyter runtime dir (carme_cookie_secret, mode 0600, as
+    jupyter_server keeps jupyter_cookie_secret): a server started later on the same file reads
+    the cookies the first one set (a restart keeps browsers logged in); a server with another
+    secret file (``cookie_secret_file``) refuses them."""
+    one = serve_app()
     with logged_in(one) as browser:
         cookie = browser.cookies[f"username-127-0-0-1-{one.port}"]
-    forged = httpx.get(two.url + "/api/status", cookies={f"username-127-0-0-1-{two.port}": cookie})
+    later, other = serve_app(), serve_app(settings={"cookie_secret_file": str(tmp_path / "other" / "secret")})
+    kept = httpx.get(later.url + "/api/status", cookies={f"username-127-0-0-1-{later.port}": cookie})
+    assert kept.status_code == 200
+    forged = httpx.get(other.url + "/api/status", cookies={f"username-127-0-0-1-{other.port}": cookie})
     assert forged.status_code == 403
+    for secret_file in (Path(os.environ["JUPYTER_RUNTIME_DIR"]) / "carme_cookie_secret", tmp_path / "other" / "secret"):
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+        assert len(secret_file.read_bytes()) == 32
+    assert [p.name for p in secret_file.parent.iterdir()] == ["secret"]  # no temporary file left behind
 
 
 def test_generated_token(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

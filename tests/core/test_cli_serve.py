@@ -73,8 +73,10 @@ def test_signal_stops_cleanly_through_the_lifespan(signum: int, run_carme: Calla
     assert carme.wait() == 0
     assert lifecycle.read_text() == "started\nstopping\nstopped\n"
     assert "carme stopped" in "".join(carme.log)
-    # Only the marker the test extension wrote: no runtime files, no cookie secret, nothing.
-    assert snapshot(tmp_path, jupyter_env) - before == {str(lifecycle)}
+    # Only the marker the test extension wrote and the cookie secret, which is there to outlive
+    # the server (browsers stay logged in across a restart): no other runtime file, nothing.
+    assert snapshot(tmp_path, jupyter_env) - before == {str(lifecycle),
+                                                         str(jupyter_env / "runtime" / "carme_cookie_secret")}
 
 
 def test_second_ctrl_c_forces(run_carme: Callable[..., CarmeServe], lifecycle: Path) -> None:

@@ -35,7 +35,10 @@ def test_two_apps_in_one_process_share_nothing(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     one = create_app(str(tmp_path / "a"), token="one", extensions=[])
-    two = create_app(str(tmp_path / "b"), token="two", extensions=[], settings={"allow_origin": "*"})
+    # The cookie secret is a file (one per Jupyter runtime dir, as jupyter_server's): apps that
+    # must not read each other's cookies name their own.
+    two = create_app(str(tmp_path / "b"), token="two", extensions=[],
+                     settings={"allow_origin": "*", "cookie_secret_file": str(tmp_path / "two-secret")})
     assert one.server is not two.server
     assert one.server.plugins.pm is not two.server.plugins.pm
     assert one.server.events is not two.server.events

@@ -7,7 +7,6 @@ the simple local-process spawner, whose command is ``carme singleuser``.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -140,8 +139,8 @@ def start_hub(home: Path, *, services: Sequence[Mapping[str, Any]] = (), roles: 
         c.Spawner.cmd = [{CARME!r}, "singleuser"]
         c.Spawner.default_url = "/lab"
         c.Spawner.environment = {dict(spawner_environment or {})!r}
-        c.JupyterHub.services = {json.dumps(all_services)}
-        c.JupyterHub.load_roles = {json.dumps(all_roles)}
+        c.JupyterHub.services = {all_services!r}
+        c.JupyterHub.load_roles = {all_roles!r}
         # Activity comes from the servers' reports alone, not from the proxy's traffic counts.
         c.JupyterHub.last_activity_interval = 3600
         """) + config)

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +68,9 @@ class HubService:
         self.cookie_host_prefix: bool = settings["cookie_host_prefix"]
         self.access_scopes: list[str] = settings["access_scopes"] or default_access_scopes(self.user, self.server_name)
         self.client = HubClient(settings["api_url"], token, settings["auth_cache_seconds"])
-        self._secret = secrets.token_bytes(32)
+        # Keyed from the server's cookie secret, which outlives restarts (a restarted server still
+        # reads its visitors' cookies), but not the same key: these cookies hold other things.
+        self._secret = hmac.new(server.auth.secret, b"carme-hub cookies", hashlib.sha256).digest()
 
     # -- cookies ------------------------------------------------------------------------------
 
