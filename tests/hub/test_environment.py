@@ -52,6 +52,12 @@ def test_carme_serve_under_a_hub_takes_the_spawners_environment(root: Path, jupy
     ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1/user/alice/", "names no port"),
     ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", "access:servers", "not a JSON list"),
     ("JUPYTERHUB_ACTIVITY_INTERVAL", "often", "not a number"),
+    ("JUPYTERHUB_COOKIE_OPTIONS", "samesite=None", "is not JSON"),
+    ("JUPYTERHUB_COOKIE_OPTIONS", '["secure"]', "is not a JSON object of cookie options"),
+    ("JUPYTERHUB_COOKIE_OPTIONS", '{"colour": "red"}', "has 'colour', which is not a cookie option"),
+    ("JUPYTERHUB_COOKIE_OPTIONS", '{"secure": "yes"}', 'has secure "yes", which is not true or false'),
+    ("JUPYTERHUB_COOKIE_OPTIONS", '{"max_age": true}', "has max_age true, which is not an integer"),
+    ("JUPYTERHUB_COOKIE_OPTIONS", '{"samesite": "Loose"}', "has samesite 'Loose', which is not one of Strict"),
 ])
 def test_a_malformed_variable_is_named(variable: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError, match=f"{variable} .*{named}"):

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 from carme.config import ConfigError
 
+from .cookies import check_options
+
 TOKEN_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")  # the second is the old name
 OAUTH_LOGIN = "oauth_login"  # app-relative route that starts the hub's OAuth flow
 
@@ -72,6 +74,13 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
     }
     if environ.get("JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED", "").lower() not in ("", "0", "false", "no"):
         settings["hub.cookie_host_prefix"] = True
+    if environ.get("JUPYTERHUB_COOKIE_OPTIONS"):
+        raw = environ["JUPYTERHUB_COOKIE_OPTIONS"]
+        try:
+            settings["hub.cookie_options"] = check_options(json.loads(raw), "JUPYTERHUB_COOKIE_OPTIONS")
+        except ValueError as exc:  # json's errors are ValueErrors too
+            message = str(exc) if str(exc).startswith("JUPYTERHUB_") else f"JUPYTERHUB_COOKIE_OPTIONS {raw!r} is not JSON"
+            raise ConfigError(message) from None
     service_url = environ.get("JUPYTERHUB_SERVICE_URL")
     if service_url:
         bound = urlparse(service_url)

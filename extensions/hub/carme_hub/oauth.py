@@ -64,7 +64,7 @@ async def oauth_login(request: Request) -> Response:
                        "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
     response = RedirectResponse(f"{hub.host}{hub.hub_prefix}api/oauth2/authorize?{query}", status_code=302)
     response.headers.append("set-cookie", hub.cookie(_state_cookie(hub, state), remembered,
-                                                     base_path(request.scope), STATE_SECONDS))
+                                                     base_path(request.scope), STATE_SECONDS, state=True))
     return response
 
 
@@ -92,13 +92,13 @@ async def oauth_callback(request: Request) -> Response:
         # the hub knows the visitor and sends them straight back with a fresh code.
         query = urlencode({"next": _safe_next(request, saved["next"]), RETRIED: "1"})
         response = RedirectResponse(f"{path}{OAUTH_LOGIN}?{query}", status_code=302)
-        response.headers.append("set-cookie", hub.cookie(name, "", path, 0))
+        response.headers.append("set-cookie", hub.cookie(name, "", path, 0, state=True))
         return response
     if await hub.user_for(token) is None:
         raise ApiError(502, "The hub does not recognise the token it just issued", "Bad Gateway")
     response = RedirectResponse(_safe_next(request, saved["next"]), status_code=302)
     response.headers.append("set-cookie", hub.cookie(hub.client_id, hub.sign(token), path))
-    response.headers.append("set-cookie", hub.cookie(name, "", path, 0))
+    response.headers.append("set-cookie", hub.cookie(name, "", path, 0, state=True))
     return response
 
 

@@ -52,6 +52,8 @@ def carme_register_settings() -> list[Setting]:
         Setting("cookie_secure", bool, False, "Mark cookies Secure (set when the hub's public URL is https)"),
         Setting("cookie_host_prefix", bool, False, "__Host- cookie names, path /, always Secure "
                 "(JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED)"),
+        Setting("cookie_options", dict, {}, "tornado set_cookie options for the hub's cookies, e.g. "
+                '{"samesite": "None", "secure": true} (JUPYTERHUB_COOKIE_OPTIONS)'),
     ]
 
 

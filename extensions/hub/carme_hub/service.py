@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import HTTPConnection
 
 from carme.auth import AuthResult, User
+from carme.config import ConfigError
 from carme.errors import ApiError
 
+from .cookies import EXPIRY, check_options, set_cookie
 from .environment import api_token, default_access_scopes
 from .hubapi import HubClient
 from .scopes import grants_access
@@ -66,6 +68,10 @@ class HubService:
         self.activity_interval: int = settings["activity_interval"]
         self.cookie_secure: bool = settings["cookie_secure"]
         self.cookie_host_prefix: bool = settings["cookie_host_prefix"]
+        try:
+            self.cookie_options = check_options(settings["cookie_options"], "hub.cookie_options")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.access_scopes: list[str] = settings["access_scopes"] or default_access_scopes(self.user, self.server_name)
         self.client = HubClient(settings["api_url"], token, settings["auth_cache_seconds"])
         # Keyed from the server's cookie secret, which outlives restarts (a restarted server still
@@ -91,18 +97,26 @@ class HubService:
         except ValueError:
             return None
 
-    def cookie(self, name: str, value: str, path: str, max_age: int | None = None) -> str:
-        """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, Secure when the hub is on https. With
-        the hub's ``__Host-`` cookies on (``JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED``) the name
-        gets that prefix, the path is ``/`` and the cookie is Secure, as browsers require."""
-        if self.cookie_host_prefix:
-            name, path = "__Host-" + name, "/"
-        attributes = [f"{name}={value}", f"Path={path}", "HttpOnly", "SameSite=Lax"]
+    def cookie(self, name: str, value: str, path: str, max_age: int | None = None, *, state: bool = False) -> str:
+        """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, Secure when the hub is on https, then
+        the hub's cookie options (``hub.cookie_options``): all of them on the OAuth cookie, on a
+        ``state`` cookie only those it leaves open (see :mod:`.cookies`). ``max_age=0`` clears the
+        cookie under the same path and domain it was set with. With the hub's ``__Host-`` cookies
+        on (``JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED``) the name gets that prefix, the path is
+        ``/``, there is no domain and the cookie is Secure, as browsers require."""
+        attributes: dict[str, Any] = {"path": path, "httponly": True, "samesite": "Lax"}
         if max_age is not None:
-            attributes.append(f"Max-Age={max_age}")
+            attributes["max_age"] = max_age
         if self.cookie_secure or self.cookie_host_prefix:
-            attributes.append("Secure")
-        return "; ".join(attributes)
+            attributes["secure"] = True
+        kept = (set(attributes) - {"samesite"}) | set(EXPIRY) if state else set()
+        attributes.update((key, option) for key, option in self.cookie_options.items() if key not in kept)
+        if max_age == 0:  # clearing: whatever expiry the options name
+            attributes.update(dict.fromkeys(EXPIRY), max_age=0)
+        if self.cookie_host_prefix:
+            name = "__Host-" + name
+            attributes.update(path="/", secure=True, domain=None)
+        return set_cookie(name, value, attributes)
 
     def read_cookie(self, conn: HTTPConnection, name: str) -> str | None:
         """The value of a signed cookie :meth:`cookie` set under ``name``, or None."""

@@ -1,6 +1,8 @@
-"""A browser logged in through a real JupyterHub stays logged in when the carme server restarts.
+"""The hub's login cookie through a real JupyterHub: it outlives a restart of the carme server,
+and carries the cookie options the hub passes (its ``tornado_settings["cookie_options"]``, which
+it hands its spawners as JUPYTERHUB_COOKIE_OPTIONS).
 
-The server here is one the test starts and restarts itself, as a hub service (the hub's OAuth
+The restarted server here is one the test starts and restarts itself, as a hub service (the hub's OAuth
 client of a service lives as long as the hub's config, as a server's does while the hub thinks
 it runs), so the restart is a new process with the same environment, as a container restarted
 by its orchestrator is; a hub-stopped server's OAuth client and tokens go with it.
@@ -25,6 +27,8 @@ from tests.processes import Process, only
 pytestmark = pytest.mark.timeout(300)
 
 SERVICE = "carme-restart"
+# The hub hands these to its spawned servers in JUPYTERHUB_COOKIE_OPTIONS.
+COOKIE_OPTIONS = {"samesite": "Strict", "expires_days": 2}
 SERVICE_TOKEN = "carme-restart-service-token"
 PREFIX = f"/services/{SERVICE}/"
 
@@ -66,7 +70,8 @@ def service_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub,
     port = free_port()
     hub = start_hub(home / "hub", services=[{"name": SERVICE, "url": f"http://127.0.0.1:{port}",
                                              "api_token": SERVICE_TOKEN, "oauth_no_confirm": True}],
-                    roles=[{"name": "user", "scopes": ["self", f"access:services!service={SERVICE}"]}])
+                    roles=[{"name": "user", "scopes": ["self", f"access:services!service={SERVICE}"]}],
+                    config=f"c.JupyterHub.tornado_settings = {{'cookie_options': {COOKIE_OPTIONS!r}}}\n")
     server = ServiceServer(hub, home / "server", port)
     try:
         server.start()
@@ -109,3 +114,34 @@ def test_a_login_outlives_a_server_restart(service_hub: tuple[Hub, ServiceServer
     # A forged cookie still does not pass (the kept secret is a secret, not a formality).
     forged = httpx.get(f"{hub.url}{PREFIX}api/me", cookies={f"service-{SERVICE}": "dG9rZW4.00"})
     assert forged.status_code == 403
+
+
+def test_the_hubs_cookie_options_are_honoured(service_hub: tuple[Hub, ServiceServer]) -> None:
+    """As jupyterhub-singleuser: every option on the OAuth cookie; on the state cookie the
+    options other than its own path, HttpOnly, Secure and ten-minute lifetime."""
+    hub, _ = service_hub
+    alice = hub.start_server("alice")  # spawned by the hub, with JUPYTERHUB_COOKIE_OPTIONS
+    with httpx.Client(timeout=60) as browser:
+        hub_login(hub, browser, "alice")
+        to_hub = browser.get(alice + "oauth_login", params={"next": "/user/alice/api/contents"})
+        assert to_hub.status_code == 302, to_hub.text
+        state = to_hub.headers["set-cookie"]
+        assert "SameSite=Strict" in state and "Max-Age=600" in state and "Path=/user/alice/" in state, state
+        assert "Lax" not in state and "172800" not in state, state
+        authorized = browser.get(to_hub.url.join(to_hub.headers["location"]))  # no prompt: her own server
+        assert authorized.status_code == 302, authorized.text
+        callback = browser.get(authorized.url.join(authorized.headers["location"]))
+        assert (callback.status_code, callback.headers["location"]) == (302, "/user/alice/api/contents"), callback.text
+        set_cookies = callback.headers.get_list("set-cookie")
+        [login] = [c for c in set_cookies if c.startswith("jupyterhub-user-alice=")]
+        [cleared] = [c for c in set_cookies if c.startswith("jupyterhub-user-alice-oauth-state-")]
+        assert {"Path=/user/alice/", "HttpOnly", "SameSite=Strict", "Max-Age=172800"} <= set(login.split("; ")), login
+        assert "Lax" not in login
+        assert "Max-Age=0" in cleared and "SameSite=Strict" in cleared, cleared
+        # The cookie so set is the login: alice is herself on her server.
+        me = browser.get(alice + "api/me")
+        assert me.status_code == 200 and me.json()["identity"]["username"] == "alice"
+        # Logging out clears it under the same attributes.
+        logout = browser.get(alice + "logout")
+        gone = [c for c in logout.headers.get_list("set-cookie") if c.startswith("jupyterhub-user-alice=;")]
+        assert gone and "Max-Age=0" in gone[0] and "172800" not in gone[0], logout.headers
