@@ -225,7 +225,8 @@ def _urls(server: Server, ip: str, port: int) -> list[str]:
         hosts = [socket.gethostname(), "127.0.0.1"]
     else:
         hosts = [f"[{ip}]" if ":" in ip else ip]
-    return [f"http://{host}:{port}{landing}{query}" for host in hosts]
+    scheme = "https" if settings["certfile"] else "http"
+    return [f"{scheme}://{host}:{port}{landing}{query}" for host in hosts]
 
 
 async def _run(app: CarmeApp, uv_server: uvicorn.Server, sock: socket.socket, open_browser: bool) -> int:

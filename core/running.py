@@ -12,6 +12,7 @@ runs on.
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,7 +27,13 @@ WEBSOCKET_PROTOCOL = "carme.websocket:WebSocketProtocol"
 def uvicorn_options(app: CarmeApp) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` that carme's kernel websockets
     need, from ``app``'s settings (pass carme's app even when a host app mounts it)."""
-    return {
+    settings = app.server.settings
+    tls: dict[str, Any] = {}
+    if settings["certfile"]:
+        tls = {"ssl_certfile": settings["certfile"], "ssl_keyfile": settings["keyfile"] or None}
+        if settings["client_ca"]:  # as jupyter_server's: a client without a certificate it signed is refused
+            tls |= {"ssl_ca_certs": settings["client_ca"], "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return tls | {
         "lifespan": "on",
         "ws": WEBSOCKET_PROTOCOL,
         # Browsers always offer permessage-deflate; compressing kernel output costs ~8x the server

@@ -41,6 +41,10 @@ def carme_register_settings() -> list[Setting]:
         Setting("port_retries", int, 50, "How many of the next ports `carme serve` tries when the port is taken "
                 "(0: exactly the port, or fail; a hub's spawner expects its own)", minimum=0),
         Setting("base_url", str, "/", "URL prefix of every route"),
+        Setting("certfile", str, "", "TLS certificate (PEM) to serve HTTPS with; empty: plain HTTP"),
+        Setting("keyfile", str, "", "Private key of certfile (empty: it is in certfile)"),
+        Setting("client_ca", str, "", "CA certificates (PEM) of which clients must show a certificate; "
+                "empty: no client certificate asked for"),
         Setting("open_browser", bool, True, "`carme serve` opens a browser"),
         Setting("default_url", str, "/lab", "Where / redirects when an extension serves a frontend, and the "
                 "URL carme serve prints (when set, or when lab is on)"),

@@ -108,6 +108,12 @@ def settings_from_environ(environ: Mapping[str, str]) -> dict[str, Any] | None:
         except ValueError:
             raise ConfigError(f"JUPYTERHUB_ACTIVITY_INTERVAL {environ['JUPYTERHUB_ACTIVITY_INTERVAL']!r} "
                               "is not a number of seconds") from None
+    # Internal SSL (the hub's internal_ssl): serve HTTPS with the hub's certificate for this
+    # server, ask every client (proxy, hub) for one the hub's CA signed, and show it to the hub.
+    for variable, key in (("JUPYTERHUB_SSL_CERTFILE", "certfile"), ("JUPYTERHUB_SSL_KEYFILE", "keyfile"),
+                          ("JUPYTERHUB_SSL_CLIENT_CA", "client_ca")):
+        if environ.get(variable):
+            settings[key] = environ[variable]
     if environ.get("JUPYTERHUB_ROOT_DIR"):
         settings["root_dir"] = os.path.expanduser(environ["JUPYTERHUB_ROOT_DIR"])
     if environ.get("JUPYTERHUB_DEFAULT_URL"):

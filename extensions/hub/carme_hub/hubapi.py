@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from carme.config import ConfigError
 from carme.errors import ApiError
 
 log = logging.getLogger("carme.hub.api")
@@ -36,16 +38,31 @@ class CodeRefused(ApiError):
     """The hub refused to trade an OAuth code for a token (used already, expired, not this client's)."""
 
 
+def client_tls(certfile: str, keyfile: str, client_ca: str) -> ssl.SSLContext | None:
+    """With internal SSL, how this server calls the hub: its certificate shown, the hub's
+    checked against the hub's CA (``client_ca``), as jupyterhub-singleuser's make_ssl_context.
+    None without a certificate: the system's CAs, nothing shown."""
+    if not certfile:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=client_ca or None)
+        context.load_cert_chain(certfile, keyfile or None)
+    except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; named for the reader
+        raise ConfigError(f"cannot call the hub with the certificate {certfile} (key {keyfile or certfile}, "
+                          f"CA {client_ca or 'the system'}): {exc}") from None
+    return context
+
+
 class HubClient:
     """Calls the hub's API with this server's own token."""
 
-    def __init__(self, api_url: str, token: str, cache_seconds: float) -> None:
+    def __init__(self, api_url: str, token: str, cache_seconds: float, tls: ssl.SSLContext | None = None) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
         self.cache_seconds = cache_seconds
         self.hub_version = ""
         self._cache: dict[str, tuple[float, HubIdentity | None]] = {}
-        self._http = httpx.AsyncClient(timeout=30)
+        self._http = httpx.AsyncClient(timeout=30, verify=tls if tls is not None else True)
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -24,7 +24,7 @@ from carme.errors import ApiError
 
 from .cookies import EXPIRY, check_options, set_cookie
 from .environment import api_token, default_access_scopes
-from .hubapi import HubClient
+from .hubapi import HubClient, client_tls
 from .scopes import grants_access
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ class HubService:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.access_scopes: list[str] = settings["access_scopes"] or default_access_scopes(self.user, self.server_name)
-        self.client = HubClient(settings["api_url"], token, settings["auth_cache_seconds"])
+        tls = client_tls(server.settings["certfile"], server.settings["keyfile"], server.settings["client_ca"])
+        self.client = HubClient(settings["api_url"], token, settings["auth_cache_seconds"], tls)
         # Keyed from the server's cookie secret, which outlives restarts (a restarted server still
         # reads its visitors' cookies), but not the same key: these cookies hold other things.
         self._secret = hmac.new(server.auth.secret, b"carme-hub cookies", hashlib.sha256).digest()
