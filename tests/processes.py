@@ -119,6 +119,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def describe_processes(pids: list[int]) -> str:
+    """What /proc says of each of ``pids`` (stat and command line), for a failure message."""
+    lines = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().strip()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError as exc:
+            stat, cmdline = f"gone ({exc.strerror})", ""
+        lines.append(f"{pid}: {stat} | {cmdline}")
+    return "\n".join(lines)
+
+
 def kernel_processes(kernel_id: str) -> list[int]:
     """Pids of the live processes whose command line names the kernel's connection file
     (``kernel-<id>.json``): the kernel a carme somewhere started, found without asking it."""

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.polling import await_until
-from tests.processes import pid_alive
+from tests.processes import describe_processes, pid_alive
 from tests.serving import AUTH, Served
 from tests.terminals.conftest import TermClient, manager_of, serving
 
@@ -115,5 +115,6 @@ async def test_server_shutdown_leaves_no_process(root: Path, new_terminal: Any) 
         pids = await start_jobs(served, first) + await start_jobs(served, second)
         manager = manager_of(served)
     # uvicorn has stopped: the lifespan shutdown ended both sessions before it returned.
-    assert [pid for pid in pids if pid_alive(pid)] == []
+    left = [pid for pid in pids if pid_alive(pid)]
+    assert left == [], f"of {pids}, still running:\n{describe_processes(left)}"
     assert manager.terminals == {}

@@ -172,6 +172,9 @@ class PtyProcess:
                 if not await asyncio.to_thread(session_members, self.pid):
                     return
         self.poll()
+        # SIGKILL cannot be ignored: a process still here was not found or is stuck in the kernel.
+        if left := await asyncio.to_thread(session_members, self.pid):
+            log.warning("Terminal session %d: processes %s outlived SIGKILL", self.pid, left)
 
     def poll(self) -> None:
         """Reap the leader if it has exited (its zombie would otherwise stay until the watch fires)."""
