@@ -7,6 +7,7 @@ import contextlib
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -117,6 +118,50 @@ def pid_alive(pid: int) -> bool:
         if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
             return False
     return True
+
+
+def _start_time(pid: int) -> bytes | None:
+    """Field 22 of /proc/PID/stat (when it started, in clock ticks), or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()[19]
+
+
+def descendants(pid: int) -> dict[int, bytes]:
+    """The processes below ``pid`` (children, theirs...) with their start times, which tell them
+    from a later process given the same pid."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_bytes()
+                children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
+    found: dict[int, bytes] = {}
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        started = _start_time(child)
+        if started is not None:
+            found[child] = started
+            todo.extend(children.get(child, []))
+    return found
+
+
+def end_leftovers(processes: dict[int, bytes], grace: float = 5) -> list[int]:
+    """SIGTERM, then after ``grace`` s SIGKILL, each of ``processes`` (from :func:`descendants`)
+    that still runs; the pids that were left."""
+    left = [pid for pid, started in processes.items() if _start_time(pid) == started and pid_alive(pid)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in left:
+            if _start_time(pid) == processes[pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(pid_alive(pid) for pid in left):
+            time.sleep(0.05)
+    return left
 
 
 def describe_processes(pids: list[int]) -> str:

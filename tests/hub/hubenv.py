@@ -20,7 +20,7 @@ import httpx
 
 from bench.servers import INSTALLED, ensure_venv
 from tests.polling import wait_until
-from tests.processes import Process
+from tests.processes import Process, descendants, end_leftovers
 
 ENV_DIR = Path(__file__).resolve().parent / ".hub-env"
 # Pinned: the versions the reference notes describe (shared/reference, JupyterHub single-user).
@@ -102,8 +102,20 @@ class Hub:
         return response.json()["token"]  # type: ignore[no-any-return]
 
     def stop(self) -> None:
+        """Stop the hub and what it started. JupyterHub runs the proxy and its services in sessions
+        of their own and, stopped by SIGTERM, leaves some running (seen: configurable-http-proxy
+        and the idle culler after each whole-suite run), which then also hold the hub's log pipe
+        open: they are ended here, after the hub."""
         self.api.close()
-        self.process.stop()
+        started = descendants(self.process.proc.pid)
+        if self.process.proc.poll() is None:
+            self.process.proc.terminate()
+            try:
+                self.process.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.proc.kill()
+        end_leftovers(started)
+        self.process.wait()
 
 
 def start_hub(home: Path, *, services: Sequence[Mapping[str, Any]] = (), roles: Sequence[Mapping[str, Any]] = (),
