@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_response, refuse_websocket
 from .jsonutil import dumps, loads
+from .secretfile import read_or_create_secret
 
 if TYPE_CHECKING:
     from .server import Server
@@ -109,40 +110,15 @@ SECRET_FILE = "carme_cookie_secret"  # in the Jupyter runtime dir, as jupyter_se
 
 
 def load_cookie_secret(path: Path) -> bytes:
-    """The cookie-signing secret kept in ``path``, made there (mode 0600) on first use, so login
-    cookies outlive a restart as jupyter_server's do (its ``cookie_secret_file``). The file appears
-    whole or not at all: written under a temporary name and linked into place, so two servers
-    starting at once agree on the one that won. A file that cannot be read or written leaves a
-    secret of this process alone (logged): logins then end with it, as before."""
+    """The cookie-signing secret kept in ``path`` (made there on first use, see
+    :func:`~carme.secretfile.read_or_create_secret`), so login cookies outlive a restart as
+    jupyter_server's do (its ``cookie_secret_file``). A file that cannot be read or written leaves
+    a secret of this process alone (logged): logins then end with it."""
     try:
-        secret = path.read_bytes()
-        if secret:
-            return secret
-        log.warning("the cookie secret file %s is empty: writing a new secret", path)
-        path.unlink()
-    except FileNotFoundError:
-        pass
+        return read_or_create_secret(path, lambda: secrets.token_bytes(32))
     except OSError as exc:
-        log.error("cannot read the cookie secret file %s (%s): logins end when this server stops", path, exc)
+        log.error("cannot use the cookie secret file %s (%s): logins end when this server stops", path, exc)
         return secrets.token_bytes(32)
-    secret = secrets.token_bytes(32)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secret)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temporary, path)  # fails if another server wrote one meanwhile: use theirs
-        except FileExistsError:
-            secret = path.read_bytes() or secret
-    except OSError as exc:
-        log.error("cannot write the cookie secret file %s (%s): logins end when this server stops", path, exc)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return secret
 
 
 def cookie_secret_path(configured: str) -> Path:

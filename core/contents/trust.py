@@ -22,6 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..secretfile import read_or_create_secret
+
 log = logging.getLogger("carme.contents.trust")
 
 ALGORITHM = "sha256"
@@ -121,14 +123,9 @@ class Notary:
             from nbformat.sign import SQLiteSignatureStore
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            secret_file = self.data_dir / "notebook_secret"
-            try:
-                self._secret = secret_file.read_bytes()
-            except FileNotFoundError:
-                self._secret = base64.encodebytes(os.urandom(1024))
-                fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(self._secret)
+            # nbformat's format: base64 of 1024 random bytes, shared with jupyter_server's notary.
+            self._secret = read_or_create_secret(self.data_dir / "notebook_secret",
+                                                 lambda: base64.encodebytes(os.urandom(1024)))
             self._store = SQLiteSignatureStore(str(self.data_dir / "nbsignatures.db"))
         except Exception as exc:
             self._broken = True
