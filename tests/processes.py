@@ -74,13 +74,17 @@ class Process:
     def stop(self) -> None:
         """Stop it if it still runs (SIGTERM, so `carme serve` stops its kernels; SIGKILL if that
         takes too long), and collect the rest of its log."""
+        self.end()
+        self.wait()
+
+    def end(self) -> None:
+        """SIGTERM if it still runs, SIGKILL if it has not exited 30 s later."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        self.wait()
 
     def wait(self, timeout: float = 30) -> int:
         code = self.proc.wait(timeout)
@@ -132,20 +136,19 @@ def _start_time(pid: int) -> bytes | None:
 def descendants(pid: int) -> dict[int, bytes]:
     """The processes below ``pid`` (children, theirs...) with their start times, which tell them
     from a later process given the same pid."""
-    children: dict[int, list[int]] = {}
+    children: dict[int, list[tuple[int, bytes]]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 stat = (entry / "stat").read_bytes()
-                children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
+                fields = stat[stat.rindex(b")") + 2:].split()
+                children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
     found: dict[int, bytes] = {}
     todo = list(children.get(pid, []))
     while todo:
-        child = todo.pop()
-        started = _start_time(child)
-        if started is not None:
-            found[child] = started
-            todo.extend(children.get(child, []))
+        child, started = todo.pop()
+        found[child] = started
+        todo.extend(children.get(child, []))
     return found
 
 

@@ -108,12 +108,7 @@ class Hub:
         open: they are ended here, after the hub."""
         self.api.close()
         started = descendants(self.process.proc.pid)
-        if self.process.proc.poll() is None:
-            self.process.proc.terminate()
-            try:
-                self.process.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.proc.kill()
+        self.process.end()
         end_leftovers(started)
         self.process.wait()
 
